@@ -1,0 +1,320 @@
+"""Every error the library raises, rooted at one class.
+
+::
+
+    MioCreateError
+    ├── ConfigurationError          missing credentials or a bad setting
+    ├── ClientClosedError           the client was closed (also a RuntimeError)
+    ├── InvalidInputError           bad input, caught before any credit is spent (also ValueError)
+    │   ├── SourceNotFoundError     the file does not exist or cannot be read
+    │   ├── EmptySourceError        the file is empty
+    │   ├── BadRequestError         400  (also an APIError)
+    │   ├── KeyNotFoundError        702  (also an APIError)
+    │   ├── UnsupportedFormatError  703  (also an APIError; raised locally too)
+    │   └── FileTooLargeError       704  (also an APIError; raised locally too)
+    ├── APIError                    the service answered with an error code
+    │   ├── BadRequestError         400
+    │   ├── AuthenticationError     401
+    │   ├── ServerError             500
+    │   ├── TaskExceptionError      601
+    │   ├── NoFaceDetectedError     602
+    │   ├── MultipleFacesError      603
+    │   ├── ContentPolicyError      604
+    │   │   └── TargetPolicyError   605
+    │   ├── FileError               701
+    │   ├── KeyNotFoundError        702
+    │   ├── UnsupportedFormatError  703
+    │   ├── FileTooLargeError       704
+    │   ├── InsufficientCreditsError 801
+    │   └── RequestQuotaError       802
+    ├── HTTPStatusError             an error status without the API's envelope (a proxy's 502)
+    ├── ProtocolError               a reply that is not what the API documents
+    ├── TransportError              the connection failed
+    │   └── ConnectError            ...before the request was sent
+    ├── MioCreateTimeoutError       a deadline passed (also the builtin TimeoutError)
+    │   └── TaskTimeoutError        wait() gave up; the task itself may still finish
+    ├── SubmissionUncertainError    a task-creating request may have reached the server
+    ├── TaskFailedError             the task ended in failure
+    └── StorageError                presigned storage refused a transfer
+        └── UrlExpiredError         the signed URL has expired
+
+Every error carries ``message`` (the server's, where there is one), ``code``, ``operation``,
+``http_status`` and ``task_id`` where they are known. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConnectError",
+    "ContentPolicyError",
+    "EmptySourceError",
+    "FileError",
+    "FileTooLargeError",
+    "HTTPStatusError",
+    "InsufficientCreditsError",
+    "InvalidInputError",
+    "KeyNotFoundError",
+    "MioCreateError",
+    "MioCreateTimeoutError",
+    "MultipleFacesError",
+    "NoFaceDetectedError",
+    "ProtocolError",
+    "RequestQuotaError",
+    "ServerError",
+    "SourceNotFoundError",
+    "StorageError",
+    "SubmissionUncertainError",
+    "TargetPolicyError",
+    "TaskExceptionError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "UnsupportedFormatError",
+    "UrlExpiredError",
+    "error_for_code",
+]
+
+
+class MioCreateError(Exception):
+    """Base of every error raised by miocreate_async."""
+
+    #: The documented API code this class stands for, if any.
+    default_code: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        operation: str | None = None,
+        http_status: int | None = None,
+        task_id: int | None = None,
+        storage_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code if code is not None else self.default_code
+        self.operation = operation
+        self.http_status = http_status
+        self.task_id = task_id
+        #: S3-style error code from presigned storage (``AccessDenied``, ``ExpiredRequest``...).
+        self.storage_code = storage_code
+
+    def _context(self) -> list[str]:
+        parts = []
+        if self.operation:
+            parts.append(f"operation={self.operation}")
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.http_status is not None:
+            parts.append(f"http_status={self.http_status}")
+        if self.task_id is not None:
+            parts.append(f"task_id={self.task_id}")
+        if self.storage_code:
+            parts.append(f"storage_code={self.storage_code}")
+        return parts
+
+    def __str__(self) -> str:
+        context = self._context()
+        return f"{self.message} ({', '.join(context)})" if context else self.message
+
+    def __repr__(self) -> str:
+        fields = ", ".join([repr(self.message), *self._context()])
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[MioCreateError], message: str, state: dict[str, object]) -> MioCreateError:
+    error = cls(message)
+    error.__dict__.update(state)
+    return error
+
+
+class ConfigurationError(MioCreateError):
+    """The client cannot work as configured (no credentials, a bad base URL...)."""
+
+
+class ClientClosedError(MioCreateError, RuntimeError):
+    """The client was closed; make a new one."""
+
+
+class InvalidInputError(MioCreateError, ValueError):
+    """The input is unusable; raised before any request is sent where it can be known."""
+
+
+class SourceNotFoundError(InvalidInputError):
+    """The file to upload does not exist or cannot be read."""
+
+
+class EmptySourceError(InvalidInputError):
+    """The file to upload is empty."""
+
+
+class APIError(MioCreateError):
+    """The service answered with an error code (the envelope's ``code``)."""
+
+
+class BadRequestError(APIError, InvalidInputError):
+    default_code = 400
+
+
+class AuthenticationError(APIError):
+    """Code 401: the token is invalid or expired, or the key pair was refused."""
+
+    default_code = 401
+
+
+class ServerError(APIError):
+    """Code 500: a server exception; transient, retried for requests that change nothing."""
+
+    default_code = 500
+
+
+class TaskExceptionError(APIError):
+    default_code = 601
+
+
+class NoFaceDetectedError(APIError):
+    default_code = 602
+
+
+class MultipleFacesError(APIError):
+    default_code = 603
+
+
+class ContentPolicyError(APIError):
+    """Code 604: the file may not meet the provider's policy (NSFW, say)."""
+
+    default_code = 604
+
+
+class TargetPolicyError(ContentPolicyError):
+    """Code 605: the target photo may not meet the provider's policy (a celebrity, say)."""
+
+    default_code = 605
+
+
+class FileError(APIError):
+    """Code 701: the stored file is unusable (failed upload, undecodable image)."""
+
+    default_code = 701
+
+
+class KeyNotFoundError(APIError, InvalidInputError):
+    default_code = 702
+
+
+class UnsupportedFormatError(APIError, InvalidInputError):
+    """Code 703, or the same rule checked locally: JPG, PNG, WEBP, GIF, M4V, MP4, MOV, WEBM."""
+
+    default_code = 703
+
+
+class FileTooLargeError(APIError, InvalidInputError):
+    """Code 704, or the same rule checked locally: at most 500 MB."""
+
+    default_code = 704
+
+
+class InsufficientCreditsError(APIError):
+    default_code = 801
+
+
+class RequestQuotaError(APIError):
+    """Code 802: the request quota is used up; nothing was done, so the call may be retried."""
+
+    default_code = 802
+
+
+class HTTPStatusError(MioCreateError):
+    """An error HTTP status with no API envelope, typically a proxy's HTML page."""
+
+
+class ProtocolError(MioCreateError):
+    """A reply that does not match the documented protocol."""
+
+
+class TransportError(MioCreateError):
+    """The connection failed or broke."""
+
+
+class ConnectError(TransportError):
+    """No connection could be made: the request was never sent."""
+
+
+class MioCreateTimeoutError(MioCreateError, builtins.TimeoutError):
+    """A deadline passed."""
+
+
+class TaskTimeoutError(MioCreateTimeoutError):
+    """``wait()`` reached its deadline; the task goes on and can be waited for again."""
+
+
+class SubmissionUncertainError(MioCreateError):
+    """A task-creating request broke after it may have reached the server.
+
+    It is never re-sent (that could pay twice). The task may exist: look for it before
+    submitting the same job again.
+    """
+
+
+class TaskFailedError(MioCreateError):
+    """The task ended in failure; ``task_id`` and ``code`` (its status code) say which."""
+
+
+class StorageError(MioCreateError):
+    """Presigned storage refused an upload or download; ``storage_code`` is its S3 code."""
+
+
+class UrlExpiredError(StorageError):
+    """The signed URL has expired (results are kept 7 days; upload URLs 30 minutes)."""
+
+
+_BY_CODE: dict[int, type[APIError]] = {
+    cls.default_code: cls
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        ServerError,
+        TaskExceptionError,
+        NoFaceDetectedError,
+        MultipleFacesError,
+        ContentPolicyError,
+        TargetPolicyError,
+        FileError,
+        KeyNotFoundError,
+        UnsupportedFormatError,
+        FileTooLargeError,
+        InsufficientCreditsError,
+        RequestQuotaError,
+    )
+    if cls.default_code is not None
+}
+
+
+def error_for_code(
+    code: int,
+    message: str,
+    *,
+    operation: str | None = None,
+    http_status: int | None = None,
+    task_id: int | None = None,
+) -> APIError:
+    """The typed error for an envelope ``code``; undocumented codes give a plain APIError."""
+    cls = _BY_CODE.get(code, APIError)
+    return cls(
+        message or f"the service answered code {code}",
+        code=code,
+        operation=operation,
+        http_status=http_status,
+        task_id=task_id,
+    )

@@ -1,0 +1,373 @@
+"""Wire models: frozen, slotted attrs classes for every request and reply. No I/O here.
+
+Fields are named as on the wire. Fields marked ``local`` (``expires_at``, the detection task
+of a face) are filled in by the client and never sent or read.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar, Union
+
+import attrs
+
+from ._operations import TaskKind
+from ._redact import redact_secret, redact_url
+
+__all__ = [
+    "AccessUrlData",
+    "AccessUrlRequest",
+    "DetectedFace",
+    "Envelope",
+    "FaceDetectionRequest",
+    "FacePair",
+    "FaceSwapRequest",
+    "Hd",
+    "ImageSwapResult",
+    "Keypoints",
+    "MultiFaceSwapRequest",
+    "Point",
+    "ProgressCallback",
+    "ResultDownloader",
+    "TaskCreated",
+    "TaskDetail",
+    "TaskDetailRequest",
+    "TaskHandle",
+    "TaskInfo",
+    "TaskResult",
+    "TaskStatus",
+    "Token",
+    "TokenRequest",
+    "UploadTarget",
+    "UploadUrlRequest",
+    "VideoSwapResult",
+]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+#: Called with (bytes done, total bytes or None) at a bounded rate during transfers.
+ProgressCallback = Callable[[int, "int | None"], object]
+
+
+def _local(default: Any = None, **kwargs: Any) -> Any:
+    """A field the client fills in; never part of the wire format."""
+    return attrs.field(default=default, metadata={"local": True}, **kwargs)
+
+
+def _url(**kwargs: Any) -> Any:
+    """A signed URL: its signature never appears in a repr."""
+    return attrs.field(repr=lambda url: repr(redact_url(url) if url else url), **kwargs)
+
+
+class Hd(enum.IntEnum):
+    """The page's ``is_hd``: 1 enables high quality, 2 disables it."""
+
+    ON = 1
+    OFF = 2
+
+    @classmethod
+    def of(cls, hd: bool | Hd) -> Hd:
+        if isinstance(hd, Hd):
+            return hd
+        return cls.ON if hd else cls.OFF
+
+
+class TaskStatus(enum.Enum):
+    WAITING = "waiting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @classmethod
+    def from_code(cls, code: int) -> TaskStatus:
+        """The one mapping of wire status codes; any code not listed means the task failed."""
+        return _STATUS_BY_CODE.get(code, cls.FAILED)
+
+    @property
+    def code(self) -> int:
+        """The wire code the emulator sends for this status."""
+        return _CODE_BY_STATUS[self]
+
+    @property
+    def done(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+# Unconfirmed on the page (its example shows 0); public code calling the host agrees.
+_STATUS_BY_CODE = {0: TaskStatus.SUCCEEDED, 1: TaskStatus.WAITING, 2: TaskStatus.PROCESSING}
+_CODE_BY_STATUS = {status: code for code, status in _STATUS_BY_CODE.items()}
+_CODE_BY_STATUS[TaskStatus.FAILED] = 3
+
+
+@attrs.frozen
+class Envelope:
+    """Every JSON reply: ``code`` 200 is success, anything else an error."""
+
+    code: int
+    message: str = ""
+    data: Any = None
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenRequest:
+    client_id: str
+    client_secret: str = attrs.field(repr=redact_secret)
+
+
+@attrs.frozen
+class Token:
+    access_token: str = attrs.field(repr=redact_secret)
+    expires_in: int = 3600
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class UploadUrlRequest:
+    file_name: str
+
+
+@attrs.frozen
+class UploadTarget:
+    """Where to PUT a file, and the key that names it once stored."""
+
+    upload_url: str = _url()
+    key: str
+
+
+@attrs.frozen
+class AccessUrlRequest:
+    key: str
+
+
+@attrs.frozen
+class AccessUrlData:
+    url: str = _url()
+
+
+# --- task creation ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FaceSwapRequest:
+    """Image or video face swap: ``main_key`` is the media edited, ``target_key`` the new face."""
+
+    main_key: str
+    target_key: str
+    is_hd: Hd = Hd.OFF
+
+
+@attrs.frozen
+class FaceDetectionRequest:
+    main_key: str
+
+
+@attrs.frozen
+class FacePair:
+    """One face of a detection (``target_part_key``) and the uploaded face replacing it."""
+
+    target_part_key: str
+    avatar_part_key: str
+
+
+@attrs.frozen
+class MultiFaceSwapRequest:
+    avatar_key: tuple[FacePair, ...]
+    get_face_id: int
+    is_hd: Hd = Hd.OFF
+
+
+@attrs.frozen
+class TaskCreated:
+    task_id: int
+
+
+@attrs.frozen
+class TaskDetailRequest:
+    id: int
+
+
+@attrs.frozen
+class TaskDetail:
+    """The raw reply of Get task detail; ``additional_data`` is structured by the client."""
+
+    id: int
+    status: int
+    message: str = ""
+    additional_data: Any = None
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+class ResultDownloader(Protocol):
+    def __call__(
+        self,
+        url: str,
+        destination: str | PathLike[str],
+        *,
+        default_name: str,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+    ) -> Awaitable[Path]: ...
+
+
+class _Downloadable:
+    """Mixin for results with a ``merge_url``: ``await result.download(path_or_dir)``."""
+
+    __slots__ = ()
+    merge_url: str
+    merge_key: str
+    _downloader: ResultDownloader | None
+
+    async def download(
+        self,
+        destination: str | PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Stream the result to a file (or into a folder, under the result's own name).
+
+        The file appears under its final name only once complete. Results come from a client
+        (``get_task``/``wait``), which knows how to fetch them; a hand-built result cannot.
+        """
+        if self._downloader is None:
+            raise RuntimeError(
+                "this result is not bound to a client: use `await client.download(url, path)`"
+            )
+        name = self.merge_key.rsplit("/", 1)[-1] or "result"
+        return await self._downloader(
+            self.merge_url, destination, default_name=name, overwrite=overwrite, progress=progress
+        )
+
+
+def _downloader_field() -> Any:
+    return attrs.field(
+        default=None, eq=False, repr=False, alias="downloader", metadata={"local": True}
+    )
+
+
+@attrs.frozen
+class ImageSwapResult(_Downloadable):
+    """The swapped image (also the result of a multiple-face image swap)."""
+
+    size: int
+    width: int
+    height: int
+    merge_key: str
+    merge_url: str = _url()
+    thumbnail_key: str | None = None
+    thumbnail_url: str | None = _url(default=None)
+    thumbnail_width: int | None = None
+    thumbnail_height: int | None = None
+    #: When the signed URLs stop working (results are kept for 7 days).
+    expires_at: datetime | None = _local()
+    _downloader: ResultDownloader | None = _downloader_field()
+
+
+@attrs.frozen
+class VideoSwapResult(_Downloadable):
+    """The swapped video (also the result of a multiple-face video swap)."""
+
+    size: int
+    duration: float
+    merge_key: str
+    merge_url: str = _url()
+    merge_width: int | None = None
+    merge_height: int | None = None
+    cover_key: str | None = None
+    cover_url: str | None = _url(default=None)
+    cover_width: int | None = None
+    cover_height: int | None = None
+    # Typed int on the page, strings in its examples.
+    cover_thumbnail_key: str | None = None
+    cover_thumbnail_url: str | None = _url(default=None)
+    thumbnail_width: int | None = None
+    thumbnail_height: int | None = None
+    expires_at: datetime | None = _local()
+    _downloader: ResultDownloader | None = _downloader_field()
+
+
+@attrs.frozen
+class Point:
+    x: int
+    y: int
+
+
+@attrs.frozen
+class Keypoints:
+    """The five landmarks of a face; on the wire an object keyed "1" to "5" in this order."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(attrs.astuple(self, recurse=False))
+
+
+@attrs.frozen
+class DetectedFace:
+    """A face found by face detection; hashable, so it can key a multi-swap mapping."""
+
+    kps: Keypoints
+    avatar_part_key: str
+    width: int
+    height: int
+    size: int | None = None
+    avatar_part_url: str | None = _url(default=None)
+    #: The detection task that found the face (``get_face_id`` of a multi swap).
+    task_id: int | None = _local()
+
+
+TaskResult = Union[ImageSwapResult, VideoSwapResult, list[DetectedFace]]
+
+
+@attrs.frozen
+class TaskHandle(Generic[R_co]):
+    """A created task: its id and kind. ``get_task``/``wait`` accept it, or a bare id."""
+
+    id: int
+    kind: TaskKind
+
+    def __int__(self) -> int:
+        return self.id
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+@attrs.frozen
+class TaskInfo(Generic[R]):
+    """A task's state as last seen; ``result`` is set once it succeeded."""
+
+    id: int
+    status: TaskStatus
+    status_code: int
+    message: str = ""
+    kind: TaskKind | None = None
+    result: R | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status.done
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is TaskStatus.SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        return self.status is TaskStatus.FAILED
