@@ -1,5 +1,135 @@
-"""miocreate_async: an asyncio-native, typed client for the MioCreate Face Swap API."""
+"""miocreate_async: an asyncio-native, typed client for the MioCreate Face Swap API.
 
+>>> async with MioCreate() as mc:                     # credentials from the environment
+...     result = await mc.swap_image("photo.jpg", face="me.jpg", hd=True)
+...     await result.download("out/")
+"""
+
+import contextlib
+
+from ._client import Key, MediaInput, MioCreate, TaskRef
+from ._config import DEFAULT_BASE_URL, Config, PollSchedule
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectError,
+    ContentPolicyError,
+    EmptySourceError,
+    FileError,
+    FileTooLargeError,
+    HTTPStatusError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    KeyNotFoundError,
+    MioCreateError,
+    MioCreateTimeoutError,
+    MultipleFacesError,
+    NoFaceDetectedError,
+    ProtocolError,
+    RequestQuotaError,
+    ServerError,
+    SourceNotFoundError,
+    StorageError,
+    SubmissionUncertainError,
+    TargetPolicyError,
+    TaskExceptionError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+    UnsupportedFormatError,
+    UrlExpiredError,
+)
+from ._formats import MAX_UPLOAD_BYTES, MediaType
+from ._models import (
+    DetectedFace,
+    FacePair,
+    Hd,
+    ImageSwapResult,
+    Keypoints,
+    Point,
+    ProgressCallback,
+    TaskHandle,
+    TaskInfo,
+    TaskResult,
+    TaskStatus,
+    UploadTarget,
+    VideoSwapResult,
+)
+from ._operations import DEFAULT_PATHS, Operation, TaskKind
+from ._retry import RetryPolicy
+from ._uploads import StreamSource, UploadSource
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "Config",
+    "ConfigurationError",
+    "ConnectError",
+    "ContentPolicyError",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_PATHS",
+    "DetectedFace",
+    "EmptySourceError",
+    "FacePair",
+    "FileError",
+    "FileTooLargeError",
+    "HTTPStatusError",
+    "Hd",
+    "ImageSwapResult",
+    "InsufficientCreditsError",
+    "InvalidInputError",
+    "Key",
+    "KeyNotFoundError",
+    "Keypoints",
+    "MAX_UPLOAD_BYTES",
+    "MediaInput",
+    "MediaType",
+    "MioCreate",
+    "MioCreateError",
+    "MioCreateTimeoutError",
+    "MultipleFacesError",
+    "NoFaceDetectedError",
+    "Operation",
+    "Point",
+    "PollSchedule",
+    "ProgressCallback",
+    "ProtocolError",
+    "RequestQuotaError",
+    "RetryPolicy",
+    "ServerError",
+    "SourceNotFoundError",
+    "StorageError",
+    "StreamSource",
+    "SubmissionUncertainError",
+    "TargetPolicyError",
+    "TaskExceptionError",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskInfo",
+    "TaskKind",
+    "TaskRef",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TransportError",
+    "UnsupportedFormatError",
+    "UploadSource",
+    "UploadTarget",
+    "UrlExpiredError",
+    "VideoSwapResult",
+    "__version__",
+]
+
+# Users see ``miocreate_async.MioCreate``, not the private module it lives in.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("miocreate_async._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = __name__
+del _name, _obj

@@ -27,7 +27,9 @@ def _paths(value: Mapping[Operation | str, str] | None) -> Mapping[Operation, st
             operation = Operation(name)
         except ValueError:
             known = ", ".join(op.value for op in Operation)
-            raise ConfigurationError(f"unknown operation {name!r} in paths; known: {known}") from None
+            raise ConfigurationError(
+                f"unknown operation {name!r} in paths; known: {known}"
+            ) from None
         merged[operation] = "/" + path.lstrip("/")
     return merged
 

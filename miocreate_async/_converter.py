@@ -114,7 +114,7 @@ def structure(data: Any, cls: type[T], *, what: str | None = None) -> T:
     try:
         return _converter.structure(data, cls)
     except Exception as exc:
-        raise _protocol_error(exc, what or getattr(cls, "__name__", str(cls))) from exc
+        raise _protocol_error(exc, what or str(getattr(cls, "__name__", cls))) from exc
 
 
 def unstructure(obj: Any) -> Any:

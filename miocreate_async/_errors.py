@@ -87,6 +87,8 @@ class MioCreateError(Exception):
 
     #: The documented API code this class stands for, if any.
     default_code: int | None = None
+    #: Seconds the server asked to wait before trying again (``Retry-After``), if it said.
+    retry_after: float | None = None
 
     def __init__(
         self,

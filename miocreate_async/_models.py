@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, Union
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -59,9 +59,9 @@ def _local(default: Any = None, **kwargs: Any) -> Any:
     return attrs.field(default=default, metadata={"local": True}, **kwargs)
 
 
-def _url(**kwargs: Any) -> Any:
-    """A signed URL: its signature never appears in a repr."""
-    return attrs.field(repr=lambda url: repr(redact_url(url) if url else url), **kwargs)
+def _url_repr(url: str | None) -> str:
+    """Signed URLs show without their signature."""
+    return repr(redact_url(url) if url else url)
 
 
 class Hd(enum.IntEnum):
@@ -140,7 +140,7 @@ class UploadUrlRequest:
 class UploadTarget:
     """Where to PUT a file, and the key that names it once stored."""
 
-    upload_url: str = _url()
+    upload_url: str = attrs.field(repr=_url_repr)
     key: str
 
 
@@ -151,7 +151,7 @@ class AccessUrlRequest:
 
 @attrs.frozen
 class AccessUrlData:
-    url: str = _url()
+    url: str = attrs.field(repr=_url_repr)
 
 
 # --- task creation ----------------------------------------------------------------------------
@@ -265,9 +265,9 @@ class ImageSwapResult(_Downloadable):
     width: int
     height: int
     merge_key: str
-    merge_url: str = _url()
+    merge_url: str = attrs.field(repr=_url_repr)
     thumbnail_key: str | None = None
-    thumbnail_url: str | None = _url(default=None)
+    thumbnail_url: str | None = attrs.field(default=None, repr=_url_repr)
     thumbnail_width: int | None = None
     thumbnail_height: int | None = None
     #: When the signed URLs stop working (results are kept for 7 days).
@@ -282,16 +282,16 @@ class VideoSwapResult(_Downloadable):
     size: int
     duration: float
     merge_key: str
-    merge_url: str = _url()
+    merge_url: str = attrs.field(repr=_url_repr)
     merge_width: int | None = None
     merge_height: int | None = None
     cover_key: str | None = None
-    cover_url: str | None = _url(default=None)
+    cover_url: str | None = attrs.field(default=None, repr=_url_repr)
     cover_width: int | None = None
     cover_height: int | None = None
     # Typed int on the page, strings in its examples.
     cover_thumbnail_key: str | None = None
-    cover_thumbnail_url: str | None = _url(default=None)
+    cover_thumbnail_url: str | None = attrs.field(default=None, repr=_url_repr)
     thumbnail_width: int | None = None
     thumbnail_height: int | None = None
     expires_at: datetime | None = _local()
@@ -327,12 +327,12 @@ class DetectedFace:
     width: int
     height: int
     size: int | None = None
-    avatar_part_url: str | None = _url(default=None)
+    avatar_part_url: str | None = attrs.field(default=None, repr=_url_repr)
     #: The detection task that found the face (``get_face_id`` of a multi swap).
     task_id: int | None = _local()
 
 
-TaskResult = Union[ImageSwapResult, VideoSwapResult, list[DetectedFace]]
+TaskResult = ImageSwapResult | VideoSwapResult | list[DetectedFace]
 
 
 @attrs.frozen

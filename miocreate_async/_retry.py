@@ -9,8 +9,8 @@ never made, or the server refused them (802, 429).
 from __future__ import annotations
 
 import random
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import attrs
 

@@ -1,0 +1,556 @@
+"""MioCreate: one method per API operation, and one call each for the common jobs."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import anyio
+import attrs
+
+from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
+from ._config import Config
+from ._converter import structure, structure_result, unstructure
+from ._downloads import download as _download
+from ._errors import (
+    ClientClosedError,
+    ConfigurationError,
+    InvalidInputError,
+    SourceNotFoundError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnsupportedFormatError,
+)
+from ._formats import media_type_of_name
+from ._models import (
+    AccessUrlData,
+    AccessUrlRequest,
+    DetectedFace,
+    FaceDetectionRequest,
+    FacePair,
+    FaceSwapRequest,
+    Hd,
+    ImageSwapResult,
+    MultiFaceSwapRequest,
+    ProgressCallback,
+    TaskCreated,
+    TaskDetail,
+    TaskDetailRequest,
+    TaskHandle,
+    TaskInfo,
+    TaskResult,
+    TaskStatus,
+    Token,
+    TokenRequest,
+    UploadTarget,
+    UploadUrlRequest,
+    VideoSwapResult,
+)
+from ._operations import Operation, TaskKind
+from ._redact import REDACTED
+from ._retry import RetryPolicy
+from ._session import Session
+from ._uploads import PreparedUpload, UploadSource, prepare_upload, put_object
+
+if TYPE_CHECKING:
+    from ._batch import SwapResults
+
+__all__ = ["Key", "MediaInput", "MioCreate", "TaskRef"]
+
+R = TypeVar("R")
+
+
+class Key(str):
+    """An already-uploaded key, marked so that it is never mistaken for a local path."""
+
+    __slots__ = ()
+
+
+#: What the one-call jobs accept: a path, bytes, a binary file object, a stream with a declared
+#: size, or an already-uploaded key (``Key``, or a key string that is no local file).
+MediaInput = UploadSource
+#: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
+TaskRef = TaskHandle[Any] | int | str
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+class MioCreate:
+    """The MioCreate Face Swap API client.
+
+    Credentials come from the arguments, else from ``MIOCREATE_TOKEN`` or
+    ``MIOCREATE_CLIENT_ID``/``MIOCREATE_CLIENT_SECRET``; the base URL from ``base_url``, else
+    ``MIOCREATE_BASE_URL``. Use it as an async context manager, or call ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        token: str | None = None,
+        base_url: str | None = None,
+        config: Config | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {}
+        if base_url is not None:
+            overrides["base_url"] = base_url
+        if timeout is not None:
+            overrides["timeout"] = timeout
+        if retry is not None:
+            overrides["retry"] = retry
+        if rate_limit is not None:
+            overrides["rate_limit"] = rate_limit
+        if config is None:
+            config = Config.from_env(**overrides)
+        elif overrides:
+            config = attrs.evolve(config, **overrides)
+        self.config = config
+        self._session = Session(config, self._make_auth(client_id, client_secret, token), session)
+        self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
+        self._state = _State.UNOPENED
+
+    def _make_auth(
+        self, client_id: str | None, client_secret: str | None, token: str | None
+    ) -> Auth:
+        env = os.environ
+        if client_id is None and client_secret is None and token is None:
+            token = env.get("MIOCREATE_TOKEN") or None
+            if token is None:
+                client_id = env.get("MIOCREATE_CLIENT_ID") or None
+                client_secret = env.get("MIOCREATE_CLIENT_SECRET") or None
+        if token is not None:
+            return StaticTokenAuth(token)
+        if client_id and client_secret:
+            return ClientCredentialsAuth(
+                client_id,
+                client_secret,
+                self._exchange_token,
+                refresh_margin=self.config.token_refresh_margin,
+            )
+        raise ConfigurationError(
+            "no credentials: pass token=, or client_id= and client_secret=, or set "
+            "MIOCREATE_TOKEN or MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET"
+        )
+
+    async def _exchange_token(self, request: TokenRequest) -> Token:
+        data = await self._session.call(Operation.TOKEN, unstructure(request), authenticated=False)
+        return structure(data, Token)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MioCreate:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("the client is closed; create a new MioCreate")
+        if self._state is _State.OPENED:
+            raise RuntimeError("this MioCreate is already open; enter it once")
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client's connections (a session passed in stays open). Safe to repeat."""
+        self._state = _State.CLOSED
+        with anyio.CancelScope(shield=True):
+            await self._session.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def __repr__(self) -> str:
+        auth = self._session.auth
+        credential = (
+            f"client_id={auth.client_id!r}"
+            if isinstance(auth, ClientCredentialsAuth)
+            else f"token={REDACTED!r}"
+        )
+        return f"MioCreate(base_url={self.config.base_url!r}, {credential}, {self._state.value})"
+
+    def _call_ready(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("the client is closed; create a new MioCreate")
+
+    # --- storage --------------------------------------------------------------------------------
+
+    async def get_upload_url(self, file_name: str) -> UploadTarget:
+        """A presigned URL to PUT a file to, and the key that will name it."""
+        self._call_ready()
+        data = await self._session.call(
+            Operation.UPLOAD_URL, unstructure(UploadUrlRequest(file_name=file_name))
+        )
+        return structure(data, UploadTarget)
+
+    async def upload(
+        self,
+        source: UploadSource,
+        *,
+        file_name: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        """Check the file locally, then stream it to storage in one PUT; returns its key."""
+        self._call_ready()
+        return await self._put(await prepare_upload(source, file_name=file_name), progress)
+
+    async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
+        key = await put_object(
+            self._session.http(),
+            prepared,
+            get_target=lambda: self.get_upload_url(prepared.file_name),
+            config=self.config,
+            limiter=self._transfers,
+            progress=progress,
+        )
+        return Key(key)
+
+    async def get_access_url(self, key: str) -> str:
+        """A signed URL to read a stored object."""
+        self._call_ready()
+        data = await self._session.call(Operation.ACCESS_URL, unstructure(AccessUrlRequest(key)))
+        return structure(data, AccessUrlData).url
+
+    async def download(
+        self,
+        url: str,
+        destination: str | PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        default_name: str | None = None,
+    ) -> Path:
+        """Stream a signed URL (a result's, say) to a file; complete or not there at all."""
+        self._call_ready()
+        name = default_name or Path(urlsplit(url).path).name or "download"
+        return await _download(
+            self._session.http(),
+            url,
+            destination,
+            default_name=name,
+            overwrite=overwrite,
+            config=self.config,
+            limiter=self._transfers,
+            progress=progress,
+        )
+
+    # --- task creation --------------------------------------------------------------------------
+
+    async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
+        self._call_ready()
+        data = await self._session.call(kind.operation, unstructure(request))
+        return TaskHandle(id=structure(data, TaskCreated).task_id, kind=kind)
+
+    async def create_image_swap(
+        self, image_key: str, face_key: str, *, hd: bool = False
+    ) -> TaskHandle[ImageSwapResult]:
+        """Put the face of ``face_key`` into the image of ``image_key``."""
+        request = FaceSwapRequest(main_key=image_key, target_key=face_key, is_hd=Hd.of(hd))
+        return await self._create(TaskKind.IMAGE_SWAP, request)
+
+    async def create_video_swap(
+        self, video_key: str, face_key: str, *, hd: bool = False
+    ) -> TaskHandle[VideoSwapResult]:
+        """Put the face of ``face_key`` into the video of ``video_key``."""
+        request = FaceSwapRequest(main_key=video_key, target_key=face_key, is_hd=Hd.of(hd))
+        return await self._create(TaskKind.VIDEO_SWAP, request)
+
+    async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
+        """Find the faces of an image or video, for a multiple-face swap."""
+        return await self._create(TaskKind.FACE_DETECTION, FaceDetectionRequest(main_key=media_key))
+
+    async def create_multi_image_swap(
+        self,
+        detection: TaskRef,
+        faces: Mapping[DetectedFace | str, str],
+        *,
+        hd: bool = False,
+    ) -> TaskHandle[ImageSwapResult]:
+        """Swap several faces of a detected image: {detected face or its key: new face key}."""
+        request = _multi_request(detection, faces, hd)
+        return await self._create(TaskKind.MULTI_IMAGE_SWAP, request)
+
+    async def create_multi_video_swap(
+        self,
+        detection: TaskRef,
+        faces: Mapping[DetectedFace | str, str],
+        *,
+        hd: bool = False,
+    ) -> TaskHandle[VideoSwapResult]:
+        """Swap several faces of a detected video: {detected face or its key: new face key}."""
+        request = _multi_request(detection, faces, hd)
+        return await self._create(TaskKind.MULTI_VIDEO_SWAP, request)
+
+    # --- tasks ----------------------------------------------------------------------------------
+
+    @overload
+    async def get_task(self, task: TaskHandle[R]) -> TaskInfo[R]: ...
+    @overload
+    async def get_task(self, task: int | str) -> TaskInfo[TaskResult]: ...
+    async def get_task(self, task: TaskRef) -> TaskInfo[Any]:
+        """The task's status and message, with its typed result once it succeeded."""
+        self._call_ready()
+        task_id, kind = _task_ref(task)
+        if self.config.task_detail_method == "GET":
+            data = await self._session.call(
+                Operation.TASK_DETAIL, method="GET", params={"id": str(task_id)}
+            )
+        else:
+            data = await self._session.call(
+                Operation.TASK_DETAIL, unstructure(TaskDetailRequest(id=task_id))
+            )
+        detail = structure(data, TaskDetail)
+        status = TaskStatus.from_code(detail.status)
+        result = None
+        if status is TaskStatus.SUCCEEDED:
+            result = self._bind(structure_result(detail.additional_data, kind), task_id)
+        return TaskInfo(
+            id=task_id,
+            status=status,
+            status_code=detail.status,
+            message=detail.message,
+            kind=kind,
+            result=result,
+        )
+
+    @overload
+    async def wait(self, task: TaskHandle[R], *, timeout: float = ...) -> R: ...
+    @overload
+    async def wait(self, task: int | str, *, timeout: float = ...) -> TaskResult: ...
+    async def wait(self, task: TaskRef, *, timeout: float = 600.0) -> Any:
+        """Poll until the task ends: its typed result, or TaskFailedError.
+
+        Polls soon, then slower up to ``config.poll.maximum``. Past ``timeout`` seconds it raises
+        TaskTimeoutError; the task itself goes on and can be waited for again.
+        """
+        task_id, _ = _task_ref(task)
+        schedule = self.config.poll
+        polls = 0
+        with anyio.move_on_after(timeout) as scope:
+            while True:
+                info = await self.get_task(task)
+                if info.succeeded:
+                    return info.result
+                if info.failed:
+                    raise TaskFailedError(
+                        info.message or f"the task failed (status {info.status_code})",
+                        code=info.status_code,
+                        operation=Operation.TASK_DETAIL.value,
+                        task_id=task_id,
+                    )
+                await anyio.sleep(schedule.delay(polls))
+                polls += 1
+        assert scope.cancel_called
+        raise TaskTimeoutError(
+            f"the task did not finish within {timeout:g}s; it may still finish: wait again",
+            task_id=task_id,
+        )
+
+    # --- one call each for the common jobs ----------------------------------------------------
+
+    async def swap_image(
+        self, image: MediaInput, face: MediaInput, *, hd: bool = False, timeout: float = 600.0
+    ) -> ImageSwapResult:
+        """Upload the image and the face (concurrently), swap, and wait for the result."""
+        image_key, face_key = await self._resolve_all([(image, False), (face, False)])
+        task = await self.create_image_swap(image_key, face_key, hd=hd)
+        return await self.wait(task, timeout=timeout)
+
+    async def swap_video(
+        self, video: MediaInput, face: MediaInput, *, hd: bool = False, timeout: float = 1800.0
+    ) -> VideoSwapResult:
+        """Upload the video and the face (concurrently), swap, and wait for the result."""
+        video_key, face_key = await self._resolve_all([(video, True), (face, False)])
+        task = await self.create_video_swap(video_key, face_key, hd=hd)
+        return await self.wait(task, timeout=timeout)
+
+    async def detect_faces(
+        self, media: MediaInput, *, timeout: float = 600.0
+    ) -> list[DetectedFace]:
+        """Upload an image or video and list its faces (each usable as a ``swap_faces`` key)."""
+        (key,) = await self._resolve_all([(media, None)])
+        task = await self.create_face_detection(key)
+        return await self.wait(task, timeout=timeout)
+
+    async def swap_faces(
+        self,
+        media: MediaInput,
+        faces: Mapping[DetectedFace | str, MediaInput],
+        *,
+        detection: TaskRef | None = None,
+        hd: bool = False,
+        timeout: float = 1800.0,
+    ) -> ImageSwapResult | VideoSwapResult:
+        """Swap several faces found by ``detect_faces``: {detected face: new face}.
+
+        ``media`` is the image or video the faces were detected in (it is not uploaded again;
+        it tells an image swap from a video swap). Faces given by key need ``detection=``.
+        """
+        if not faces:
+            raise InvalidInputError("swap_faces needs at least one face to swap")
+        is_video = _is_video(media)
+        new_keys = await self._resolve_all([(face, False) for face in faces.values()])
+        mapping = dict(zip(faces.keys(), new_keys, strict=False))
+        ref: TaskRef = detection if detection is not None else _detection_of(faces.keys())
+        if is_video:
+            video_task = await self.create_multi_video_swap(ref, mapping, hd=hd)
+            return await self.wait(video_task, timeout=timeout)
+        image_task = await self.create_multi_image_swap(ref, mapping, hd=hd)
+        return await self.wait(image_task, timeout=timeout)
+
+    def swap_many(self, jobs: Any, **options: Any) -> SwapResults:
+        """Run many swaps at once; see ``miocreate_async.SwapJob``."""
+        from ._batch import swap_many
+
+        return swap_many(self, jobs, **options)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _resolve_all(self, inputs: list[tuple[MediaInput, bool | None]]) -> list[str]:
+        """Keys for the inputs, uploading those that are not keys yet, concurrently.
+
+        Each input comes with whether it must be a video (True), an image (False) or either.
+        """
+        keys: list[str] = [""] * len(inputs)
+
+        async def resolve(index: int, source: MediaInput, video: bool | None) -> None:
+            keys[index] = await self._resolve(source, video)
+
+        async with anyio.create_task_group() as group:
+            for index, (source, video) in enumerate(inputs):
+                group.start_soon(resolve, index, source, video)
+        return keys
+
+    async def _resolve(self, source: MediaInput, video: bool | None) -> str:
+        key = as_key(source)
+        if key is not None:
+            return key
+        prepared = await prepare_upload(source)
+        if video is not None and prepared.media_type.is_video != video:
+            wanted, got = ("a video", "an image") if video else ("an image", "a video")
+            raise UnsupportedFormatError(
+                f"{prepared.file_name} is {got}; {wanted} is needed here", operation="upload"
+            )
+        return await self._put(prepared, None)
+
+    def _bind(self, result: TaskResult, task_id: int) -> TaskResult:
+        """Attach what the wire lacks: expiry, the downloader, the detection task of faces."""
+        if isinstance(result, list):
+            return [attrs.evolve(face, task_id=task_id) for face in result]
+        return attrs.evolve(
+            result,
+            expires_at=_expiry_of(result.merge_url) or _now() + self.config.result_ttl,
+            downloader=self.download,
+        )
+
+
+def as_key(source: object) -> str | None:
+    """The uploaded key ``source`` stands for, or None when it is something to upload.
+
+    A ``Key`` is a key. A plain string is a path when such a file exists; otherwise a string
+    shaped like a storage key (``folder/name.ext``, not absolute or ``./``-relative) is a key.
+    """
+    if isinstance(source, Key):
+        return str(source)
+    if not isinstance(source, str) or os.path.exists(source):
+        return None
+    if "/" in source and not source.startswith(("/", ".", "~")) and os.sep == "/":
+        return source
+    raise SourceNotFoundError(
+        f"no such file: {source!r} (to pass an uploaded key, use miocreate_async.Key(...))",
+        operation="upload",
+    )
+
+
+def _is_video(media: MediaInput) -> bool:
+    name: str | None = None
+    if isinstance(media, (str, PathLike)):
+        name = os.fspath(media)
+    elif hasattr(media, "file_name"):
+        name = str(media.file_name)
+    kind = media_type_of_name(name) if name else None
+    if kind is None:
+        raise InvalidInputError(
+            "cannot tell whether the media is an image or a video: pass its path or key "
+            "with its extension"
+        )
+    return kind.is_video
+
+
+def _task_ref(task: TaskRef) -> tuple[int, TaskKind | None]:
+    if isinstance(task, TaskHandle):
+        return task.id, task.kind
+    if isinstance(task, bool):
+        raise InvalidInputError(f"not a task id: {task!r}")
+    if isinstance(task, int):
+        return task, None
+    if isinstance(task, str) and task.strip().isdigit():
+        return int(task), None
+    raise InvalidInputError(f"not a task id: {task!r}")
+
+
+def _detection_of(faces: Any) -> int:
+    ids = {face.task_id for face in faces if isinstance(face, DetectedFace)}
+    if len(ids) != 1 or None in ids:
+        raise InvalidInputError(
+            "the faces must all come from one detect_faces() call; or pass detection="
+        )
+    (task_id,) = ids
+    assert task_id is not None
+    return task_id
+
+
+def _multi_request(
+    detection: TaskRef, faces: Mapping[DetectedFace | str, str], hd: bool
+) -> MultiFaceSwapRequest:
+    if not faces:
+        raise InvalidInputError("a multiple-face swap needs at least one face")
+    detection_id, kind = _task_ref(detection)
+    if kind is not None and kind is not TaskKind.FACE_DETECTION:
+        raise InvalidInputError(f"task {detection_id} is a {kind.value}, not a face detection")
+    pairs = tuple(
+        FacePair(
+            target_part_key=face.avatar_part_key if isinstance(face, DetectedFace) else face,
+            avatar_part_key=new_face,
+        )
+        for face, new_face in faces.items()
+    )
+    return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=Hd.of(hd))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _expiry_of(url: str | None) -> datetime | None:
+    """When a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires."""
+    if not url:
+        return None
+    query = {name.lower(): value for name, value in parse_qsl(urlsplit(url).query)}
+    try:
+        signed = datetime.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ")
+        lifetime = int(query["x-amz-expires"])
+    except (KeyError, ValueError):
+        return None
+    return signed.replace(tzinfo=timezone.utc) + timedelta(seconds=lifetime)

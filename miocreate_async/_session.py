@@ -1,0 +1,234 @@
+"""The session layer: one aiohttp session, the envelope, auth, retries, timeouts, redaction.
+
+It knows operations only by name and by whether they create a task; it knows no face swaps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import anyio
+
+from ._auth import Auth
+from ._config import Config
+from ._errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConnectError,
+    HTTPStatusError,
+    MioCreateError,
+    MioCreateTimeoutError,
+    ProtocolError,
+    SubmissionUncertainError,
+    TransportError,
+    error_for_code,
+)
+from ._operations import Operation
+from ._retry import is_transient, parse_retry_after, refused_without_effect
+
+__all__ = ["RateLimiter", "Session"]
+
+logger = logging.getLogger("miocreate_async")
+
+
+class RateLimiter:
+    """At most ``rate`` requests a second, spaced evenly (a leaky bucket with no burst)."""
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if wait > 0:
+            await anyio.sleep(wait)
+
+
+class Session:
+    """Owns, or borrows, the client's one ``aiohttp.ClientSession`` and sends API requests."""
+
+    def __init__(
+        self, config: Config, auth: Auth | None, http: aiohttp.ClientSession | None = None
+    ) -> None:
+        self.config = config
+        self.auth = auth
+        self._http = http
+        self._owns_http = http is None
+        self._closed = False
+        self._limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def http(self) -> aiohttp.ClientSession:
+        """The aiohttp session, made on first use (inside the running event loop)."""
+        if self._closed:
+            raise ClientClosedError("the client is closed; create a new MioCreate")
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.config.max_connections),
+                # Per-request timeouts are set where requests are made: transfers differ.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
+                headers={"User-Agent": self.config.user_agent},
+                raise_for_status=False,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._http is not None and self._owns_http:
+            await self._http.close()
+
+    async def call(
+        self,
+        operation: Operation,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        params: dict[str, str] | None = None,
+        authenticated: bool = True,
+    ) -> Any:
+        """Send one API operation, with retries by the policy; return the envelope's ``data``.
+
+        A task-creating operation is re-sent only when it provably created nothing; any other
+        failure after it may have reached the server is a SubmissionUncertainError.
+        """
+        policy = self.config.retry
+        refreshed = False
+        retry = 0
+        while True:
+            token = await self.auth.token() if authenticated and self.auth else None
+            try:
+                return await self._send_once(operation, method, body, params, token)
+            except AuthenticationError:
+                if token is None or refreshed or self.auth is None or not self.auth.refreshable:
+                    raise
+                # One fresh token per call: the old one may have expired early.
+                self.auth.invalidate(token)
+                refreshed = True
+            except MioCreateError as error:
+                retry += 1
+                if operation.creates_task:
+                    safe = refused_without_effect(error)
+                    if not safe and _may_have_reached_server(error):
+                        raise SubmissionUncertainError(
+                            f"the request may have reached the server ({error.message}); "
+                            "not re-sent, so as not to pay twice: check for the task "
+                            "before submitting again",
+                            operation=operation.value,
+                            http_status=error.http_status,
+                        ) from error
+                else:
+                    safe = is_transient(error)
+                if not safe or retry >= policy.attempts:
+                    raise
+                if error.retry_after is not None and error.retry_after > policy.max_retry_after:
+                    raise
+                delay = policy.backoff(retry, error.retry_after)
+                logger.debug(
+                    "%s failed (%s); retry %d in %.2fs", operation.value, error, retry, delay
+                )
+                await anyio.sleep(delay)
+
+    async def _send_once(
+        self,
+        operation: Operation,
+        method: str,
+        body: Any,
+        params: dict[str, str] | None,
+        token: str | None,
+    ) -> Any:
+        http = self.http()
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"{self.config.auth_scheme} {token}"
+        url = self.config.url(operation)
+        name = operation.value
+        timeout = aiohttp.ClientTimeout(
+            total=self.config.timeout, sock_connect=self.config.connect_timeout
+        )
+        try:
+            async with http.request(
+                method, url, json=body, params=params, headers=headers, timeout=timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                reason = response.reason or ""
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ConnectError(f"connecting timed out: {exc}", operation=name) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise MioCreateTimeoutError(
+                f"no reply within {self.config.timeout:g}s", operation=name
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect to {url}: {exc.os_error}", operation=name) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"connection failed: {type(exc).__name__}: {exc}", operation=name
+            ) from exc
+        logger.debug("%s %s -> HTTP %d", method, url, status)
+        try:
+            return _decode(raw, status, reason, name)
+        except MioCreateError as error:
+            error.retry_after = retry_after
+            raise
+
+
+def _decode(raw: bytes, status: int, reason: str, operation: str) -> Any:
+    """The envelope's ``data``; the typed error when the code (then the HTTP status) says so."""
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), (int, str)):
+        snippet = raw[:80].decode("utf-8", "replace").strip()
+        if status >= 400:
+            raise HTTPStatusError(
+                f"HTTP {status} {reason} without an API reply",
+                operation=operation,
+                http_status=status,
+            )
+        raise ProtocolError(
+            f"the reply is not an API envelope: {snippet!r}",
+            operation=operation,
+            http_status=status,
+        )
+    try:
+        code = int(envelope["code"])
+    except ValueError:
+        raise ProtocolError(
+            f"bad envelope code {envelope['code']!r}", operation=operation
+        ) from None
+    message = str(envelope.get("message") or "")
+    if code != 200:
+        raise error_for_code(code, message, operation=operation, http_status=status)
+    return envelope.get("data")
+
+
+def _may_have_reached_server(error: MioCreateError) -> bool:
+    if isinstance(error, ConnectError):
+        return False
+    if isinstance(error, (TransportError, MioCreateTimeoutError)):
+        return True
+    # A proxy's error page: the request may have been forwarded before it failed.
+    return (
+        isinstance(error, HTTPStatusError)
+        and error.http_status is not None
+        and (error.http_status >= 500)
+    )

@@ -1,0 +1,195 @@
+"""Typed errors for every documented code, for transport failures and for failed tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from miocreate_async import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectError,
+    ContentPolicyError,
+    FileError,
+    FileTooLargeError,
+    HTTPStatusError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    Key,
+    KeyNotFoundError,
+    MioCreate,
+    MioCreateError,
+    MultipleFacesError,
+    NoFaceDetectedError,
+    RequestQuotaError,
+    RetryPolicy,
+    ServerError,
+    SubmissionUncertainError,
+    TargetPolicyError,
+    TaskExceptionError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnsupportedFormatError,
+)
+from miocreate_async.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+CODES = [
+    (400, BadRequestError),
+    (401, AuthenticationError),
+    (500, ServerError),
+    (601, TaskExceptionError),
+    (602, NoFaceDetectedError),
+    (603, MultipleFacesError),
+    (604, ContentPolicyError),
+    (605, TargetPolicyError),
+    (701, FileError),
+    (702, KeyNotFoundError),
+    (703, UnsupportedFormatError),
+    (704, FileTooLargeError),
+    (801, InsufficientCreditsError),
+    (802, RequestQuotaError),
+]
+
+
+@pytest.mark.parametrize(("code", "error_class"), CODES)
+async def test_every_documented_code_is_a_typed_error(
+    emulator: Emulator, code: int, error_class: type[APIError]
+) -> None:
+    async with emulator.client(retry=NO_RETRY) as client:
+        await client.get_upload_url("warm-up.jpg")  # token fetched before the scenario
+        emulator.scenario(operation="image_swap", code=code, count=5)
+        with pytest.raises(error_class) as caught:
+            await client.create_image_swap("a/b.jpg", "a/c.jpg")
+    error = caught.value
+    assert isinstance(error, APIError)
+    assert error.code == code
+    assert error.operation == "image_swap"
+    assert error.message
+    assert f"code={code}" in str(error)
+
+
+async def test_validation_codes_come_from_the_service(
+    client: MioCreate, emulator: Emulator, sample_face: Path
+) -> None:
+    face_key = await client.upload(sample_face)
+    with pytest.raises(KeyNotFoundError):
+        await client.create_image_swap("temporary/missing.jpg", face_key)
+    # Unknown keys are refused before any credit is spent.
+    assert emulator.ledger["credits_spent"] == 0
+
+
+async def test_failed_task_carries_its_id_and_message(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    emulator.scenario(operation="image_swap", task_fail={"code": 602, "message": "No face"})
+    with pytest.raises(TaskFailedError) as caught:
+        await client.swap_image(sample_photo, face=sample_face)
+    [task] = emulator.ledger["tasks"]
+    assert caught.value.task_id == task["id"]
+    assert caught.value.code == 602
+    assert "No face" in str(caught.value)
+
+
+async def test_wait_has_a_deadline(sample_photo: Path, sample_face: Path) -> None:
+    async with Emulator(latency=30, seed=3) as slow, slow.client() as client:
+        task = await client.create_image_swap(
+            await client.upload(sample_photo), await client.upload(sample_face)
+        )
+        with pytest.raises(TaskTimeoutError) as caught:
+            await client.wait(task, timeout=0.5)
+        assert caught.value.task_id == task.id
+        assert isinstance(caught.value, TimeoutError)
+
+
+async def test_html_502_is_a_typed_error_and_retried(emulator: Emulator) -> None:
+    async with emulator.client(retry=RetryPolicy(attempts=3, initial=0.01)) as client:
+        await client.get_upload_url("warm-up.jpg")
+        emulator.scenario(operation="upload_url", fault="html502", count=2)
+        target = await client.get_upload_url("me.jpg")
+        assert target.key
+        emulator.scenario(operation="upload_url", fault="html502", count=3)
+        with pytest.raises(HTTPStatusError) as caught:
+            await client.get_upload_url("me.jpg")
+        assert caught.value.http_status == 502
+
+
+async def test_reads_are_retried_on_500_and_802(emulator: Emulator) -> None:
+    async with emulator.client(retry=RetryPolicy(attempts=4, initial=0.01)) as client:
+        await client.get_upload_url("warm-up.jpg")
+        emulator.scenario(operation="access_url", code=500)
+        emulator.scenario(operation="access_url", code=802)
+        key = (await client.get_upload_url("x.jpg")).key
+        with pytest.raises(MioCreateError):  # the key was never uploaded: 702 after the retries
+            await client.get_access_url(key)
+        statuses = [
+            r["code"] for r in emulator.ledger["requests"] if r["operation"] == "access_url"
+        ]
+        assert statuses[:2] == [500, 802]
+        assert len(statuses) == 3
+
+
+async def test_cut_task_creation_is_uncertain_and_never_resent(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    image_key, face_key = await client.upload(sample_photo), await client.upload(sample_face)
+    emulator.scenario(operation="image_swap", fault="cut_after")
+    with pytest.raises(SubmissionUncertainError) as caught:
+        await client.create_image_swap(image_key, face_key)
+    assert caught.value.operation == "image_swap"
+    # The server made the task before the cut; the client did not send it again.
+    assert len(emulator.ledger["tasks"]) == 1
+    creates = [r for r in emulator.ledger["requests"] if r["operation"] == "image_swap"]
+    assert len(creates) == 1
+
+
+async def test_task_creation_refused_with_802_is_resent(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    image_key, face_key = await client.upload(sample_photo), await client.upload(sample_face)
+    emulator.scenario(operation="image_swap", code=802)
+    task = await client.create_image_swap(image_key, face_key)
+    assert [t["id"] for t in emulator.ledger["tasks"]] == [task.id]
+
+
+async def test_connection_refused_is_a_connect_error() -> None:
+    async with MioCreate(
+        token="t", base_url="http://127.0.0.1:9", retry=RetryPolicy(attempts=2, initial=0.01)
+    ) as client:
+        with pytest.raises(ConnectError):
+            await client.create_image_swap("a/b.jpg", "a/c.jpg")
+
+
+async def test_closed_client_refuses_calls(emulator: Emulator) -> None:
+    client = emulator.client()
+    async with client:
+        await client.get_upload_url("a.jpg")
+    await client.aclose()  # harmless twice
+    with pytest.raises(ClientClosedError):
+        await client.get_upload_url("a.jpg")
+    with pytest.raises(ClientClosedError):
+        async with client:
+            pass
+
+
+def test_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MIOCREATE_TOKEN", "MIOCREATE_CLIENT_ID", "MIOCREATE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="no credentials"):
+        MioCreate()
+
+
+async def test_bad_task_ids_are_refused_locally(client: MioCreate) -> None:
+    with pytest.raises(InvalidInputError):
+        await client.get_task("not-a-number")
+    with pytest.raises(InvalidInputError):
+        await client.create_multi_image_swap(1, {})
+    with pytest.raises(InvalidInputError, match="no such file"):
+        await client.swap_image("missing.jpg", face=Key("a/b.jpg"))
