@@ -24,6 +24,7 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
     InvalidInputError,
+    MioCreateError,
     SourceNotFoundError,
     TaskFailedError,
     TaskTimeoutError,
@@ -61,7 +62,7 @@ from ._session import Session
 from ._uploads import PreparedUpload, UploadSource, prepare_upload, put_object
 
 if TYPE_CHECKING:
-    from ._batch import SwapResults
+    from ._batch import Jobs, PollPolicy, SwapResults
 
 __all__ = ["Key", "MediaInput", "MioCreate", "TaskRef"]
 
@@ -419,11 +420,51 @@ class MioCreate:
         image_task = await self.create_multi_image_swap(ref, mapping, hd=hd)
         return await self.wait(image_task, timeout=timeout)
 
-    def swap_many(self, jobs: Any, **options: Any) -> SwapResults:
-        """Run many swaps at once; see ``miocreate_async.SwapJob``."""
+    def swap_many(
+        self,
+        jobs: Jobs,
+        *,
+        concurrency: int = 16,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+        max_submissions: int = 8,
+        poll: PollPolicy | None = None,
+        upload_cache_size: int = 1024,
+    ) -> SwapResults:
+        """Run many swaps at once; outcomes come as they finish.
+
+        ::
+
+            jobs = [SwapJob(image="a.jpg", face="me.jpg"), SwapJob(image="b.mp4", face="me.jpg")]
+            async with mc.swap_many(jobs, concurrency=50) as results:
+                async for outcome in results:      # completion order, one per job
+                    print(outcome.job, outcome.task_id, outcome.result or outcome.error)
+
+        ``jobs`` (``SwapJob`` items, an iterable or async iterable) are read lazily. At most
+        ``concurrency`` jobs are in progress at once (uploading, creating or waiting); uploads
+        share the client's transfer limit, at most ``max_submissions`` creation requests are in
+        flight, and one poller watches every task (``poll`` tunes it). A source used by several
+        jobs (the face) is uploaded once. ``timeout`` is each job's deadline in seconds (default
+        600 for images, 1800 for videos).
+
+        A failed job is an outcome whose ``error`` is the typed error; with ``fail_fast`` the
+        iteration raises the first one instead. Credits running out (801) stops submissions:
+        the jobs not yet submitted end with InsufficientCreditsError. Leaving the ``async with``
+        block ends all work at once; ``results.pending_tasks()`` then lists the tasks created
+        whose outcome was not handed out, to collect with ``wait()``.
+        """
         from ._batch import swap_many
 
-        return swap_many(self, jobs, **options)
+        return swap_many(
+            self,
+            jobs,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            timeout=timeout,
+            max_submissions=max_submissions,
+            poll=poll,
+            upload_cache_size=upload_cache_size,
+        )
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -431,18 +472,35 @@ class MioCreate:
         """Keys for the inputs, uploading those that are not keys yet, concurrently.
 
         Each input comes with whether it must be a video (True), an image (False) or either.
+        Every input is checked before any is uploaded: a bad face costs no image upload.
         """
-        keys: list[str] = [""] * len(inputs)
+        checked = [await self._check(source, video) for source, video in inputs]
+        keys = [item if isinstance(item, str) else "" for item in checked]
+        failures: list[MioCreateError] = []
 
-        async def resolve(index: int, source: MediaInput, video: bool | None) -> None:
-            keys[index] = await self._resolve(source, video)
+        async def put(index: int, prepared: PreparedUpload) -> None:
+            try:
+                keys[index] = await self._put(prepared, None)
+            except MioCreateError as error:
+                # The first failure stops the other uploads and is raised as itself.
+                failures.append(error)
+                group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
-            for index, (source, video) in enumerate(inputs):
-                group.start_soon(resolve, index, source, video)
+            for index, item in enumerate(checked):
+                if not isinstance(item, str):
+                    group.start_soon(put, index, item)
+        if failures:
+            raise failures[0]
         return keys
 
     async def _resolve(self, source: MediaInput, video: bool | None) -> str:
+        """The key of one input, uploading it if it is not a key yet."""
+        item = await self._check(source, video)
+        return item if isinstance(item, str) else await self._put(item, None)
+
+    async def _check(self, source: MediaInput, video: bool | None) -> str | PreparedUpload:
+        """The input's key, or the input checked and ready to upload; no network used."""
         key = as_key(source)
         if key is not None:
             return key
@@ -452,7 +510,7 @@ class MioCreate:
             raise UnsupportedFormatError(
                 f"{prepared.file_name} is {got}; {wanted} is needed here", operation="upload"
             )
-        return await self._put(prepared, None)
+        return prepared
 
     def _bind(self, result: TaskResult, task_id: int) -> TaskResult:
         """Attach what the wire lacks: expiry, the downloader, the detection task of faces."""

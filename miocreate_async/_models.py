@@ -371,3 +371,11 @@ class TaskInfo(Generic[R]):
     @property
     def failed(self) -> bool:
         return self.status is TaskStatus.FAILED
+
+
+# Resolve the string annotations now, while this module is their namespace: the package
+# re-exports these classes under ``miocreate_async``, where the names would not resolve.
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and attrs.has(_cls) and _cls.__module__ == __name__:
+        attrs.resolve_types(_cls)
+del _cls

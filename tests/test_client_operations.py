@@ -20,6 +20,7 @@ from miocreate_async import (
     VideoSwapResult,
 )
 from miocreate_async.emulator import Emulator
+from miocreate_async.emulator._samples import write_sample_video
 
 pytestmark = pytest.mark.anyio
 
@@ -91,11 +92,12 @@ async def test_bare_id_gives_the_same_result_as_the_handle(
 
 
 async def test_video_swap(
-    client: MioCreate, emulator: Emulator, sample_video: Path, sample_face: Path, tmp_path: Path
+    client: MioCreate, emulator: Emulator, sample_face: Path, tmp_path: Path
 ) -> None:
-    result = await client.swap_video(sample_video, face=sample_face)
+    video = write_sample_video(tmp_path / "clip.mov", duration=3.25, size=100_000)
+    result = await client.swap_video(video, face=sample_face)
     assert isinstance(result, VideoSwapResult)
-    assert result.duration == pytest.approx(2.0, abs=0.01)
+    assert result.duration == pytest.approx(3.25, abs=0.01)
     saved = await result.download(tmp_path)
     assert saved.stat().st_size == result.size
     [record] = tasks_of(emulator, TaskKind.VIDEO_SWAP)

@@ -93,7 +93,7 @@ PAGE_FACES = [
         "avatar_part_url": "",
     },
 ]
-PAGE_MULTI_REQUEST = {
+PAGE_MULTI_REQUEST: dict[str, Any] = {
     "avatar_key": [
         {
             "target_part_key": "temporary/20240816/3620/1723785653905-459ed35e.jpg",
