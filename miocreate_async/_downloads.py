@@ -1,0 +1,210 @@
+"""Downloads of result URLs: streamed to a temporary file, renamed into place only when whole.
+
+A crash, a cut connection or a cancellation never leaves a partial file under the final name,
+and the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+import anyio
+
+from ._config import Config
+from ._errors import InvalidInputError, MioCreateError, StorageError, TransportError
+from ._models import ProgressCallback
+from ._redact import redact_url
+from ._retry import parse_retry_after
+from ._transfer import (
+    ERROR_BODY_LIMIT,
+    Progress,
+    client_timeout,
+    should_retry,
+    storage_error,
+    transport_error,
+)
+
+__all__ = ["download"]
+
+#: Bytes gathered before each disk write: few thread hops, flat memory.
+WRITE_BLOCK = 1024 * 1024
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_OPERATION = "download"
+
+
+async def download(
+    http: aiohttp.ClientSession,
+    url: str,
+    destination: str | os.PathLike[str],
+    *,
+    default_name: str,
+    overwrite: bool = False,
+    config: Config,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Stream ``url`` to ``destination`` (a file, or a folder to hold ``default_name``).
+
+    Refuses to replace an existing file unless ``overwrite``; transient failures are retried
+    from the start with backoff. Returns the path written.
+    """
+    target = await anyio.to_thread.run_sync(_resolve, destination, default_name)
+    if not overwrite and await anyio.to_thread.run_sync(os.path.lexists, target):
+        raise _exists(target)
+    failures = 0
+    while True:
+        async with limiter:
+            error, retry_after = await _download_once(
+                http, url, target, overwrite, config, progress
+            )
+        if error is None:
+            return target
+        # A broken connection, a stall (MioCreateTimeoutError) or a 5xx may pass on retry.
+        transient = isinstance(error, (TransportError, TimeoutError)) or (
+            isinstance(error, StorageError) and error.http_status in _TRANSIENT_STATUS
+        )
+        failures += 1
+        if not transient or not should_retry(config.retry, failures, retry_after):
+            raise error
+        await anyio.sleep(config.retry.backoff(failures, retry_after))
+
+
+def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
+    text = os.fspath(destination)
+    path = Path(text).expanduser()
+    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    if text.endswith(separators) or path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return path / _safe_name(default_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _safe_name(name: str) -> str:
+    # The name comes from a storage key: never let it climb out of the chosen folder.
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return base if base not in ("", ".", "..") else "result"
+
+
+def _exists(target: Path) -> InvalidInputError:
+    return InvalidInputError(f"{str(target)!r} already exists: pass overwrite=True to replace it")
+
+
+async def _download_once(
+    http: aiohttp.ClientSession,
+    url: str,
+    target: Path,
+    overwrite: bool,
+    config: Config,
+    callback: ProgressCallback | None,
+) -> tuple[MioCreateError | None, float | None]:
+    """One GET; returns the error to raise or retry (and its Retry-After), None when done."""
+    # What the finally clause cleans up, set while it exists.
+    to_remove: Path | None = None
+    to_close: BinaryIO | None = None
+    try:
+        async with http.get(
+            url,
+            # The length check below compares raw bytes with Content-Length.
+            headers={"Accept-Encoding": "identity"},
+            timeout=client_timeout(config),
+            raise_for_status=False,
+        ) as response:
+            if response.status != 200:
+                content = await response.content.read(ERROR_BODY_LIMIT)
+                error = storage_error(
+                    response.status,
+                    content,
+                    url,
+                    operation=_OPERATION,
+                    reason=response.reason or "",
+                )
+                return error, parse_retry_after(response.headers.get("Retry-After"))
+            expected = response.content_length
+            if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+                expected = None  # aiohttp decodes it: the length on disk differs
+            meter = Progress(callback, expected)
+            partial, file = await anyio.to_thread.run_sync(_create_partial, target)
+            to_remove, to_close = partial, file
+            received = 0
+            block = bytearray()
+            async for data in response.content.iter_any():
+                received += len(data)
+                block += data
+                if len(block) >= WRITE_BLOCK:
+                    await anyio.to_thread.run_sync(file.write, block)
+                    block.clear()
+                await meter.update(received)
+            if expected is not None and received != expected:
+                return TransportError(
+                    f"the download ended after {received} of {expected} bytes ({redact_url(url)})",
+                    operation=_OPERATION,
+                ), None
+            to_close = None  # _finish closes it, whatever happens
+            await anyio.to_thread.run_sync(_finish, file, bytes(block))
+            await anyio.to_thread.run_sync(_move_into_place, partial, target, overwrite)
+            to_remove = None
+            await meter.finish(received)
+            return None, None
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        # aiohttp's messages hold the full signed URL: the typed error shows it redacted.
+        return transport_error(exc, operation=_OPERATION, url=url), None
+    finally:
+        # Synchronous on purpose: it must run even when the download is cancelled.
+        if to_close is not None:
+            to_close.close()
+        if to_remove is not None:
+            to_remove.unlink(missing_ok=True)
+
+
+def _create_partial(target: Path) -> tuple[Path, BinaryIO]:
+    """A new hidden file next to the target (same filesystem, so the rename is atomic)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            # Mode 0o666 lets the umask decide, as for any file the user creates.
+            descriptor = os.open(partial, flags, 0o666)
+        except FileExistsError:
+            continue
+        return partial, os.fdopen(descriptor, "wb")
+
+
+def _finish(file: BinaryIO, tail: bytes) -> None:
+    try:
+        file.write(tail)
+        file.flush()
+        # On disk before the rename, so a crash cannot leave a renamed but empty file.
+        os.fsync(file.fileno())
+    finally:
+        file.close()
+
+
+def _move_into_place(partial: Path, target: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(partial, target)
+        return
+    if os.name == "nt":
+        try:
+            os.rename(partial, target)  # refuses an existing target on Windows
+        except FileExistsError:
+            raise _exists(target) from None
+        return
+    try:
+        # A hard link never replaces an existing file: no window for a file that appeared
+        # during the download to be overwritten.
+        os.link(partial, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError:
+        # A filesystem without hard links: check, then rename.
+        if os.path.lexists(target):
+            raise _exists(target) from None
+        os.rename(partial, target)
+        return
+    partial.unlink()

@@ -1,0 +1,630 @@
+"""Uploads: sources, the checks made before any request, and the streamed presigned PUT.
+
+A file is never read whole: it is sent as one PUT with a true ``Content-Length`` (S3-style
+stores refuse chunked bodies), in chunks read off the event loop. Only the presigned URL's
+signature authorises the PUT; the API token never goes to the storage host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import stat
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from contextlib import aclosing
+from typing import BinaryIO
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import anyio
+import attrs
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from ._config import Config
+from ._errors import (
+    ConfigurationError,
+    EmptySourceError,
+    FileTooLargeError,
+    InvalidInputError,
+    MioCreateError,
+    MioCreateTimeoutError,
+    SourceNotFoundError,
+    StorageError,
+    TransportError,
+    UnsupportedFormatError,
+    UrlExpiredError,
+)
+from ._formats import (
+    ACCEPTED_EXTENSIONS,
+    MAX_UPLOAD_BYTES,
+    SNIFF_BYTES,
+    MediaType,
+    media_type_of_name,
+    sniff,
+)
+from ._models import ProgressCallback, UploadTarget
+from ._redact import redact_url
+from ._retry import parse_retry_after
+from ._transfer import (
+    ERROR_BODY_LIMIT,
+    Progress,
+    client_timeout,
+    should_retry,
+    storage_error,
+    transport_error,
+    url_expires_at,
+)
+
+__all__ = [
+    "CHUNK_SIZE",
+    "PreparedUpload",
+    "StreamSource",
+    "UploadSource",
+    "prepare_upload",
+    "put_object",
+]
+
+#: Bytes per disk read and per write to the connection: few thread hops, flat memory.
+CHUNK_SIZE = 1024 * 1024
+#: Smaller chunks from a stream are gathered up to this size before they are sent.
+COALESCE_BYTES = 64 * 1024
+#: Fresh upload URLs asked for in one upload when storage keeps saying "expired".
+MAX_RENEWALS = 3
+#: An URL this close to its expiry is renewed before sending: storage checks it on arrival.
+EXPIRY_MARGIN = 5.0
+#: Storage statuses worth sending again (the body is replayed from its start).
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_OPERATION = "upload"
+
+
+@attrs.frozen
+class StreamSource:
+    """An async iterable of bytes with a declared size, for data that is not a file.
+
+    ``size`` must be exact: it is sent as ``Content-Length``. The stream is read once, so an
+    upload from it is not retried after it started (the error says so).
+    """
+
+    chunks: AsyncIterable[bytes]
+    size: int
+    file_name: str
+
+
+UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | StreamSource
+
+#: Opens the data from its start; each call gives a fresh generator of chunks.
+_Opener = Callable[[], AsyncGenerator[bytes, None]]
+
+
+@attrs.frozen
+class PreparedUpload:
+    """An upload that passed every local check; no network was used yet."""
+
+    file_name: str
+    size: int
+    media_type: MediaType
+    #: Whether the data can be read again from the start (for renewals and retries).
+    replayable: bool
+    _open: _Opener = attrs.field(repr=False, eq=False, alias="open")
+
+    @property
+    def content_type(self) -> str:
+        return self.media_type.content_type
+
+    def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The data from its start, in chunks of about ``CHUNK_SIZE``."""
+        return self._open()
+
+
+# --- local checks -----------------------------------------------------------------------------
+
+
+async def prepare_upload(
+    source: UploadSource, *, file_name: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES
+) -> PreparedUpload:
+    """Check ``source`` without any request: it exists and is readable, is not empty, is at most
+    ``max_bytes``, and is an accepted format by its name *and* its first bytes."""
+    if isinstance(source, StreamSource):
+        return await _prepare_stream(source, file_name, max_bytes)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _prepare_bytes(source, file_name, max_bytes)
+    if isinstance(source, (str, os.PathLike)):
+        return await _prepare_path(os.fspath(source), file_name, max_bytes)
+    if callable(getattr(source, "read", None)):
+        return await _prepare_file(source, file_name, max_bytes)
+    raise InvalidInputError(
+        f"cannot upload a {type(source).__name__}: pass a path, bytes, a binary file object "
+        "or a StreamSource"
+    )
+
+
+def _check(name: str, size: int, head: bytes, max_bytes: int, what: str) -> MediaType:
+    """The service's rules (codes 703 and 704), checked locally; returns the sniffed type."""
+    if size == 0:
+        raise EmptySourceError(f"{what} is empty")
+    if size > max_bytes:
+        raise FileTooLargeError(
+            f"{what} is {_megabytes(size)} ({size} bytes), over the limit of "
+            f"{_megabytes(max_bytes)} ({max_bytes} bytes)"
+        )
+    accepted = ", ".join(sorted(ACCEPTED_EXTENSIONS))
+    claimed = media_type_of_name(name)
+    if claimed is None:
+        raise UnsupportedFormatError(
+            f"the file name {name!r} has no accepted extension; the service accepts {accepted}"
+        )
+    actual = sniff(head)
+    if actual is None:
+        raise UnsupportedFormatError(
+            f"{what} is named {name!r} but its content is not JPG, PNG, WEBP, GIF, "
+            "MP4/M4V/MOV or WEBM (its first bytes match none of them)"
+        )
+    if actual.is_video != claimed.is_video:
+        family = "a video" if claimed.is_video else "an image"
+        raise UnsupportedFormatError(
+            f"{what} is named {name!r} like {family}, but its content is {actual.value.upper()}"
+        )
+    return actual
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _base_name(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _name_for(explicit: str | None, own: str | None, head: bytes) -> str:
+    """The name sent to the service: given, the source's own, or ``upload.<ext>`` by content."""
+    for name in (explicit, own):
+        if name and _base_name(name):
+            return _base_name(name)
+    detected = sniff(head)
+    return f"upload.{detected.extension}" if detected else "upload"
+
+
+async def _prepare_path(path: str, file_name: str | None, max_bytes: int) -> PreparedUpload:
+    size, head = await anyio.to_thread.run_sync(_inspect_path, path)
+    name = _name_for(file_name, path, head)
+    media = _check(name, size, head, max_bytes, f"the file {path!r}")
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        handle = await anyio.to_thread.run_sync(_open_for_reading, path)
+        try:
+            while True:
+                chunk = await anyio.to_thread.run_sync(handle.read, CHUNK_SIZE)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            handle.close()  # synchronous: it must happen even when cancelled
+
+    return PreparedUpload(name, size, media, replayable=True, open=chunks)
+
+
+def _inspect_path(path: str) -> tuple[int, bytes]:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"no such file: {path!r}") from None
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {path!r}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SourceNotFoundError(f"{path!r} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or device has no size to declare, and opening one may block.
+        raise SourceNotFoundError(f"{path!r} is not a regular file")
+    with _open_for_reading(path) as handle:
+        head = handle.read(SNIFF_BYTES)
+    return info.st_size, head
+
+
+def _open_for_reading(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")  # the caller closes it
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"no such file: {path!r}") from None
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {path!r}: {exc.strerror}") from None
+
+
+def _prepare_bytes(
+    data: bytes | bytearray | memoryview, file_name: str | None, max_bytes: int
+) -> PreparedUpload:
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError:
+        raise InvalidInputError("a memoryview to upload must be C-contiguous") from None
+    head = bytes(view[:SNIFF_BYTES])
+    name = _name_for(file_name, None, head)
+    media = _check(name, view.nbytes, head, max_bytes, "the data")
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        for start in range(0, view.nbytes, CHUNK_SIZE):
+            # A copy per chunk: the caller may change a bytearray while the upload runs.
+            yield bytes(view[start : start + CHUNK_SIZE])
+
+    return PreparedUpload(name, view.nbytes, media, replayable=True, open=chunks)
+
+
+async def _prepare_file(file: BinaryIO, file_name: str | None, max_bytes: int) -> PreparedUpload:
+    start, size, head = await anyio.to_thread.run_sync(_inspect_file, file)
+    own = getattr(file, "name", None)
+    name = _name_for(file_name, own if isinstance(own, str) else None, head)
+    media = _check(name, size, head, max_bytes, f"the file object {name!r}")
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        # Sent from where the caller's position was; the caller keeps the file open.
+        await anyio.to_thread.run_sync(file.seek, start)
+        remaining = size
+        while remaining > 0:
+            chunk = await anyio.to_thread.run_sync(file.read, min(CHUNK_SIZE, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+    return PreparedUpload(name, size, media, replayable=True, open=chunks)
+
+
+def _inspect_file(file: BinaryIO) -> tuple[int, int, bytes]:
+    if isinstance(file, io.TextIOBase):
+        raise InvalidInputError("the file object is in text mode: open it with 'rb'")
+    try:
+        start = file.tell()
+        end = file.seek(0, io.SEEK_END)
+        file.seek(start)
+        head = file.read(SNIFF_BYTES)
+        file.seek(start)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "closed" in str(exc):
+            raise SourceNotFoundError("the file object is closed") from None
+        raise InvalidInputError(
+            "the file object is not seekable, so its size is unknown: wrap it in "
+            "StreamSource(chunks, size, file_name)"
+        ) from None
+    if not isinstance(head, bytes):
+        raise InvalidInputError("the file object is in text mode: open it with 'rb'")
+    return start, max(0, end - start), head
+
+
+async def _prepare_stream(
+    source: StreamSource, file_name: str | None, max_bytes: int
+) -> PreparedUpload:
+    if source.size < 0:
+        raise InvalidInputError(f"StreamSource size must not be negative, got {source.size}")
+    name = _name_for(file_name, source.file_name, b"")
+    what = f"the stream {name!r}"
+    # Size and name first: they need no byte of the stream.
+    if source.size == 0:
+        raise EmptySourceError(f"{what} is empty (declared size 0)")
+    if source.size > max_bytes:
+        _check(name, source.size, b"", max_bytes, what)
+    iterator = aiter(source.chunks)
+    peeked: list[bytes] = []
+    seen = 0
+    # Chunks may be tiny: gather enough for the sniff, and keep them to send first.
+    while seen < SNIFF_BYTES and seen < source.size:
+        try:
+            chunk = bytes(await anext(iterator))
+        except StopAsyncIteration:
+            break
+        peeked.append(chunk)
+        seen += len(chunk)
+    if seen == 0:
+        raise EmptySourceError(f"{what} gave no bytes (declared size {source.size})")
+    head = b"".join(peeked)[:SNIFF_BYTES]
+    media = _check(name, source.size, head, max_bytes, what)
+    opened = False
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        nonlocal opened
+        if opened:
+            raise InvalidInputError(f"{what} was already read and cannot be replayed")
+        opened = True
+        for chunk in peeked:
+            yield chunk
+        peeked.clear()
+        async for chunk in iterator:
+            yield bytes(chunk)
+
+    return PreparedUpload(name, source.size, media, replayable=False, open=chunks)
+
+
+# --- the PUT ----------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Attempt:
+    """What one PUT attempt shares between the request, the producer and the monitor."""
+
+    upload: PreparedUpload
+    sent: int = 0
+    response_started: bool = False
+    finished: bool = False
+    stalled: bool = False
+    source_error: BaseException | None = None
+    callback_error: BaseException | None = None
+
+
+@attrs.frozen
+class _Outcome:
+    error: MioCreateError | None = None
+    retry_after: float | None = None
+
+
+class _Body:
+    """The request body handed to aiohttp: chunks from the producer, counted as they go."""
+
+    def __init__(self, receive: ObjectReceiveStream[bytes], attempt: _Attempt) -> None:
+        self._receive = receive
+        self._attempt = attempt
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if self._attempt.source_error is not None:
+                # Fails the request instead of sending a body shorter than Content-Length.
+                raise self._attempt.source_error from None
+            raise StopAsyncIteration from None
+        self._attempt.sent += len(chunk)
+        return chunk
+
+
+async def put_object(
+    http: aiohttp.ClientSession,
+    upload: PreparedUpload,
+    *,
+    get_target: Callable[[], Awaitable[UploadTarget]],
+    config: Config,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressCallback | None = None,
+) -> str:
+    """PUT ``upload`` to a presigned URL from ``get_target()``; returns the stored key.
+
+    An expired URL (known before sending, or said by storage) is replaced by a fresh one;
+    transient failures are retried from the start with backoff; other refusals raise.
+    """
+    _refuse_session_auth(http)
+    meter = Progress(progress, upload.size)
+    target = await get_target()
+    renewals = failures = 0
+    trust_local_clock = True
+    while True:
+        async with limiter:
+            # Checked once a transfer slot is ours: the wait for one can outlast an URL.
+            while trust_local_clock and _expired(target.upload_url):
+                # Known expired: ask for another rather than send 500 MB to be refused.
+                renewals += 1
+                if renewals > MAX_RENEWALS:
+                    raise UrlExpiredError(
+                        "every upload URL given was already expired "
+                        f"({redact_url(target.upload_url)})",
+                        operation=_OPERATION,
+                    )
+                target = await get_target()
+                # A fresh URL that looks expired means this machine's clock is off: let
+                # storage, whose clock counts, decide from now on.
+                trust_local_clock = not _expired(target.upload_url)
+            outcome = await _attempt(http, upload, target.upload_url, config, meter)
+        error = outcome.error
+        if error is None:
+            await meter.finish(upload.size)
+            return target.key
+        if isinstance(error, UrlExpiredError):
+            renewals += 1
+            if not upload.replayable:
+                raise _not_replayable(error)
+            if renewals > MAX_RENEWALS:
+                raise error
+            target = await get_target()
+        elif _is_transient(error):
+            failures += 1
+            if not upload.replayable:
+                raise _not_replayable(error)
+            if not should_retry(config.retry, failures, outcome.retry_after):
+                raise error
+            await anyio.sleep(config.retry.backoff(failures, outcome.retry_after))
+        else:
+            raise error
+        await meter.restart()
+
+
+def _expired(url: str) -> bool:
+    expires_at = url_expires_at(url)
+    return expires_at is not None and expires_at - EXPIRY_MARGIN <= time.time()
+
+
+def _is_transient(error: MioCreateError) -> bool:
+    if isinstance(error, (TransportError, MioCreateTimeoutError)):
+        return True
+    return isinstance(error, StorageError) and error.http_status in _TRANSIENT_STATUS
+
+
+def _not_replayable(error: MioCreateError) -> MioCreateError:
+    return type(error)(
+        f"{error.message}; not retried: the upload's source is a StreamSource, which can be "
+        "read only once (upload from a path, bytes or a seekable file for automatic retries)",
+        code=error.code,
+        operation=error.operation,
+        http_status=error.http_status,
+        task_id=error.task_id,
+        storage_code=error.storage_code,
+    )
+
+
+def _refuse_session_auth(http: aiohttp.ClientSession) -> None:
+    # Session-wide credentials would go to the storage host with every PUT: the API token
+    # must never leave for another host.
+    if http.auth is not None or "Authorization" in http.headers:
+        raise ConfigurationError(
+            "the aiohttp session sends an Authorization header on every request; it would "
+            "reach the storage host: give the token per request instead"
+        )
+
+
+def _signs_only_host(url: str) -> bool:
+    query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
+    signed = query.get("x-amz-signedheaders")
+    return signed is not None and [h.strip().lower() for h in signed.split(";")] == ["host"]
+
+
+def _headers(upload: PreparedUpload, url: str) -> tuple[dict[str, str], frozenset[str]]:
+    """Headers of the PUT and the automatic ones aiohttp must leave out."""
+    # A true length, never chunked: S3-style stores answer 411/501 otherwise.
+    headers = {"Content-Length": str(upload.size)}
+    if _signs_only_host(url):
+        # Unsigned, so harmless, and stored objects then carry their real type.
+        headers["Content-Type"] = upload.content_type
+        return headers, frozenset()
+    # The URL may sign a Content-Type we cannot know: send none rather than a wrong one.
+    return headers, frozenset({"Content-Type"})
+
+
+async def _attempt(
+    http: aiohttp.ClientSession,
+    upload: PreparedUpload,
+    url: str,
+    config: Config,
+    meter: Progress,
+) -> _Outcome:
+    attempt = _Attempt(upload)
+    send, receive = anyio.create_memory_object_stream[bytes](1)
+    outcome: _Outcome | None = None
+    request_error: BaseException | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(_produce, attempt, send)
+        group.start_soon(_monitor, attempt, meter, config.stall_timeout, group.cancel_scope)
+        try:
+            outcome = await _request(http, upload, url, config, _Body(receive, attempt), attempt)
+        except Exception as exc:
+            # Raised after the group, so callers see it as is, not in an ExceptionGroup.
+            request_error = exc
+        finally:
+            attempt.finished = True
+            group.cancel_scope.cancel()
+            receive.close()
+    for error in (attempt.callback_error, attempt.source_error, request_error):
+        if error is not None:
+            raise error
+    if outcome is None:  # the monitor cancelled the request
+        return _Outcome(
+            MioCreateTimeoutError(
+                f"the upload stalled: no data moved for {config.stall_timeout:g} s "
+                f"({redact_url(url)})",
+                operation=_OPERATION,
+            )
+        )
+    return outcome
+
+
+async def _request(
+    http: aiohttp.ClientSession,
+    upload: PreparedUpload,
+    url: str,
+    config: Config,
+    body: _Body,
+    attempt: _Attempt,
+) -> _Outcome:
+    headers, skip = _headers(upload, url)
+    try:
+        async with http.put(
+            url,
+            data=body,
+            headers=headers,
+            skip_auto_headers=skip,
+            timeout=client_timeout(config),
+            allow_redirects=False,
+            raise_for_status=False,
+        ) as response:
+            attempt.response_started = True
+            # Storage replies are small; a bounded read keeps a hostile one from filling memory.
+            content = await response.content.read(ERROR_BODY_LIMIT)
+            if 200 <= response.status < 300:
+                return _Outcome()
+            return _Outcome(
+                storage_error(
+                    response.status,
+                    content,
+                    url,
+                    operation=_OPERATION,
+                    reason=response.reason or "",
+                ),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        return _Outcome(transport_error(exc, operation=_OPERATION, url=url))
+
+
+async def _produce(attempt: _Attempt, send: ObjectSendStream[bytes]) -> None:
+    """Read the source into the bounded stream: at most one chunk waits in memory."""
+    upload = attempt.upload
+    count = 0
+    pending = bytearray()
+    async with send:
+        try:
+            async with aclosing(upload.chunks()) as chunks:
+                async for chunk in chunks:
+                    count += len(chunk)
+                    if count > upload.size:
+                        raise InvalidInputError(
+                            f"{upload.file_name!r} gave more than its declared {upload.size} bytes"
+                        )
+                    if not pending and len(chunk) >= COALESCE_BYTES:
+                        await send.send(chunk)
+                        continue
+                    # A stream of tiny chunks is sent in blocks: one write per few bytes
+                    # would cost far more than the copy.
+                    pending += chunk
+                    if len(pending) >= COALESCE_BYTES:
+                        await send.send(bytes(pending))
+                        pending.clear()
+            if count < upload.size:
+                raise InvalidInputError(
+                    f"{upload.file_name!r} ended after {count} of its declared "
+                    f"{upload.size} bytes (was the file changed during the upload?)"
+                )
+            if pending:
+                await send.send(bytes(pending))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the request ended first; nothing more to send
+        except OSError as exc:
+            attempt.source_error = SourceNotFoundError(
+                f"reading {upload.file_name!r} failed during the upload: {exc.strerror or exc}"
+            )
+        except Exception as exc:
+            # Kept, not raised: the request fails with it instead of a vague connection error.
+            attempt.source_error = exc
+
+
+async def _monitor(
+    attempt: _Attempt, meter: Progress, stall_timeout: float, scope: anyio.CancelScope
+) -> None:
+    """Report progress at a bounded rate, and cancel the attempt when the body stalls.
+
+    Only the body is watched: once the reply has started, aiohttp's ``sock_read`` applies.
+    """
+    tick = min(0.1, stall_timeout / 4)
+    last, moved_at = attempt.sent, anyio.current_time()
+    while not attempt.finished:
+        await anyio.sleep(tick)
+        now = anyio.current_time()
+        if attempt.sent != last:
+            last, moved_at = attempt.sent, now
+            try:
+                await meter.update(last)
+            except Exception as exc:
+                attempt.callback_error = exc
+                scope.cancel()
+                return
+        elif not attempt.response_started and now - moved_at >= stall_timeout:
+            attempt.stalled = True
+            scope.cancel()
+            return

@@ -1,0 +1,210 @@
+"""Downloads: atomic (complete under the final name, or absent), overwrite rules, expiry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from miocreate_async import MioCreate
+from miocreate_async._config import Config
+from miocreate_async._downloads import download
+from miocreate_async._errors import (
+    InvalidInputError,
+    MioCreateTimeoutError,
+    StorageError,
+    TransportError,
+    UrlExpiredError,
+)
+from miocreate_async._models import ProgressCallback
+from miocreate_async._retry import RetryPolicy
+from miocreate_async.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(3 * 1024 * 1024 + 5)
+FAST = Config(retry=RetryPolicy(attempts=2, initial=0.01, jitter=False), stall_timeout=0.5)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aiohttp runs on asyncio only
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(seed=1) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> AsyncIterator[MioCreate]:
+    async with emu.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def url(client: MioCreate) -> str:
+    """A signed storage URL of a stored PNG, as results are."""
+    return await client.get_access_url(await client.upload(PNG, file_name="result.png"))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+async def fetch(
+    url: str,
+    destination: Path | str,
+    *,
+    config: Config = FAST,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    async with aiohttp.ClientSession() as http:
+        return await download(
+            http,
+            url,
+            destination,
+            default_name="result.png",
+            overwrite=overwrite,
+            config=config,
+            limiter=anyio.CapacityLimiter(2),
+            progress=progress,
+        )
+
+
+async def test_download_into_a_folder_under_the_default_name(url: str, tmp_path: Path) -> None:
+    calls: list[tuple[int, int | None]] = []
+    path = await fetch(url, tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert path == tmp_path / "result.png"
+    assert path.read_bytes() == PNG
+    assert calls[-1] == (len(PNG), len(PNG))
+    assert leftovers(tmp_path) == []
+
+
+async def test_destination_ending_with_a_separator_is_a_new_folder(
+    url: str, tmp_path: Path
+) -> None:
+    path = await fetch(url, f"{tmp_path}/new/folder/")
+    assert path == tmp_path / "new" / "folder" / "result.png"
+    assert path.read_bytes() == PNG
+
+
+async def test_client_download_to_a_file_path(client: MioCreate, url: str, tmp_path: Path) -> None:
+    path = await client.download(url, tmp_path / "mine.png")
+    assert path == tmp_path / "mine.png"
+    assert path.read_bytes() == PNG
+
+
+async def test_overwrite_refused_unless_asked(emu: Emulator, url: str, tmp_path: Path) -> None:
+    target = tmp_path / "result.png"
+    target.write_bytes(b"precious")
+    before = len(emu.ledger["requests"])
+    with pytest.raises(InvalidInputError, match=r"already exists.*overwrite=True"):
+        await fetch(url, tmp_path)
+    assert target.read_bytes() == b"precious"
+    assert len(emu.ledger["requests"]) == before  # refused before any request
+    assert await fetch(url, tmp_path, overwrite=True) == target
+    assert target.read_bytes() == PNG
+
+
+async def test_expired_result_url(emu: Emulator, url: str, tmp_path: Path) -> None:
+    emu.advance_clock(3601)  # past the access URL's X-Amz-Expires
+    with pytest.raises(UrlExpiredError, match="expired") as caught:
+        await fetch(url, tmp_path)
+    assert caught.value.http_status == 403
+    signature = url.rsplit("X-Amz-Signature=", 1)[1]
+    assert signature not in str(caught.value)
+    assert "X-Amz-Signature=[redacted]" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_missing_object_is_a_storage_error_not_retried(
+    emu: Emulator, url: str, tmp_path: Path
+) -> None:
+    emu.reset()  # objects gone; the URL's signature still checks
+    with pytest.raises(StorageError) as caught:
+        await fetch(url, tmp_path)
+    assert caught.value.storage_code == "NoSuchKey"
+    assert caught.value.http_status == 404
+    assert len([r for r in emu.ledger["requests"] if r["operation"] == "storage_get"]) == 1
+
+
+async def test_transient_failure_is_retried(emu: Emulator, url: str, tmp_path: Path) -> None:
+    emu.scenario("storage_get", fault="http", http_status=503)
+    assert (await fetch(url, tmp_path)).read_bytes() == PNG
+    gets = [r for r in emu.ledger["requests"] if r["operation"] == "storage_get"]
+    assert [r["status"] for r in gets][-2:] == [503, 200]
+
+
+# --- interruptions: a server that misbehaves mid-body -----------------------------------------
+
+
+@pytest.fixture
+async def flaky() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """``/cut`` promises 4 MB, sends 1 MB and drops the connection; ``/hang`` sends 1 MB and
+    then nothing."""
+    seen = {"cut": 0, "hang": 0}
+
+    async def partial(request: web.Request) -> web.StreamResponse:
+        name = request.path.strip("/")
+        seen[name] += 1
+        response = web.StreamResponse(headers={"Content-Length": str(4 << 20)})
+        await response.prepare(request)
+        await response.write(b"\x89PNG" + bytes((1 << 20) - 4))
+        if name == "cut":
+            assert request.transport is not None
+            request.transport.close()
+        else:
+            await anyio.sleep(30)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/cut", partial)
+    app.router.add_get("/hang", partial)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_cut_connection_leaves_no_file(
+    flaky: tuple[str, dict[str, int]], tmp_path: Path
+) -> None:
+    base, seen = flaky
+    with pytest.raises(TransportError):
+        await fetch(f"{base}/cut", tmp_path / "out.png")
+    assert seen["cut"] == FAST.retry.attempts  # retried from the start, then given up
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor a temporary file
+
+
+async def test_stalled_download_times_out_and_leaves_no_file(
+    flaky: tuple[str, dict[str, int]], tmp_path: Path
+) -> None:
+    base, _ = flaky
+    config = Config(retry=RetryPolicy(attempts=1), stall_timeout=0.3)
+    with pytest.raises(MioCreateTimeoutError):
+        await fetch(f"{base}/hang", tmp_path / "out.png", config=config)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_cancelled_download_leaves_no_file(
+    flaky: tuple[str, dict[str, int]], tmp_path: Path
+) -> None:
+    base, seen = flaky
+    with anyio.move_on_after(0.5) as scope:
+        await fetch(f"{base}/hang", tmp_path / "out.png", config=Config())
+    assert scope.cancelled_caught
+    assert seen["hang"] == 1
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,72 @@
+"""The pytest plugin's fixtures, as users' tests see them."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from miocreate_async.emulator import Emulator
+
+pytest_plugins = ["pytester"]
+
+
+def test_miocreate_emulator_fixture_in_a_sync_test(miocreate_emulator: Emulator) -> None:
+    request = urllib.request.Request(
+        miocreate_emulator.url + "/v1/source/upload-url", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request) as reply:
+        assert b'"code": 401' in reply.read()
+    miocreate_emulator.scenario("token", code=500)
+    assert miocreate_emulator.ledger["scenarios"][0]["code"] == 500
+    miocreate_emulator.reset()
+    assert miocreate_emulator.ledger["requests"] == []
+
+
+@pytest.mark.miocreate_emulator(credits=5, latency=0.2)
+def test_marker_sets_options(miocreate_emulator: Emulator) -> None:
+    assert miocreate_emulator.ledger["credits_left"] == 5
+
+
+@pytest.mark.anyio
+async def test_miocreate_emulator_fixture_in_an_async_test(miocreate_emulator: Emulator) -> None:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            miocreate_emulator.url + "/v1/oauth/token",
+            json={
+                "client_id": miocreate_emulator.client_id,
+                "client_secret": miocreate_emulator.client_secret,
+            },
+        ) as reply,
+    ):
+        assert (await reply.json())["code"] == 200
+
+
+def test_fixtures_in_a_users_test_file(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_sync(miocreate_emulator):
+            assert miocreate_emulator.url.startswith("http://127.0.0.1:")
+
+        @pytest.mark.anyio
+        async def test_client(miocreate_client, miocreate_emulator):
+            assert miocreate_client is not None
+            assert miocreate_emulator.ledger["tasks"] == []
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "anyio", "-W", "error::ResourceWarning")
+    result.assert_outcomes(passed=2)
