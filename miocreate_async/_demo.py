@@ -34,5 +34,6 @@ async def run_demo(
         emulator = Emulator(latency=0.5, seed=7, data_dir=data_dir)
         async with emulator, emulator.client() as client:
             result = await client.swap_image(photo, face=face, hd=True, timeout=60)
-            path = await result.download(output / "swapped.png", overwrite=overwrite)
+            suffix = Path(result.merge_key).suffix or ".jpg"
+            path = await result.download(output / f"swapped{suffix}", overwrite=overwrite)
     return DemoOutcome(result, path, photo, face)
