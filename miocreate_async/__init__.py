@@ -7,6 +7,7 @@
 
 import contextlib
 
+from ._batch import BatchStats, PollPolicy, SwapJob, SwapOutcome, SwapResults
 from ._client import Key, MediaInput, MioCreate, TaskRef
 from ._config import DEFAULT_BASE_URL, Config, PollSchedule
 from ._errors import (
@@ -67,6 +68,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStats",
     "ClientClosedError",
     "Config",
     "ConfigurationError",
@@ -97,6 +99,7 @@ __all__ = [
     "NoFaceDetectedError",
     "Operation",
     "Point",
+    "PollPolicy",
     "PollSchedule",
     "ProgressCallback",
     "ProtocolError",
@@ -107,6 +110,9 @@ __all__ = [
     "StorageError",
     "StreamSource",
     "SubmissionUncertainError",
+    "SwapJob",
+    "SwapOutcome",
+    "SwapResults",
     "TargetPolicyError",
     "TaskExceptionError",
     "TaskFailedError",

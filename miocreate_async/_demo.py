@@ -20,9 +20,13 @@ class DemoOutcome:
 
 
 async def run_demo(
-    output: str | Path = "miocreate-demo-output", *, overwrite: bool = True
+    output: str | Path = "miocreate-demo-output", *, overwrite: bool = False
 ) -> DemoOutcome:
-    """Start an emulator, swap the sample face into the sample photo, save the result image."""
+    """Start an emulator, swap the sample face into the sample photo, save the result image.
+
+    The result is saved as ``swapped.<ext>``; without ``overwrite``, a run that finds one already
+    there saves ``swapped-2.<ext>`` (and so on), so the demo can be run again and again.
+    """
     from .emulator import Emulator
     from .emulator._samples import write_sample_face, write_sample_photo
 
@@ -35,5 +39,16 @@ async def run_demo(
         async with emulator, emulator.client() as client:
             result = await client.swap_image(photo, face=face, hd=True, timeout=60)
             suffix = Path(result.merge_key).suffix or ".jpg"
-            path = await result.download(output / f"swapped{suffix}", overwrite=overwrite)
+            target = output / f"swapped{suffix}"
+            if not overwrite:
+                target = _free_name(target)
+            path = await result.download(target, overwrite=overwrite)
     return DemoOutcome(result, path, photo, face)
+
+
+def _free_name(path: Path) -> Path:
+    number = 1
+    while path.exists():
+        number += 1
+        path = path.with_name(f"{path.stem.rsplit('-', 1)[0]}-{number}{path.suffix}")
+    return path

@@ -1,0 +1,573 @@
+"""``swap_many``: many swaps at once, in one task group, results as they finish.
+
+::
+
+    jobs (any iterable or async iterable, read lazily)
+      -> feeder -> [bounded stream] -> ``concurrency`` workers, each one job at a time:
+             upload (single-flight cache; the client's transfer limiter)
+             create (the submission limiter; refusals retried until the job's deadline)
+             wait   (the one shared Poller, with its own bound on poll requests)
+      -> [stream of outcomes] -> ``async for outcome in results`` (completion order)
+
+Everything runs in one anyio task group owned by the ``async with`` block: leaving the block
+cancels whatever still runs, at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from array import array
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import attrs
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._errors import (
+    InsufficientCreditsError,
+    InvalidInputError,
+    MioCreateError,
+    MioCreateTimeoutError,
+    TaskTimeoutError,
+    UnsupportedFormatError,
+)
+from ._formats import MediaType, media_type_of_name
+from ._models import ImageSwapResult, TaskHandle, VideoSwapResult
+from ._poller import Poller, PollPolicy
+from ._retry import is_transient, refused_without_effect
+from ._uploads import UploadSource, prepare_upload
+
+if TYPE_CHECKING:
+    from ._client import MioCreate
+
+__all__ = ["BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults", "swap_many"]
+
+JobKind = Literal["image", "video"]
+SwapResult = ImageSwapResult | VideoSwapResult
+
+#: Deadlines of a job when none is given: as the one-call ``swap_image``/``swap_video``.
+_IMAGE_TIMEOUT = 600.0
+_VIDEO_TIMEOUT = 1800.0
+
+
+@attrs.frozen
+class SwapJob:
+    """One swap of a batch: put ``face`` into ``image`` (an image or a video).
+
+    ``image`` and ``face`` take what the one-call jobs take: a path, bytes, a binary file, a
+    ``StreamSource`` or an uploaded ``Key``. ``kind`` is "image" or "video"; None tells by the
+    file's content (or by a key's extension).
+    """
+
+    image: UploadSource
+    face: UploadSource
+    hd: bool = False
+    kind: JobKind | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(("image", "video")))
+    )
+
+
+#: What ``swap_many`` accepts: SwapJobs from a list, a generator, or an async iterable.
+Jobs = Iterable[SwapJob] | AsyncIterable[SwapJob]
+
+
+@attrs.frozen(kw_only=True)
+class SwapOutcome:
+    """How one job ended: ``result`` or ``error`` (exactly one is set)."""
+
+    job: SwapJob
+    #: The swapped image or video, or None when the job failed.
+    result: SwapResult | None = None
+    #: The typed error, or None when the job succeeded.
+    error: MioCreateError | None = None
+    #: The server's task, once it was created (also on most failures: wait for it again).
+    task_id: int | None = None
+    #: The job's position in ``jobs``, from 0.
+    index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> SwapResult:
+        """The result, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@attrs.define
+class BatchStats:
+    """Counters of a batch, live while it runs."""
+
+    jobs_started: int = 0
+    tasks_created: int = 0
+    outcomes_yielded: int = 0
+    failures: int = 0
+    uploads: int = 0
+    upload_cache_hits: int = 0
+    polls: int = 0
+
+
+class SwapResults:
+    """The outcomes of ``swap_many``, in completion order; an async context manager.
+
+    ``async with client.swap_many(jobs) as results: async for outcome in results: ...``.
+    Leaving the block ends all work; ``pending_tasks()`` then lists the tasks that were created
+    but whose outcome was not handed out, so that they can still be collected with ``wait``.
+    """
+
+    def __init__(self, client: MioCreate, jobs: Jobs, options: _Options) -> None:
+        self._batch = _Batch(client, jobs, options)
+        self._context: AbstractAsyncContextManager[None] | None = None
+        self._receive: ObjectReceiveStream[SwapOutcome | _Abort] | None = None
+        self._state = "new"
+
+    @property
+    def stats(self) -> BatchStats:
+        self._batch.stats.polls = self._batch.poller.polls
+        return self._batch.stats
+
+    # --- the block ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SwapResults:
+        if self._state != "new":
+            raise RuntimeError("a SwapResults is entered once; call swap_many() again")
+        self._state = "running"
+        self._context = self._run()
+        await self._context.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._context is not None
+        return await self._context.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _run(self) -> AsyncIterator[None]:
+        send, self._receive = anyio.create_memory_object_stream[SwapOutcome | _Abort](
+            self._batch.options.concurrency
+        )
+        caught: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                self._batch.start(group, send)
+                try:
+                    yield
+                except Exception as exc:
+                    # Re-raised below, outside the task group, so it is not wrapped in a group.
+                    caught = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            self._state = "ended"
+            self._receive.close()
+        if caught is not None:
+            raise caught
+
+    # --- the outcomes -------------------------------------------------------------------------
+
+    def __aiter__(self) -> SwapResults:
+        return self
+
+    async def __anext__(self) -> SwapOutcome:
+        if self._state == "new":
+            raise RuntimeError("iterate inside `async with client.swap_many(jobs) as results:`")
+        if self._state == "exhausted":
+            raise StopAsyncIteration
+        if self._state == "ended" or self._receive is None:
+            raise RuntimeError("the batch has ended (its `async with` block was left)")
+        try:
+            item = await self._receive.receive()
+        except anyio.EndOfStream:
+            self._state = "exhausted"
+            raise StopAsyncIteration from None
+        if isinstance(item, _Abort):
+            raise item.error
+        self._batch.handed_out(item)
+        if item.error is not None and self._batch.options.fail_fast:
+            raise item.error
+        return item
+
+    # --- what is left -------------------------------------------------------------------------
+
+    def created_task_ids(self) -> list[int]:
+        """Every task this batch created on the server, in creation order."""
+        return list(self._batch.created)
+
+    def pending_tasks(self) -> dict[int, SwapJob]:
+        """Tasks created whose outcome was not handed out: ``{task_id: job}``.
+
+        After leaving the block early, these may still be running or finished unseen:
+        ``await client.wait(task_id)`` collects them (without paying again).
+        """
+        return dict(self._batch.pending)
+
+    def uncertain_jobs(self) -> list[SwapJob]:
+        """Jobs whose creation request was cut short by leaving the block: a task may exist."""
+        return list(self._batch.uncertain)
+
+
+@attrs.frozen
+class _Abort:
+    """Raised from the iterator: the jobs iterable itself failed."""
+
+    error: BaseException
+
+
+@attrs.frozen(kw_only=True)
+class _Options:
+    concurrency: int
+    fail_fast: bool
+    timeout: float | None
+    max_submissions: int
+    poll: PollPolicy
+    upload_cache_size: int
+
+
+def swap_many(
+    client: MioCreate,
+    jobs: Jobs,
+    *,
+    concurrency: int = 16,
+    fail_fast: bool = False,
+    timeout: float | None = None,
+    max_submissions: int = 8,
+    poll: PollPolicy | None = None,
+    upload_cache_size: int = 1024,
+) -> SwapResults:
+    """See ``MioCreate.swap_many``."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if max_submissions < 1:
+        raise ValueError("max_submissions must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise ValueError("timeout must be positive")
+    if upload_cache_size < 0:
+        raise ValueError("upload_cache_size must not be negative")
+    if not isinstance(jobs, (Iterable, AsyncIterable)):
+        raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
+    options = _Options(
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        timeout=timeout,
+        max_submissions=max_submissions,
+        poll=poll if poll is not None else _default_poll(client),
+        upload_cache_size=upload_cache_size,
+    )
+    return SwapResults(client, jobs, options)
+
+
+def _default_poll(client: MioCreate) -> PollPolicy:
+    schedule = client.config.poll
+    return PollPolicy(first=schedule.first, maximum=schedule.maximum)
+
+
+# --- the machinery ----------------------------------------------------------------------------
+
+
+class _Batch:
+    def __init__(self, client: MioCreate, jobs: Jobs, options: _Options) -> None:
+        self.client = client
+        self.jobs = jobs
+        self.options = options
+        self.poller = Poller(client, options.poll)
+        self.stats = BatchStats()
+        self.uploads = _UploadCache(client, options.upload_cache_size, self.stats)
+        self.submissions = anyio.CapacityLimiter(options.max_submissions)
+        self.created = array("q")
+        self.pending: dict[int, SwapJob] = {}
+        self.uncertain: list[SwapJob] = []
+        #: Set by the first 801: nothing more is submitted.
+        self.out_of_credits: InsufficientCreditsError | None = None
+
+    def start(
+        self, group: TaskGroup, outcomes: MemoryObjectSendStream[SwapOutcome | _Abort]
+    ) -> None:
+        send_jobs, receive_jobs = anyio.create_memory_object_stream[tuple[int, SwapJob]](0)
+        with receive_jobs:
+            for _ in range(self.options.concurrency):
+                group.start_soon(self._worker, receive_jobs.clone(), outcomes.clone())
+        group.start_soon(self._feed, send_jobs, outcomes)
+        group.start_soon(self.poller.run)
+
+    def handed_out(self, outcome: SwapOutcome) -> None:
+        self.stats.outcomes_yielded += 1
+        if outcome.task_id is not None:
+            self.pending.pop(outcome.task_id, None)
+
+    async def _feed(
+        self,
+        send: ObjectSendStream[tuple[int, SwapJob]],
+        outcomes: ObjectSendStream[SwapOutcome | _Abort],
+    ) -> None:
+        async with send, outcomes:
+            index = 0
+            try:
+                if isinstance(self.jobs, AsyncIterable):
+                    async for job in self.jobs:
+                        await send.send((index, _checked(job)))
+                        index += 1
+                else:
+                    for job in self.jobs:
+                        await send.send((index, _checked(job)))
+                        index += 1
+            except Exception as exc:
+                # The caller's iterable broke (or held something else than a SwapJob): the
+                # iterator raises it, in the caller's task.
+                await outcomes.send(_Abort(exc))
+
+    async def _worker(
+        self,
+        jobs: ObjectReceiveStream[tuple[int, SwapJob]],
+        outcomes: ObjectSendStream[SwapOutcome | _Abort],
+    ) -> None:
+        async with jobs, outcomes:
+            async for index, job in jobs:
+                self.stats.jobs_started += 1
+                outcome = await _Job(self, index, job).run()
+                if outcome.error is not None:
+                    self.stats.failures += 1
+                await outcomes.send(outcome)
+
+    def no_credits_left(self) -> InsufficientCreditsError | None:
+        """The error a job gets instead of being submitted, once credits ran out."""
+        first = self.out_of_credits
+        if first is None:
+            return None
+        return InsufficientCreditsError(
+            f"not submitted: the credits ran out ({first.message})",
+            operation=first.operation,
+            http_status=first.http_status,
+        )
+
+
+class _Job:
+    """One job through upload, creation and waiting, against its own deadline."""
+
+    def __init__(self, batch: _Batch, index: int, job: SwapJob) -> None:
+        self.batch = batch
+        self.index = index
+        self.job = job
+        self.task: TaskHandle[Any] | None = None
+        self.deadline = 0.0
+
+    def _outcome(
+        self, result: SwapResult | None = None, error: MioCreateError | None = None
+    ) -> SwapOutcome:
+        task_id = self.task.id if self.task is not None else None
+        if error is not None and error.task_id is None and task_id is not None:
+            error.task_id = task_id
+        return SwapOutcome(
+            job=self.job, result=result, error=error, task_id=task_id, index=self.index
+        )
+
+    def _remaining(self) -> float:
+        return self.deadline - anyio.current_time()
+
+    async def run(self) -> SwapOutcome:
+        timeout = self.batch.options.timeout
+        if timeout is None:
+            # Until the upload tells an image from a video, the longer deadline; shortened then.
+            timeout = _IMAGE_TIMEOUT if self.job.kind == "image" else _VIDEO_TIMEOUT
+        self.deadline = anyio.current_time() + timeout
+        try:
+            return self._outcome(await self._swap())
+        except MioCreateError as error:
+            return self._outcome(error=error)
+
+    async def _swap(self) -> SwapResult:
+        job, batch = self.job, self.batch
+        stop = batch.no_credits_left()
+        if stop is not None:
+            raise stop
+        with anyio.move_on_after(self._remaining()) as scope:
+            face_key, _ = await batch.uploads.key_of(job.face, video=False, role="face")
+            want = None if job.kind is None else job.kind == "video"
+            image_key, media = await batch.uploads.key_of(job.image, video=want, role="image")
+        if scope.cancelled_caught:
+            raise MioCreateTimeoutError(
+                "the job's deadline passed while uploading", operation="upload"
+            )
+        is_video = want if want is not None else _is_video(image_key, media)
+        if self.batch.options.timeout is None and job.kind is None and not is_video:
+            self.deadline -= _VIDEO_TIMEOUT - _IMAGE_TIMEOUT
+        self.task = await self._create(image_key, face_key, is_video)
+        with anyio.move_on_after(self._remaining()) as scope:
+            info = await batch.poller.watch(self.task)
+        if scope.cancelled_caught:
+            raise TaskTimeoutError(
+                "the job's deadline passed before the task ended; it may still finish: "
+                "wait for it again",
+                task_id=self.task.id,
+            )
+        result: SwapResult | None = info.result
+        assert result is not None  # a succeeded task always has one (or get_task raised)
+        return result
+
+    async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
+        batch, client = self.batch, self.batch.client
+        policy = client.config.retry
+        refusals = 0
+        while True:
+            async with batch.submissions:
+                stop = batch.no_credits_left()
+                if stop is not None:
+                    raise stop
+                try:
+                    if is_video:
+                        task: TaskHandle[Any] = await client.create_video_swap(
+                            image_key, face_key, hd=self.job.hd
+                        )
+                    else:
+                        task = await client.create_image_swap(image_key, face_key, hd=self.job.hd)
+                except InsufficientCreditsError as error:
+                    if batch.out_of_credits is None:
+                        batch.out_of_credits = error
+                    raise
+                except MioCreateError as error:
+                    if not refused_without_effect(error):
+                        raise
+                    refusal = error
+                except anyio.get_cancelled_exc_class():
+                    # The block was left while the request was out: a task may exist.
+                    batch.uncertain.append(self.job)
+                    raise
+                else:
+                    batch.created.append(task.id)
+                    batch.pending[task.id] = self.job
+                    batch.stats.tasks_created += 1
+                    return task
+            # Refused, nothing created (802, 429, no connection): try again while time is left.
+            refusals += 1
+            delay = policy.backoff(refusals, refusal.retry_after)
+            if delay >= self._remaining():
+                raise refusal
+            await anyio.sleep(delay)
+
+
+def _checked(job: object) -> SwapJob:
+    if not isinstance(job, SwapJob):
+        raise TypeError(f"swap_many takes SwapJob items, got {type(job).__name__}")
+    return job
+
+
+def _is_video(key: str, media: MediaType | None) -> bool:
+    if media is None:
+        media = media_type_of_name(key)
+    if media is None:
+        raise InvalidInputError(
+            f"cannot tell whether {key!r} is an image or a video: give the job a kind"
+        )
+    return media.is_video
+
+
+# --- uploads, once per source -----------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Upload:
+    #: Held so that an identity key (``id()``) stays unique while the entry lives.
+    source: object
+    done: anyio.Event = attrs.Factory(anyio.Event)
+    key: str | None = None
+    media: MediaType | None = None
+    error: MioCreateError | None = None
+
+
+class _UploadCache:
+    """Single-flight uploads: one source used by many jobs (the face, say) is uploaded once.
+
+    Paths are known by their absolute path, bytes by their value, other sources (files,
+    bytearrays, streams) by identity. At most ``size`` finished uploads are remembered (the
+    least recently used are forgotten), so memory stays flat over any number of jobs.
+    """
+
+    def __init__(self, client: MioCreate, size: int, stats: BatchStats) -> None:
+        self._client = client
+        self._size = size
+        self._entries: OrderedDict[Hashable, _Upload] = OrderedDict()
+        self._stats = stats
+
+    async def key_of(
+        self, source: UploadSource, *, video: bool | None, role: str
+    ) -> tuple[str, MediaType | None]:
+        """The key of ``source`` and its media type (None for a key given as is)."""
+        from ._client import as_key
+
+        key = as_key(source)
+        if key is not None:
+            return key, None
+        identity = _identity(source)
+        while True:
+            entry = self._entries.get(identity)
+            if entry is None:
+                break
+            self._entries.move_to_end(identity)
+            self._stats.upload_cache_hits += 1
+            await entry.done.wait()
+            if entry.key is not None:
+                return entry.key, _checked_media(entry.media, video, role)
+            if entry.error is not None:
+                raise copy.copy(entry.error)
+            # Its uploader was cancelled: the next in line uploads.
+        entry = _Upload(source)
+        self._entries[identity] = entry
+        self._forget_old()
+        try:
+            prepared = await prepare_upload(source)
+            entry.media = prepared.media_type
+            _checked_media(entry.media, video, role)
+            entry.key = await self._client._put(prepared, None)
+            self._stats.uploads += 1
+        except MioCreateError as error:
+            if is_transient(error):
+                # Another job may succeed later: do not remember the failure.
+                self._entries.pop(identity, None)
+            else:
+                entry.error = error
+            raise
+        except BaseException:
+            self._entries.pop(identity, None)
+            raise
+        finally:
+            entry.done.set()
+        return entry.key, entry.media
+
+    def _forget_old(self) -> None:
+        if len(self._entries) <= self._size:
+            return
+        for identity in list(self._entries):
+            if len(self._entries) <= self._size:
+                break
+            if self._entries[identity].done.is_set():
+                del self._entries[identity]
+
+
+def _identity(source: object) -> Hashable:
+    if isinstance(source, (str, os.PathLike)):
+        return ("path", os.path.abspath(os.fspath(source)))
+    if isinstance(source, bytes):
+        return ("bytes", source)
+    return ("object", id(source))
+
+
+def _checked_media(media: MediaType | None, video: bool | None, role: str) -> MediaType | None:
+    if media is not None and video is not None and media.is_video != video:
+        wanted, got = ("a video", "an image") if video else ("an image", "a video")
+        raise UnsupportedFormatError(
+            f"the {role} is {got}; {wanted} is needed here", operation="upload"
+        )
+    return media
+

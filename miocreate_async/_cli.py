@@ -1,0 +1,135 @@
+"""The ``miocreate`` console script: every operation, batches with progress bars, the emulator.
+
+The command lives behind the ``cli`` extra (rich draws its progress bars and tables); without it,
+the command says which extra to install. ``demo`` and ``emulator`` need the ``emulator`` extra
+instead. Rich is imported only here, never by the library.
+
+Exit status: 0 success; 1 the service, a task or a transfer failed (or, for ``batch``, any job
+did); 2 a usage or input error (bad arguments, a missing file, an output that exists without
+``--overwrite``, missing credentials); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_PROG = "miocreate"
+#: Commands that work without rich (the ``cli`` extra).
+_PLAIN_COMMANDS = frozenset({"demo", "emulator"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    from ._cli_parser import build_parser, emulator_arguments
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    emulator_args = emulator_arguments(args)
+    if emulator_args is not None:
+        return _run_emulator(emulator_args)
+    parser = build_parser(_PROG)
+    try:
+        options = parser.parse_args(args)
+    except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if options.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if options.command not in _PLAIN_COMMANDS and importlib.util.find_spec("rich") is None:
+        return _fail(
+            "this command needs the 'cli' extra: pip install 'miocreate-async[cli]'", EXIT_FAILED
+        )
+    if options.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_dispatch(options))
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as raised:  # one line, unless --debug
+        error = _leaf(raised)
+        if options.debug:
+            traceback.print_exception(type(raised), raised, raised.__traceback__)
+        return _fail(_describe(error), _exit_code(error))
+
+
+async def _dispatch(options: object) -> int:
+    command = getattr(options, "command")  # noqa: B009 - argparse.Namespace
+    if command == "demo":
+        from ._cli_demo import run_demo_command
+
+        return await run_demo_command(options)
+    from ._cli_commands import COMMANDS
+
+    return await COMMANDS[command](options)
+
+
+def _run_emulator(args: list[str]) -> int:
+    """``miocreate emulator ...`` is ``python -m miocreate_async.emulator ...``."""
+    if importlib.util.find_spec("PIL") is None:
+        return _fail(
+            "the emulator needs the 'emulator' extra: pip install 'miocreate-async[emulator]'",
+            EXIT_FAILED,
+        )
+    from .emulator.__main__ import main as emulator_main
+
+    try:
+        status = emulator_main(args)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return status if isinstance(status, int) else EXIT_OK
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups, as task groups raise them."""
+    while True:
+        inner = getattr(error, "exceptions", None)
+        if not isinstance(inner, tuple) or not inner:
+            return error
+        error = inner[0]
+
+
+def _describe(error: BaseException) -> str:
+    from ._cli_common import CliError
+
+    if isinstance(error, CliError):
+        return error.message
+    if isinstance(error, FileExistsError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"the output exists{where} (pass --overwrite to replace it)"
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.strerror}: {error.filename}"
+    text = " ".join(str(error).split())
+    # The library speaks Python; the command line's switch for it is --overwrite.
+    text = text.replace("pass overwrite=True", "pass --overwrite")
+    return text or type(error).__name__
+
+
+def _exit_code(error: BaseException) -> int:
+    from ._cli_common import CliError
+    from ._errors import ConfigurationError, InvalidInputError
+
+    if isinstance(error, CliError):
+        return error.status
+    if isinstance(error, (InvalidInputError, ConfigurationError, FileExistsError)):
+        return EXIT_USAGE
+    if isinstance(error, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return EXIT_USAGE
+    return EXIT_FAILED

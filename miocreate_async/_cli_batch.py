@@ -1,0 +1,390 @@
+"""``miocreate batch``: a folder of images and videos with one face, or a CSV of jobs, run
+through ``swap_many`` with live progress bars, downloaded as results arrive, then summed up in a
+table. The exit status is 0 only when every job succeeded.
+
+Each distinct file is uploaded once, first (a bar for the bytes), then the swaps run on the keys
+(a bar for the tasks, one for the downloads). A job whose upload failed is reported failed and
+never submitted. Outputs are ``<output>/<input stem>-swapped.<ext>``; existing ones are refused
+before anything is spent, unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import attrs
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ._cli_commands import stderr_console, stdout_console
+from ._cli_common import CliError, is_video_name, make_client, print_json, relative, taken
+from ._client import Key, MioCreate
+from ._formats import ACCEPTED_EXTENSIONS
+from ._models import ImageSwapResult, VideoSwapResult
+
+__all__ = ["Row", "load_jobs", "run_batch"]
+
+_TRUE = frozenset({"1", "true", "yes", "y", "hd", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "n", "off", "sd"})
+_HEADERS = frozenset({"image", "media", "video", "input", "path", "file"})
+
+
+@attrs.define
+class Row:
+    """One job of the batch and what became of it."""
+
+    number: int
+    image: Path
+    face: Path
+    hd: bool
+    stem: Path  # the output without its extension
+    image_key: str | None = None
+    face_key: str | None = None
+    task_id: int | None = None
+    path: Path | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None and self.error is None
+
+    def as_json(self) -> dict[str, Any]:
+        error = None
+        if self.error is not None:
+            error = {
+                "type": type(self.error).__name__,
+                "message": str(self.error),
+                "code": getattr(self.error, "code", None),
+            }
+        return {
+            "number": self.number,
+            "image": str(self.image),
+            "face": str(self.face),
+            "hd": self.hd,
+            "status": "succeeded" if self.ok else "failed",
+            "task_id": self.task_id,
+            "path": str(self.path.resolve()) if self.path else None,
+            "error": error,
+        }
+
+
+# --- the jobs ----------------------------------------------------------------------------------
+
+
+def load_jobs(source: Path, face: Path | None, hd: bool, output: Path) -> list[Row]:
+    """The batch's jobs, from a folder (with ``face``) or a CSV file of ``image,face[,hd]``."""
+    if source.is_dir():
+        if face is None:
+            raise CliError("a folder needs --face (the new face for every file)")
+        if not face.is_file():
+            raise CliError(f"no such file: {face}")
+        pairs = [(path, face, hd) for path in _media_in(source, face, output)]
+        if not pairs:
+            kinds = ", ".join(sorted(ACCEPTED_EXTENSIONS))
+            raise CliError(f"no images or videos ({kinds}) in {source}")
+    elif source.is_file():
+        pairs = _read_csv(source, face, hd)
+    else:
+        raise CliError(f"no such folder or CSV file: {source}")
+    rows = []
+    used: set[str] = set()
+    for number, (image, new_face, row_hd) in enumerate(pairs, 1):
+        stem = _unique_stem(output, image, used)
+        rows.append(Row(number=number, image=image, face=new_face, hd=row_hd, stem=stem))
+    return rows
+
+
+def _media_in(folder: Path, face: Path, output: Path) -> list[Path]:
+    face = face.resolve()
+    same_folder = output.resolve() == folder.resolve()
+    found = []
+    for path in sorted(folder.iterdir(), key=_natural):
+        if not path.is_file() or path.suffix.lower().lstrip(".") not in ACCEPTED_EXTENSIONS:
+            continue
+        if path.resolve() == face or (same_folder and path.stem.endswith("-swapped")):
+            continue
+        found.append(path)
+    return found
+
+
+def _natural(path: Path) -> list[tuple[int, str]]:
+    """Sort key of names as people count: p2 before p10."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in parts]
+
+
+def _read_csv(
+    source: Path, default_face: Path | None, default_hd: bool
+) -> list[tuple[Path, Path, bool]]:
+    base = source.parent
+    pairs = []
+    with source.open(newline="", encoding="utf-8-sig") as file:
+        for line, record in enumerate(csv.reader(file), 1):
+            cells = [cell.strip() for cell in record]
+            if not any(cells) or cells[0].startswith("#"):
+                continue
+            if line == 1 and cells[0].lower() in _HEADERS:
+                continue
+            where = f"{source.name}, line {line}"
+            if len(cells) > 3:
+                raise CliError(f"{where}: expected image,face[,hd], got {len(cells)} columns")
+            image = base / cells[0]
+            if len(cells) > 1 and cells[1]:
+                face = base / cells[1]
+            elif default_face is not None:
+                face = default_face
+            else:
+                raise CliError(f"{where}: no face (add a face column, or pass --face)")
+            hd = default_hd
+            if len(cells) > 2:
+                flag = cells[2].lower()
+                if flag not in _TRUE | _FALSE:
+                    raise CliError(f"{where}: hd must be 1/0, true/false or yes/no: {cells[2]!r}")
+                hd = flag in _TRUE if flag else default_hd
+            pairs.append((image, face, hd))
+    if not pairs:
+        raise CliError(f"no jobs in {source}")
+    return pairs
+
+
+def _unique_stem(output: Path, image: Path, used: set[str]) -> Path:
+    base = f"{image.stem}-swapped"
+    name, count = base, 1
+    while name.lower() in used:
+        count += 1
+        name = f"{base}-{count}"
+    used.add(name.lower())
+    return output / name
+
+
+def _suffix(result: ImageSwapResult | VideoSwapResult) -> str:
+    return Path(result.merge_key).suffix or ".bin"
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        disable=disable,
+    )
+
+
+class _Run:
+    def __init__(self, client: MioCreate, rows: list[Row], options: Any, bars: Progress) -> None:
+        self.client = client
+        self.rows = rows
+        self.options = options
+        self.bars = bars
+        self.overwrite: bool = options.overwrite
+        self.concurrency: int = options.concurrency
+        self.timeout: float = options.timeout
+
+    async def upload(self) -> None:
+        """Each distinct file once; the jobs that need a file that failed fail with it."""
+        files: dict[Path, int] = {}
+        for row in self.rows:
+            for path in (row.image, row.face):
+                files.setdefault(path.resolve(), 0)
+        sizes = {path: _size(path) for path in files}
+        bar = self.bars.add_task(
+            "uploads", total=sum(sizes.values()) or None, detail=f"0/{len(files)} files"
+        )
+        keys: dict[Path, str | BaseException] = {}
+        queue = deque(files)
+
+        def moved() -> None:
+            self.bars.update(
+                bar,
+                completed=sum(files.values()),
+                detail=f"{len(keys)}/{len(files)} files",
+            )
+
+        async def worker() -> None:
+            while queue:
+                path = queue.popleft()
+
+                def update(done: int, _total: int | None, path: Path = path) -> None:
+                    files[path] = done
+                    moved()
+
+                try:
+                    keys[path] = await self.client.upload(path, progress=update)
+                except Exception as error:  # reported on the job
+                    keys[path] = error
+                files[path] = sizes[path]
+                moved()
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(self.concurrency, len(files))):
+                group.start_soon(worker)
+        for row in self.rows:
+            image, face = keys[row.image.resolve()], keys[row.face.resolve()]
+            if isinstance(image, BaseException):
+                row.error = image
+            elif isinstance(face, BaseException):
+                row.error = face
+            else:
+                row.image_key, row.face_key = image, face
+
+    async def swap(self) -> None:
+        from ._batch import SwapJob
+
+        ready = [row for row in self.rows if row.error is None]
+        failed = len(self.rows) - len(ready)
+        tasks = self.bars.add_task("tasks", total=len(self.rows), detail=_tally(0, failed))
+        self.bars.update(tasks, completed=failed)
+        downloads = self.bars.add_task("downloads", total=len(ready) or None, detail="")
+        if not ready:
+            return
+        jobs = []
+        for row in ready:
+            assert row.image_key is not None
+            assert row.face_key is not None
+            kind: Literal["image", "video"] = "video" if is_video_name(row.image.name) else "image"
+            jobs.append(
+                SwapJob(image=Key(row.image_key), face=Key(row.face_key), hd=row.hd, kind=kind)
+            )
+        succeeded = 0
+
+        async def fetch(row: Row, result: ImageSwapResult | VideoSwapResult) -> None:
+            nonlocal failed, succeeded
+            try:
+                target = row.stem.with_name(row.stem.name + _suffix(result))
+                row.path = await result.download(target, overwrite=self.overwrite)
+                succeeded += 1
+            except Exception as error:
+                row.error = error
+                failed += 1
+            self.bars.advance(downloads)
+            self.bars.update(tasks, detail=_tally(succeeded, failed))
+
+        async with (
+            anyio.create_task_group() as group,
+            self.client.swap_many(
+                jobs, concurrency=self.concurrency, timeout=self.timeout
+            ) as results,
+        ):
+            async for outcome in results:
+                row = ready[outcome.index]
+                row.task_id = outcome.task_id
+                self.bars.advance(tasks)
+                if outcome.error is not None or outcome.result is None:
+                    row.error = outcome.error or RuntimeError("no result")
+                    failed += 1
+                    self.bars.advance(downloads)
+                    self.bars.update(tasks, detail=_tally(succeeded, failed))
+                else:
+                    group.start_soon(fetch, row, outcome.result)
+
+
+def _tally(succeeded: int, failed: int) -> str:
+    return f"{succeeded} ok, {failed} failed" if failed else f"{succeeded} ok"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def prepare(options: Any) -> tuple[list[Row], Path]:
+    """The jobs and the output folder; refuses existing outputs before anything is spent."""
+    output = Path(options.output).expanduser()
+    face = Path(options.face).expanduser() if options.face else None
+    rows = load_jobs(Path(options.source).expanduser(), face, options.hd, output)
+    if not options.overwrite:
+        existing = [found for row in rows if (found := taken(row.stem)) is not None]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise CliError(
+                f"the output exists: {existing[0]}{more} (pass --overwrite, or choose another "
+                "--output)"
+            )
+    return rows, output
+
+
+async def run_batch(options: Any) -> int:
+    rows, output = prepare(options)
+    started = time.monotonic()
+    async with make_client(options) as client:
+        with _progress(disable=options.json) as bars:
+            run = _Run(client, rows, options, bars)
+            await run.upload()
+            await run.swap()
+    elapsed = time.monotonic() - started
+    succeeded = sum(row.ok for row in rows)
+    if options.json:
+        print_json(
+            {
+                "total": len(rows),
+                "succeeded": succeeded,
+                "failed": len(rows) - succeeded,
+                "seconds": round(elapsed, 3),
+                "output": output.resolve(),
+                "jobs": [row.as_json() for row in rows],
+            }
+        )
+    else:
+        _summary(rows, succeeded, elapsed)
+    return 0 if succeeded == len(rows) else 1
+
+
+#: Larger batches list only their failed jobs in the summary table.
+_TABLE_ROWS = 50
+
+
+def _summary(rows: list[Row], succeeded: int, elapsed: float) -> None:
+    console = stdout_console()
+    shown = rows if len(rows) <= _TABLE_ROWS else [row for row in rows if not row.ok]
+    title = "miocreate batch" if shown is rows else "miocreate batch: the failed jobs"
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("input")
+    table.add_column("face")
+    table.add_column("hd")
+    table.add_column("task", justify="right")
+    table.add_column("result")
+    for row in shown:
+        if row.ok and row.path is not None:
+            outcome = Text(relative(row.path), style="green")
+        else:
+            message = " ".join(str(row.error).split()) or type(row.error).__name__
+            outcome = Text(message, style="red")
+        table.add_row(
+            str(row.number),
+            row.image.name,
+            row.face.name,
+            "yes" if row.hd else "",
+            str(row.task_id) if row.task_id is not None else "-",
+            outcome,
+        )
+    if shown:
+        console.print(table)
+    failed = len(rows) - succeeded
+    style = "red" if failed else "green"
+    console.print(
+        f"{succeeded} of {len(rows)} succeeded, {failed} failed in {elapsed:.1f}s", style=style
+    )

@@ -1,0 +1,148 @@
+"""What the CLI's commands share: the client, inputs, output paths, JSON, and the consoles."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "CliError",
+    "check_free",
+    "default_output",
+    "is_video_name",
+    "jsonable",
+    "make_client",
+    "name_of",
+    "print_json",
+    "relative",
+    "source_of",
+    "suffix_of",
+    "taken",
+]
+
+
+class CliError(Exception):
+    """A failure the CLI explains in one line, with the exit status to use."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def make_client(options: Any) -> Any:
+    """A MioCreate from the global options; credentials and base URL default to the environment."""
+    from ._client import MioCreate
+
+    env = os.environ
+    has_pair = env.get("MIOCREATE_CLIENT_ID") and env.get("MIOCREATE_CLIENT_SECRET")
+    if not (options.token or env.get("MIOCREATE_TOKEN") or has_pair):
+        raise CliError(
+            "no credentials: set MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET, or "
+            "MIOCREATE_TOKEN, or pass --token (try `miocreate demo` for a run without any)"
+        )
+    return MioCreate(token=options.token, base_url=options.base_url)
+
+
+def source_of(text: str) -> Any:
+    """A command-line input: ``key:<key>`` is an uploaded key, anything else a local file."""
+    from ._client import Key
+
+    if text.startswith("key:"):
+        return Key(text[len("key:") :])
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CliError(f"no such file: {text}")
+    if not path.is_file():
+        raise CliError(f"not a file: {text}")
+    return path
+
+
+def name_of(source: Any) -> str:
+    """A short name of an input, for messages and tables."""
+    return source.name if isinstance(source, Path) else str(source).rsplit("/", 1)[-1]
+
+
+def is_video_name(name: str) -> bool | None:
+    from ._formats import media_type_of_name
+
+    kind = media_type_of_name(name)
+    return None if kind is None else kind.is_video
+
+
+def default_output(source: Any, folder: Path | None = None) -> Path:
+    """Where a result of ``source`` goes by default, without its extension (the result's own
+    is added once known): ``<folder or cwd>/<stem>-swapped``."""
+    stem = Path(name_of(source)).stem or "result"
+    return (folder or Path.cwd()) / f"{stem}-swapped"
+
+
+def taken(stem_path: Path) -> Path | None:
+    """An existing file named ``stem_path`` with any extension, if there is one."""
+    if not stem_path.parent.is_dir():
+        return None
+    for candidate in stem_path.parent.glob(f"{_glob_escape(stem_path.name)}.*"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def check_free(path: Path, overwrite: bool) -> None:
+    """Refuse early (before any credit is spent) to replace an existing file."""
+    if not overwrite and path.exists() and not path.is_dir():
+        raise CliError(f"the output exists: {path} (pass --overwrite to replace it)")
+
+
+def suffix_of(result: Any) -> str:
+    """The extension of a result, from its storage key."""
+    return Path(str(result.merge_key)).suffix or ".bin"
+
+
+def jsonable(value: Any) -> Any:
+    """Results, faces and task infos as plain JSON values (local-only helpers left out)."""
+    if attrs.has(type(value)):
+        return {
+            field.alias if field.name.startswith("_") else field.name: jsonable(
+                getattr(value, field.name)
+            )
+            for field in attrs.fields(type(value))
+            if field.eq  # the bound downloader is not data
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": str(value)}
+    return value
+
+
+def print_json(document: Any) -> None:
+    json.dump(jsonable(document), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def relative(path: Path) -> str:
+    """``path`` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)

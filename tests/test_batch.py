@@ -1,0 +1,417 @@
+"""swap_many against the emulator: every job once, completion order, leaving early, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+from miocreate_async import (
+    ImageSwapResult,
+    InsufficientCreditsError,
+    InvalidInputError,
+    Key,
+    MioCreate,
+    RetryPolicy,
+    SourceNotFoundError,
+    SubmissionUncertainError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnsupportedFormatError,
+    VideoSwapResult,
+)
+from miocreate_async._batch import PollPolicy, SwapJob, SwapOutcome, SwapResults
+from miocreate_async.emulator import Emulator, write_sample_photo
+
+pytestmark = pytest.mark.anyio
+
+BACKENDS: list[Any] = [pytest.param("asyncio", id="asyncio")]
+try:
+    import uvloop  # noqa: F401
+except ImportError:  # pragma: no cover - uvloop is not on every platform
+    pass
+else:
+    BACKENDS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+
+#: Polls for tiny latencies: first after 20 ms, then every 20-100 ms.
+FAST = PollPolicy(first=0.02, minimum=0.02, ratio=0.15, maximum=0.1)
+#: Retries without long waits.
+QUICK_RETRY = RetryPolicy(attempts=3, initial=0.01, maximum=0.05)
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Emulator, MioCreate]]:
+    settings.setdefault("seed", 1)
+    async with Emulator(data_dir=tmp_path / "emulator", **settings) as emulator:
+        client = emulator.client(retry=QUICK_RETRY)
+        async with client:
+            yield emulator, client
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[Path]:
+    return [write_sample_photo(tmp_path / f"photo{i}.jpg", seed=i) for i in range(8)]
+
+
+async def collect(results: SwapResults) -> list[tuple[SwapOutcome, float]]:
+    """Outcomes with the (emulator clock) time each was handed out."""
+    return [(outcome, time.time()) async for outcome in results]
+
+
+def batch_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks of the batch machinery still alive in this loop."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and ("_batch" in task.get_name() or "_poller" in task.get_name())
+    ]
+
+
+def creations(emulator: Emulator) -> list[dict[str, Any]]:
+    requests = emulator.ledger["requests"]
+    return [r for r in requests if r["operation"] in ("image_swap", "video_swap")]
+
+
+async def drain(client: MioCreate, jobs: Any, **options: Any) -> list[SwapOutcome]:
+    """Every outcome of a batch, in job order."""
+    async with client.swap_many(jobs, **options) as results:
+        outcomes = [outcome async for outcome in results]
+    return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+# --- every job once, in completion order ------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+async def test_500_jobs_yield_once_in_completion_order(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency="0.05-0.6") as (emulator, client):
+        jobs = [SwapJob(image=photos[i % len(photos)], face=sample_face) for i in range(500)]
+        async with client.swap_many(jobs, concurrency=50, poll=FAST) as results:
+            seen = await collect(results)
+        ledger = emulator.ledger
+
+    assert sorted(outcome.index for outcome, _ in seen) == list(range(500))
+    assert all(isinstance(outcome.result, ImageSwapResult) for outcome, _ in seen)
+    assert all(outcome.job is jobs[outcome.index] for outcome, _ in seen)
+    ends = {task["id"]: task["ends_at"] for task in ledger["tasks"]}
+    assert len(ends) == 500
+    assert {outcome.task_id for outcome, _ in seen} == set(ends)
+    latest = 0.0
+    for outcome, handed_out in seen:
+        assert outcome.task_id is not None
+        end = ends[outcome.task_id]
+        assert handed_out >= end  # never before the server says it ended
+        # Completion order, up to the poll schedule's granularity (and a loaded test machine).
+        assert end >= latest - 0.35
+        latest = max(latest, end)
+    assert results.pending_tasks() == {}
+    assert results.stats.outcomes_yielded == 500
+
+
+async def test_async_iterable_is_read_lazily(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[SwapJob]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield SwapJob(image=photos[0], face=sample_face)
+
+    async with (
+        running(tmp_path, latency=0.05) as (_, client),
+        client.swap_many(endless(), concurrency=4, poll=FAST) as results,
+    ):
+        async for _ in results:
+            break
+    assert pulled <= 4 + 2  # the workers' jobs and one waiting in the feeder
+
+
+async def test_a_generator_works_too(tmp_path: Path, photos: list[Path], sample_face: Path) -> None:
+    def jobs() -> Iterator[SwapJob]:
+        for photo in photos[:3]:
+            yield SwapJob(image=photo, face=sample_face, kind="image")
+
+    async with running(tmp_path, latency=0.02) as (_, client):
+        outcomes = await drain(client, jobs(), poll=FAST)
+    assert [o.index for o in outcomes] == [0, 1, 2]
+    assert all(o.ok for o in outcomes)
+
+
+# --- leaving early ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+async def test_break_cancels_everything_and_reports_created_tasks(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency="0.2-0.6") as (emulator, client):
+        jobs = [SwapJob(image=photos[i % len(photos)], face=sample_face) for i in range(200)]
+        got = 0
+        async with client.swap_many(jobs, concurrency=40, poll=FAST) as results:
+            async for _ in results:
+                got += 1
+                if got == 3:
+                    break
+        left = time.time()
+        assert batch_tasks() == []
+        await anyio.sleep(0.4)
+        late = [r for r in emulator.ledger["requests"] if r["time"] > left + 0.05]
+        assert late == []
+
+        created = results.created_task_ids()
+        on_server = {task["id"] for task in emulator.ledger["tasks"]}
+        assert set(created) <= on_server
+        assert len(on_server - set(created)) <= len(results.uncertain_jobs())
+        pending = results.pending_tasks()
+        assert len(pending) == len(created) - 3
+        # The caller's client still works: collect one left behind.
+        task_id = next(iter(pending))
+        assert isinstance(await client.wait(task_id, timeout=5), ImageSwapResult)
+        with pytest.raises(RuntimeError, match="ended"):
+            await results.__anext__()
+
+
+async def test_an_exception_in_the_loop_propagates_as_itself(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency="0.1-0.3") as (_, client):
+        jobs = [SwapJob(image=photo, face=sample_face) for photo in photos]
+        results = client.swap_many(jobs, concurrency=8, poll=FAST)
+
+        async def fail_in_the_loop() -> None:
+            async with results:
+                async for _ in results:
+                    raise KeyError("mine")
+
+        with pytest.raises(KeyError, match="mine"):
+            await fail_in_the_loop()
+        assert batch_tasks() == []
+        assert len(results.pending_tasks()) >= 1
+
+
+async def test_cancellation_from_outside(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency=5) as (emulator, client):
+        jobs = [SwapJob(image=photo, face=sample_face) for photo in photos]
+        with anyio.move_on_after(0.5) as scope:
+            async with client.swap_many(jobs, concurrency=8, poll=FAST) as results:
+                async for _ in results:
+                    pytest.fail("no task ends within the test")
+        assert scope.cancelled_caught
+        assert batch_tasks() == []
+        assert set(results.pending_tasks()) == set(results.created_task_ids())
+        assert len(results.created_task_ids()) + len(results.uncertain_jobs()) >= len(
+            emulator.ledger["tasks"]
+        )
+
+
+# --- failures are outcomes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+async def test_faults_never_create_a_swap_twice(tmp_path: Path, sample_face: Path) -> None:
+    photos = [write_sample_photo(tmp_path / f"p{i}.jpg", seed=100 + i) for i in range(60)]
+    async with running(tmp_path, latency="0.02-0.1", fail_rate=0.1, cut_rate=0.05, seed=7) as (
+        emulator,
+        client,
+    ):
+        emulator.scenario("image_swap", code=802, count=25)
+        emulator.scenario("image_swap", fault="cut_after", count=3)
+        emulator.scenario("task_detail", code=500, count=20)
+        jobs = [SwapJob(image=photo, face=sample_face) for photo in photos]
+        async with client.swap_many(jobs, concurrency=20, poll=FAST, timeout=20) as results:
+            outcomes = [outcome async for outcome in results]
+        ledger = emulator.ledger
+
+    assert sorted(o.index for o in outcomes) == list(range(60))
+    bodies = Counter(
+        (task["request"]["main_key"], task["request"]["target_key"]) for task in ledger["tasks"]
+    )
+    assert max(bodies.values()) == 1  # no image swapped twice
+    kinds = Counter(type(o.error).__name__ for o in outcomes)
+    assert kinds["SubmissionUncertainError"] >= 3
+    assert any(r["code"] == 802 for r in ledger["requests"])
+    for outcome in outcomes:
+        assert (outcome.result is None) != (outcome.error is None)
+        if isinstance(outcome.error, SubmissionUncertainError):
+            assert outcome.task_id is None
+
+
+async def test_quota_refusals_are_retried_past_the_session_attempts(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency=0.02) as (emulator, client):
+        emulator.scenario("image_swap", code=802, count=8)  # more than QUICK_RETRY.attempts
+        (outcome,) = await drain(client, [SwapJob(photos[0], sample_face)], poll=FAST)
+        assert outcome.ok, outcome.error
+        assert len(emulator.ledger["tasks"]) == 1
+        assert sum(r["code"] == 802 for r in creations(emulator)) == 8
+
+
+async def test_801_stops_submissions(tmp_path: Path, photos: list[Path], sample_face: Path) -> None:
+    async with running(tmp_path, latency=0.05, credits=5) as (emulator, client):
+        jobs = [SwapJob(image=photos[i % len(photos)], face=sample_face) for i in range(40)]
+        async with client.swap_many(jobs, concurrency=4, max_submissions=2, poll=FAST) as results:
+            outcomes = [o async for o in results]
+        refused = [r for r in creations(emulator) if r["code"] == 801]
+
+    assert len(outcomes) == 40
+    assert sum(o.ok for o in outcomes) == 5
+    failed = [o for o in outcomes if not o.ok]
+    assert all(isinstance(o.error, InsufficientCreditsError) for o in failed)
+    assert all(o.task_id is None for o in failed)
+    # Only the requests already out when the first 801 came back met another one.
+    assert 1 <= len(refused) <= 2
+    assert len(creations(emulator)) <= 5 + 2
+
+
+async def test_task_failure_is_an_outcome_or_raised_with_fail_fast(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency=0.02) as (emulator, client):
+        emulator.scenario("image_swap", task_fail={"code": 602, "message": "No face detected"})
+        jobs = [SwapJob(image=photo, face=sample_face) for photo in photos[:4]]
+        outcomes = await drain(client, jobs, concurrency=1, poll=FAST)
+        (failed,) = [o for o in outcomes if not o.ok]
+        assert isinstance(failed.error, TaskFailedError)
+        assert failed.error.code == 602
+        assert failed.task_id == failed.error.task_id is not None
+        with pytest.raises(TaskFailedError):
+            failed.unwrap()
+
+        emulator.scenario("image_swap", task_fail={"code": 602, "message": "No face detected"})
+        with pytest.raises(TaskFailedError, match="No face"):
+            await drain(client, jobs, concurrency=1, poll=FAST, fail_fast=True)
+
+
+async def test_bad_inputs_are_outcomes(
+    tmp_path: Path, photos: list[Path], sample_face: Path, sample_video: Path
+) -> None:
+    jobs = [
+        SwapJob(image=tmp_path / "missing.jpg", face=sample_face),
+        SwapJob(image=photos[0], face=sample_video),  # a face must be an image
+        SwapJob(image=photos[0], face=sample_face, kind="video"),  # not a video
+        SwapJob(image=Key("folder/no-extension"), face=sample_face),  # image or video?
+    ]
+    async with running(tmp_path, latency=0.02) as (emulator, client):
+        outcomes = await drain(client, jobs, poll=FAST)
+        assert emulator.ledger["tasks"] == []
+    errors = [type(o.error) for o in outcomes]
+    assert errors == [
+        SourceNotFoundError,
+        UnsupportedFormatError,
+        UnsupportedFormatError,
+        InvalidInputError,
+    ]
+
+
+async def test_something_else_than_a_job_raises_from_the_iterator(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    async with running(tmp_path, latency=0.02) as (_, client):
+        jobs: list[Any] = [SwapJob(photos[0], sample_face), (photos[1], sample_face)]
+        with pytest.raises(TypeError, match="SwapJob"):
+            await drain(client, jobs, poll=FAST)
+
+
+async def test_deadline_per_job(tmp_path: Path, photos: list[Path], sample_face: Path) -> None:
+    async with running(tmp_path, latency=5) as (_, client):
+        (outcome,) = await drain(client, [SwapJob(photos[0], sample_face)], timeout=0.3, poll=FAST)
+    assert isinstance(outcome.error, TaskTimeoutError)
+    assert outcome.task_id is not None
+    assert outcome.error.task_id == outcome.task_id
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+async def test_shared_face_is_uploaded_once(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    face_bytes = sample_face.read_bytes()
+    jobs = [SwapJob(image=photos[i % 3], face=sample_face) for i in range(30)]
+    jobs += [SwapJob(image=photos[3], face=face_bytes) for _ in range(10)]
+    async with running(tmp_path, latency=0.02) as (emulator, client):
+        async with client.swap_many(jobs, concurrency=20, poll=FAST) as results:
+            outcomes = [o async for o in results]
+        uploads = emulator.ledger["uploads"]
+    assert all(o.ok for o in outcomes)
+    # 4 images, the face by path and the face as bytes: each once.
+    assert len([u for u in uploads if u["status"] == "stored"]) == 6
+    assert results.stats.uploads == 6
+
+
+async def test_video_jobs_tell_by_content(
+    tmp_path: Path, photos: list[Path], sample_face: Path, sample_video: Path
+) -> None:
+    jobs = [SwapJob(sample_video, sample_face), SwapJob(photos[0], sample_face)]
+    async with running(tmp_path, latency=0.02) as (emulator, client):
+        outcomes = await drain(client, jobs, poll=FAST)
+        kinds = sorted(task["kind"] for task in emulator.ledger["tasks"])
+    assert isinstance(outcomes[0].result, VideoSwapResult)
+    assert isinstance(outcomes[1].result, ImageSwapResult)
+    assert kinds == ["image_swap", "video_swap"]
+
+
+# --- the API's small print ----------------------------------------------------------------------
+
+
+async def test_results_are_entered_once_and_iterated_inside(
+    client: MioCreate, sample_photo: Path, sample_face: Path
+) -> None:
+    results = client.swap_many([SwapJob(sample_photo, sample_face)], poll=FAST)
+    with pytest.raises(RuntimeError, match="inside"):
+        await results.__anext__()
+    async with results:
+        assert [o.ok async for o in results] == [True]
+        with pytest.raises(StopAsyncIteration):
+            await results.__anext__()
+    with pytest.raises(RuntimeError, match="once"):
+        async with results:
+            pass
+
+
+def test_swap_job_is_frozen_and_checks_its_kind() -> None:
+    job = SwapJob(image="a.jpg", face="me.jpg")
+    assert (job.hd, job.kind) == (False, None)
+    with pytest.raises(AttributeError):
+        job.hd = True  # type: ignore[misc]
+    with pytest.raises(ValueError, match="kind"):
+        SwapJob(image="a.jpg", face="me.jpg", kind="gif")  # type: ignore[arg-type]
+
+
+def test_poll_policy_gaps() -> None:
+    policy = PollPolicy(minimum=0.1, ratio=0.2, maximum=2.0)
+    assert policy.gap(0.0) == 0.1
+    assert policy.gap(5.0) == pytest.approx(1.0)
+    assert policy.gap(100.0) == 2.0
+    with pytest.raises(ValueError, match="minimum"):
+        PollPolicy(minimum=0)
+
+
+async def test_the_poller_learns_how_long_tasks_take(
+    tmp_path: Path, photos: list[Path], sample_face: Path
+) -> None:
+    jobs = [SwapJob(image=photos[i % len(photos)], face=sample_face) for i in range(48)]
+    polls = {}
+    async with running(tmp_path, latency=0.25) as (_, client):
+        for adaptive in (False, True):
+            policy = attrs.evolve(FAST, adaptive=adaptive, learn_after=4)
+            async with client.swap_many(jobs, concurrency=8, poll=policy) as results:
+                assert all([o.ok async for o in results])
+            polls[adaptive] = results.stats.polls / len(jobs)
+    # Unlearnt, a 250 ms task is polled about nine times; learnt, about twice.
+    assert polls[True] < polls[False] / 2
