@@ -6,8 +6,9 @@
 """
 
 import contextlib
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._batch import BatchStats, PollPolicy, SwapJob, SwapOutcome, SwapResults
 from ._client import Key, MediaInput, MioCreate, TaskRef
 from ._config import DEFAULT_BASE_URL, Config, PollSchedule
 from ._errors import (
@@ -63,6 +64,29 @@ from ._operations import DEFAULT_PATHS, Operation, TaskKind
 from ._retry import RetryPolicy
 from ._uploads import StreamSource, UploadSource
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._batch import BatchStats, PollPolicy, SwapJob, SwapOutcome, SwapResults
+
+# The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
+_LAZY = dict.fromkeys(
+    ("BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults"), "._batch"
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    _present(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "APIError",
@@ -132,10 +156,14 @@ __all__ = [
     "__version__",
 ]
 
-# Users see ``miocreate_async.MioCreate``, not the private module it lives in.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("miocreate_async._"):
+def _present(obj: object) -> None:
+    """Users see ``miocreate_async.MioCreate``, not the private module it lives in."""
+    if getattr(obj, "__module__", "").startswith("miocreate_async._"):
         with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = __name__
-del _name, _obj
+            obj.__module__ = __name__
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _present(globals()[_name])
+del _name

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 import attrs
 
@@ -78,6 +77,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # rare, and the email package is slow to load
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
