@@ -62,7 +62,7 @@ from ._models import (
 )
 from ._operations import DEFAULT_PATHS, Operation, TaskKind
 from ._retry import RetryPolicy
-from ._uploads import StreamSource, UploadSource
+from ._sources import StreamSource, UploadSource
 from ._version import __version__
 
 if TYPE_CHECKING:

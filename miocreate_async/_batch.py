@@ -41,7 +41,8 @@ from ._formats import MediaType, media_type_of_name
 from ._models import ImageSwapResult, TaskHandle, VideoSwapResult
 from ._poller import Poller, PollPolicy
 from ._retry import is_transient, refused_without_effect
-from ._uploads import UploadSource, prepare_upload
+from ._sources import UploadSource
+from ._uploads import prepare_upload
 
 if TYPE_CHECKING:
     from ._client import MioCreate

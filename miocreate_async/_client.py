@@ -5,12 +5,12 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -19,7 +19,6 @@ import attrs
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._config import Config
 from ._converter import structure, structure_result, unstructure
-from ._downloads import download as _download
 from ._errors import (
     ClientClosedError,
     ConfigurationError,
@@ -56,13 +55,15 @@ from ._models import (
     VideoSwapResult,
 )
 from ._operations import Operation, TaskKind
+from ._presigned import url_expires_at
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Session
-from ._uploads import PreparedUpload, UploadSource, prepare_upload, put_object
+from ._sources import UploadSource
 
 if TYPE_CHECKING:
     from ._batch import Jobs, PollPolicy, SwapResults
+    from ._uploads import PreparedUpload
 
 __all__ = ["Key", "MediaInput", "MioCreate", "TaskRef"]
 
@@ -214,9 +215,13 @@ class MioCreate:
     ) -> str:
         """Check the file locally, then stream it to storage in one PUT; returns its key."""
         self._call_ready()
+        from ._uploads import prepare_upload
+
         return await self._put(await prepare_upload(source, file_name=file_name), progress)
 
     async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
+        from ._uploads import put_object
+
         key = await put_object(
             self._session.http(),
             prepared,
@@ -245,7 +250,9 @@ class MioCreate:
         """Stream a signed URL (a result's, say) to a file; complete or not there at all."""
         self._call_ready()
         name = default_name or Path(urlsplit(url).path).name or "download"
-        return await _download(
+        from ._downloads import download
+
+        return await download(
             self._session.http(),
             url,
             destination,
@@ -504,6 +511,8 @@ class MioCreate:
         key = as_key(source)
         if key is not None:
             return key
+        from ._uploads import prepare_upload
+
         prepared = await prepare_upload(source)
         if video is not None and prepared.media_type.is_video != video:
             wanted, got = ("a video", "an image") if video else ("an image", "a video")
@@ -603,12 +612,5 @@ def _now() -> datetime:
 
 def _expiry_of(url: str | None) -> datetime | None:
     """When a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires."""
-    if not url:
-        return None
-    query = {name.lower(): value for name, value in parse_qsl(urlsplit(url).query)}
-    try:
-        signed = datetime.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ")
-        lifetime = int(query["x-amz-expires"])
-    except (KeyError, ValueError):
-        return None
-    return signed.replace(tzinfo=timezone.utc) + timedelta(seconds=lifetime)
+    expires = url_expires_at(url) if url else None
+    return None if expires is None else datetime.fromtimestamp(expires, timezone.utc)

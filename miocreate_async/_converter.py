@@ -8,12 +8,11 @@ models are the client's own and never cross the wire.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import ProtocolError
 from ._models import (
@@ -28,11 +27,12 @@ from ._models import (
 )
 from ._operations import TaskKind
 
+if TYPE_CHECKING:
+    import cattrs
+
 __all__ = ["structure", "structure_result", "unstructure"]
 
 T = TypeVar("T")
-
-_converter = cattrs.Converter(prefer_attrib_converters=True)
 
 
 def _structure_int(value: Any, _: type) -> int:
@@ -49,12 +49,6 @@ def _structure_str(value: Any, _: type) -> str:
     return str(value)
 
 
-_converter.register_structure_hook(int, _structure_int)
-_converter.register_structure_hook(float, lambda value, _: float(value))
-_converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook(Hd, lambda value, _: Hd(int(value)))
-_converter.register_unstructure_hook(Hd, int)
-
 _KEYPOINT_FIELDS = [field.name for field in attrs.fields(Keypoints)]
 
 
@@ -66,60 +60,66 @@ def _structure_keypoints(value: Any, _: type) -> Keypoints:
         points = list(value)
     if len(points) != len(_KEYPOINT_FIELDS) or any(p is None for p in points):
         raise ValueError("kps must hold the five keypoints 1..5")
-    return Keypoints(*(_converter.structure(p, Point) for p in points))
+    return Keypoints(*(_converter().structure(p, Point) for p in points))
 
 
 def _unstructure_keypoints(kps: Keypoints) -> dict[str, Any]:
-    return {str(n): _converter.unstructure(point) for n, point in enumerate(kps, 1)}
+    return {str(n): _converter().unstructure(point) for n, point in enumerate(kps, 1)}
 
 
-_converter.register_structure_hook(Keypoints, _structure_keypoints)
-_converter.register_unstructure_hook(Keypoints, _unstructure_keypoints)
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The converter, built on first use: importing cattrs and generating hooks costs time
+    that ``import miocreate_async`` need not pay."""
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+    converter = cattrs.Converter(prefer_attrib_converters=True)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, lambda value, _: float(value))
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(Hd, lambda value, _: Hd(int(value)))
+    converter.register_unstructure_hook(Hd, int)
+    converter.register_structure_hook(Keypoints, _structure_keypoints)
+    converter.register_unstructure_hook(Keypoints, _unstructure_keypoints)
 
-def _local_overrides(cls: type) -> dict[str, Any]:
-    return {
-        field.name: override(omit=True)
-        for field in attrs.fields(cls)
-        if field.metadata.get("local")
-    }
+    def local_fields(cls: type) -> dict[str, Any]:
+        # Fields marked ``local`` are the client's own: never read from or sent on the wire.
+        return {
+            field.name: override(omit=True)
+            for field in attrs.fields(cls)
+            if field.metadata.get("local")
+        }
 
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: make_dict_structure_fn(cls, converter, **local_fields(cls))
+    )
+    converter.register_unstructure_hook_factory(
+        attrs.has, lambda cls: make_dict_unstructure_fn(cls, converter, **local_fields(cls))
+    )
+    structure_face_swap = make_dict_structure_fn(FaceSwapRequest, converter)
 
-def _structure_factory(cls: type) -> Callable[[Any, type], Any]:
-    return make_dict_structure_fn(cls, _converter, **_local_overrides(cls))
+    def structure_face_swap_request(value: Any, cls: type) -> FaceSwapRequest:
+        # The page's examples send ``key`` where its table says ``main_key``.
+        if isinstance(value, Mapping) and "main_key" not in value and "key" in value:
+            value = {**value, "main_key": value["key"]}
+        return structure_face_swap(value, cls)
 
-
-def _unstructure_factory(cls: type) -> Callable[[Any], Any]:
-    return make_dict_unstructure_fn(cls, _converter, **_local_overrides(cls))
-
-
-_converter.register_structure_hook_factory(attrs.has, _structure_factory)
-_converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
-
-_structure_face_swap = make_dict_structure_fn(FaceSwapRequest, _converter)
-
-
-def _structure_face_swap_request(value: Any, cls: type) -> FaceSwapRequest:
-    # The page's examples send ``key`` where its table says ``main_key``.
-    if isinstance(value, Mapping) and "main_key" not in value and "key" in value:
-        value = {**value, "main_key": value["key"]}
-    return _structure_face_swap(value, cls)
-
-
-_converter.register_structure_hook(FaceSwapRequest, _structure_face_swap_request)
+    converter.register_structure_hook(FaceSwapRequest, structure_face_swap_request)
+    return converter
 
 
 def structure(data: Any, cls: type[T], *, what: str | None = None) -> T:
     """Structure wire data into ``cls``; a mismatch is one ProtocolError naming the bad fields."""
     try:
-        return _converter.structure(data, cls)
+        return _converter().structure(data, cls)
     except Exception as exc:
         raise _protocol_error(exc, what or str(getattr(cls, "__name__", cls))) from exc
 
 
 def unstructure(obj: Any) -> Any:
     """The documented wire form of a model (``is_hd`` as 1 or 2, ids as ints)."""
-    return _converter.unstructure(obj)
+    return _converter().unstructure(obj)
 
 
 _RESULT_TYPE: dict[TaskKind, Any] = {
@@ -157,6 +157,8 @@ def structure_result(data: Any, kind: TaskKind | None) -> TaskResult:
 def _protocol_error(exc: BaseException, what: str) -> ProtocolError:
     if isinstance(exc, ProtocolError):
         return exc
+    import cattrs
+
     if isinstance(exc, (cattrs.BaseValidationError, cattrs.errors.ForbiddenExtraKeysError)):
         details = "; ".join(cattrs.transform_error(exc, path=what))
     else:

@@ -55,6 +55,9 @@ class PollPolicy:
     adaptive: bool = True
     quantile: float = 0.05
     learn_after: int = 8
+    #: With ``adaptive``, once a task is past its kind's quickest usual end it may end at any
+    #: moment: polls then come at least this often, so long tasks are not seen late.
+    settle: float = attrs.field(default=1.0, validator=_positive)
     #: Poll requests in flight at once, whatever the number of tasks.
     concurrency: int = attrs.field(default=32, validator=attrs.validators.ge(1))
 
@@ -143,14 +146,24 @@ class Poller:
 
     # --- the schedule -------------------------------------------------------------------------
 
-    def _first_delay(self, kind: TaskKind) -> float:
+    def _usual_end(self, kind: TaskKind) -> float | None:
+        """The quickest usual duration of this kind of task, once learnt (with ``adaptive``)."""
         policy = self.policy
-        if policy.adaptive:
-            durations = self._durations.get(kind)
-            usual = durations.quantile(policy.quantile, policy.learn_after) if durations else None
-            if usual is not None:
-                return max(policy.minimum, usual)
-        return policy.first
+        durations = self._durations.get(kind) if policy.adaptive else None
+        return durations.quantile(policy.quantile, policy.learn_after) if durations else None
+
+    def _first_delay(self, kind: TaskKind) -> float:
+        usual = self._usual_end(kind)
+        return self.policy.first if usual is None else max(self.policy.minimum, usual)
+
+    def _next_poll(self, entry: _Watch) -> float:
+        now = anyio.current_time()
+        age = now - entry.created
+        gap = self.policy.gap(age)
+        usual = self._usual_end(entry.handle.kind)
+        if usual is not None and age >= usual:
+            gap = min(gap, max(self.policy.minimum, self.policy.settle))
+        return now + gap
 
     def _push(self, due: float, entry: _Watch) -> None:
         heapq.heappush(self._heap, (due, next(self._order), entry))
@@ -192,8 +205,7 @@ class Poller:
         except MioCreateError as error:
             if is_transient(error):
                 # The session's retries gave up for now; the task goes on: look again later.
-                now = anyio.current_time()
-                self._push(now + self.policy.gap(now - entry.created), entry)
+                self._push(self._next_poll(entry), entry)
             else:
                 entry.finish(None, error)
             return
@@ -201,8 +213,7 @@ class Poller:
         entry.polls += 1
         if not info.done:
             entry.seen_pending = sent
-            now = anyio.current_time()
-            self._push(now + self.policy.gap(now - entry.created), entry)
+            self._push(self._next_poll(entry), entry)
             return
         # It ended between the last poll that saw it running and this one: take the middle.
         ended = (entry.seen_pending + sent) / 2

@@ -8,10 +8,8 @@ import html
 import inspect
 import re
 import time
-from calendar import timegm
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import anyio
@@ -27,6 +25,7 @@ from ._errors import (
     UrlExpiredError,
 )
 from ._models import ProgressCallback
+from ._presigned import url_expires_at
 from ._redact import redact_url
 from ._retry import RetryPolicy
 
@@ -206,24 +205,6 @@ def storage_error(
     return StorageError(
         f"{text} ({shown})", operation=operation, http_status=status, storage_code=code
     )
-
-
-def url_expires_at(url: str) -> float | None:
-    """When a SigV4 presigned URL stops working (``X-Amz-Date`` + ``X-Amz-Expires``), or None
-    when the URL does not say."""
-    try:
-        query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
-    except ValueError:
-        return None
-    for prefix in ("x-amz-", "x-goog-"):
-        date, expires = query.get(prefix + "date"), query.get(prefix + "expires")
-        if date and expires:
-            try:
-                signed = timegm(time.strptime(date, "%Y%m%dT%H%M%SZ"))
-                return signed + int(expires)
-            except ValueError:
-                return None
-    return None
 
 
 # --- aiohttp failures -------------------------------------------------------------------------

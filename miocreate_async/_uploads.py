@@ -12,7 +12,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import BinaryIO
 from urllib.parse import parse_qsl, urlsplit
@@ -47,6 +47,7 @@ from ._formats import (
 from ._models import ProgressCallback, UploadTarget
 from ._redact import redact_url
 from ._retry import parse_retry_after
+from ._sources import StreamSource, UploadSource
 from ._transfer import (
     ERROR_BODY_LIMIT,
     Progress,
@@ -78,21 +79,6 @@ EXPIRY_MARGIN = 5.0
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _OPERATION = "upload"
 
-
-@attrs.frozen
-class StreamSource:
-    """An async iterable of bytes with a declared size, for data that is not a file.
-
-    ``size`` must be exact: it is sent as ``Content-Length``. The stream is read once, so an
-    upload from it is not retried after it started (the error says so).
-    """
-
-    chunks: AsyncIterable[bytes]
-    size: int
-    file_name: str
-
-
-UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | StreamSource
 
 #: Opens the data from its start; each call gives a fresh generator of chunks.
 _Opener = Callable[[], AsyncGenerator[bytes, None]]
