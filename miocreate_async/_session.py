@@ -66,6 +66,9 @@ class Session:
         self._owns_http = http is None
         self._closed = False
         self._limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.timeout, sock_connect=config.connect_timeout
+        )
 
     @property
     def closed(self) -> bool:
@@ -159,12 +162,9 @@ class Session:
             headers["Authorization"] = f"{self.config.auth_scheme} {token}"
         url = self.config.url(operation)
         name = operation.value
-        timeout = aiohttp.ClientTimeout(
-            total=self.config.timeout, sock_connect=self.config.connect_timeout
-        )
         try:
             async with http.request(
-                method, url, json=body, params=params, headers=headers, timeout=timeout
+                method, url, json=body, params=params, headers=headers, timeout=self._timeout
             ) as response:
                 raw = await response.read()
                 status = response.status
