@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -379,3 +379,32 @@ def header(title: str, args: argparse.Namespace, detail: str) -> None:
 def cpu_now() -> float:
     """User + system CPU seconds of this process, all threads."""
     return time.process_time()
+
+
+#: The paths a hand-written client copies from the provider's page.
+RAW_PATHS = {
+    "token": "/v1/oauth/token",
+    "upload_url": "/v1/source/upload-url",
+    "image": "/v1/task/face-swap",
+    "video": "/v1/task/video-face-swap",
+    "detail": "/v1/task/detail",
+}
+
+
+async def raw_api(session: Any, spec: Spec) -> Callable[[str, dict[str, Any]], Awaitable[Any]]:
+    """What a user writes by hand from the page with bare aiohttp: a token fetched once, then
+    JSON POSTs whose envelope ``code`` is checked; no retries."""
+    url = spec["url"]
+    credentials = {"client_id": spec["client_id"], "client_secret": spec["client_secret"]}
+    async with session.post(url + RAW_PATHS["token"], json=credentials) as reply:
+        token = (await reply.json())["data"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def api(path: str, body: dict[str, Any]) -> Any:
+        async with session.post(url + path, json=body, headers=headers) as reply:
+            envelope = await reply.json()
+        if envelope["code"] != 200:
+            raise RuntimeError(f"code {envelope['code']}: {envelope.get('message')}")
+        return envelope["data"]
+
+    return api

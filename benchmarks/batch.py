@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    RAW_PATHS,
     EmulatorProcess,
     Table,
     base_parser,
@@ -48,6 +49,7 @@ from benchmarks._common import (
     peak_rss,
     percentile,
     ratio,
+    raw_api,
     reset_peak_rss,
     rss,
     run_worker,
@@ -62,14 +64,6 @@ QUOTA_SIDES = ("swap_many", "swap_many, rate_limit=Q", "by hand")
 VIDEO_EVERY = 4
 PHOTOS = 8
 VIDEOS = 2
-
-PATHS = {
-    "token": "/v1/oauth/token",
-    "upload_url": "/v1/source/upload-url",
-    "image": "/v1/task/face-swap",
-    "video": "/v1/task/video-face-swap",
-    "detail": "/v1/task/detail",
-}
 
 
 def write_inputs(directory: Path) -> None:
@@ -129,24 +123,13 @@ async def _by_hand(spec: dict[str, Any], jobs: list[tuple[str, str, str]]) -> An
     """What a user writes from the API's page: gather, a semaphore, poll every second."""
     import aiohttp
 
-    url = spec["url"]
     outcomes: list[Outcome] = []
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
-        credentials = {"client_id": spec["client_id"], "client_secret": spec["client_secret"]}
-        async with session.post(url + PATHS["token"], json=credentials) as reply:
-            token = (await reply.json())["data"]["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-
-        async def api(path: str, body: dict[str, Any]) -> Any:
-            async with session.post(url + path, json=body, headers=headers) as reply:
-                envelope = await reply.json()
-            if envelope["code"] != 200:
-                raise RuntimeError(f"code {envelope['code']}: {envelope.get('message')}")
-            return envelope["data"]
+        api = await raw_api(session, spec)
 
         async def upload(path: str) -> str:
-            target = await api(PATHS["upload_url"], {"file_name": os.path.basename(path)})
+            target = await api(RAW_PATHS["upload_url"], {"file_name": os.path.basename(path)})
             with open(path, "rb") as file:
                 data = file.read()
             async with session.put(target["upload_url"], data=data) as reply:
@@ -161,9 +144,9 @@ async def _by_hand(spec: dict[str, Any], jobs: list[tuple[str, str, str]]) -> An
                     media_key = await upload(media)
                     face_key = await upload(face)
                     body = {"main_key": media_key, "target_key": face_key, "is_hd": 2}
-                    task_id = (await api(PATHS[kind], body))["task_id"]
+                    task_id = (await api(RAW_PATHS[kind], body))["task_id"]
                     while True:
-                        detail = await api(PATHS["detail"], {"id": task_id})
+                        detail = await api(RAW_PATHS["detail"], {"id": task_id})
                         if detail["status"] == 0:
                             outcomes.append((task_id, time.time(), None))
                             return

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    RAW_PATHS,
     EmulatorProcess,
     Table,
     base_parser,
@@ -34,61 +35,45 @@ from benchmarks._common import (
     header,
     in_turn,
     median,
+    raw_api,
     run_worker,
     serve_worker,
     size_of,
 )
 
 LOADS = ("tasks", "polls")
-PATHS = {
-    "token": "/v1/oauth/token",
-    "upload_url": "/v1/source/upload-url",
-    "image": "/v1/task/face-swap",
-    "detail": "/v1/task/detail",
-}
 
 
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
-    url = spec["url"]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        credentials = {"client_id": spec["client_id"], "client_secret": spec["client_secret"]}
-        async with session.post(url + PATHS["token"], json=credentials) as reply:
-            token = (await reply.json())["data"]["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-
-        async def api(path: str, body: dict[str, Any]) -> Any:
-            async with session.post(url + path, json=body, headers=headers) as reply:
-                envelope = await reply.json()
-            if envelope["code"] != 200:
-                raise RuntimeError(f"code {envelope['code']}: {envelope.get('message')}")
-            return envelope["data"]
+        api = await raw_api(session, spec)
 
         async def upload(path: str) -> str:
-            target = await api(PATHS["upload_url"], {"file_name": Path(path).name})
+            target = await api(RAW_PATHS["upload_url"], {"file_name": Path(path).name})
             async with session.put(target["upload_url"], data=Path(path).read_bytes()) as reply:
                 reply.raise_for_status()
             return str(target["key"])
 
         body = {"main_key": await upload(spec["photo"]), "target_key": await upload(spec["face"])}
-        done = (await api(PATHS["image"], body))["task_id"]
-        await api(PATHS["detail"], {"id": done})  # the one render, before the clock
+        done = (await api(RAW_PATHS["image"], body))["task_id"]
+        await api(RAW_PATHS["detail"], {"id": done})  # the one render, before the clock
         counts = {"tasks": 0, "requests": 0}
         polls = spec["polls"]
         stop = time.perf_counter() + spec["seconds"]
 
         async def task_loop() -> None:
             while time.perf_counter() < stop:
-                task_id = (await api(PATHS["image"], body))["task_id"]
+                task_id = (await api(RAW_PATHS["image"], body))["task_id"]
                 for _ in range(polls):
-                    await api(PATHS["detail"], {"id": task_id})
+                    await api(RAW_PATHS["detail"], {"id": task_id})
                 counts["tasks"] += 1
                 counts["requests"] += 1 + polls
 
         async def poll_loop() -> None:
             while time.perf_counter() < stop:
-                await api(PATHS["detail"], {"id": done})
+                await api(RAW_PATHS["detail"], {"id": done})
                 counts["requests"] += 1
 
         loop = task_loop if spec["load"] == "tasks" else poll_loop
