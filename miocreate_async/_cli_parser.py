@@ -112,29 +112,21 @@ def build_parser(prog: str = "miocreate") -> argparse.ArgumentParser:
 
     source_help = "a local file, or key:<uploaded key>"
 
-    swap = command("swap", "swap a face into an image and download the result")
-    swap.add_argument("image", help=f"the image to edit: {source_help}")
-    swap.add_argument("--face", required=True, help=f"the new face: {source_help}")
-    swap.add_argument("--hd", action="store_true", help="high-quality swap")
-    swap.add_argument(
-        "-o",
-        "--output",
-        metavar="PATH",
-        help="file or existing folder for the result (default: <image>-swapped.<ext> here)",
-    )
-    timeout(swap, 600)
-
-    video = command("swap-video", "swap a face into a video and download the result")
-    video.add_argument("video", help=f"the video to edit: {source_help}")
-    video.add_argument("--face", required=True, help=f"the new face: {source_help}")
-    video.add_argument("--hd", action="store_true", help="high-quality swap")
-    video.add_argument(
-        "-o",
-        "--output",
-        metavar="PATH",
-        help="file or existing folder for the result (default: <video>-swapped.<ext> here)",
-    )
-    timeout(video, 1800)
+    for name, media, what, wait in (
+        ("swap", "image", "an image", 600),
+        ("swap-video", "video", "a video", 1800),
+    ):
+        swap = command(name, f"swap a face into {what} and download the result")
+        swap.add_argument(media, help=f"the {media} to edit: {source_help}")
+        swap.add_argument("--face", required=True, help=f"the new face: {source_help}")
+        swap.add_argument("--hd", action="store_true", help="high-quality swap")
+        swap.add_argument(
+            "-o",
+            "--output",
+            metavar="PATH",
+            help=f"file or existing folder for the result (default: <{media}>-swapped.<ext> here)",
+        )
+        timeout(swap, wait)
 
     faces = command("faces", "list the faces of an image or video (for swap-faces)")
     faces.add_argument("media", help=f"the image or video: {source_help}")

@@ -32,14 +32,9 @@ FAST = Config(retry=RetryPolicy(attempts=2, initial=0.01, jitter=False), stall_t
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # aiohttp runs on asyncio only
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=1) as emulator:
-        yield emulator
+def emu(emulator: Emulator) -> Emulator:
+    """The shared emulator of conftest.py, under this module's short name."""
+    return emulator
 
 
 @pytest.fixture
@@ -116,13 +111,15 @@ async def test_overwrite_refused_unless_asked(emu: Emulator, url: str, tmp_path:
 
 async def test_expired_result_url(emu: Emulator, url: str, tmp_path: Path) -> None:
     emu.advance_clock(3601)  # past the access URL's X-Amz-Expires
+    folder = tmp_path / "downloads"
+    folder.mkdir()
     with pytest.raises(UrlExpiredError, match="expired") as caught:
-        await fetch(url, tmp_path)
+        await fetch(url, folder)
     assert caught.value.http_status == 403
     signature = url.rsplit("X-Amz-Signature=", 1)[1]
     assert signature not in str(caught.value)
     assert "X-Amz-Signature=[redacted]" in str(caught.value)
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
 
 
 async def test_missing_object_is_a_storage_error_not_retried(

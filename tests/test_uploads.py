@@ -51,14 +51,9 @@ FAST_RETRY = RetryPolicy(attempts=3, initial=0.01, maximum=0.05, jitter=False)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # aiohttp runs on asyncio only
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=1) as emulator:
-        yield emulator
+def emu(emulator: Emulator) -> Emulator:
+    """The shared emulator of conftest.py, under this module's short name."""
+    return emulator
 
 
 @pytest.fixture
