@@ -108,6 +108,8 @@ async def test_500_jobs_yield_once_in_completion_order(
         ledger = emulator.ledger
 
     assert sorted(outcome.index for outcome, _ in seen) == list(range(500))
+    errors = [outcome.error for outcome, _ in seen if outcome.error is not None]
+    assert errors == []
     assert all(isinstance(outcome.result, ImageSwapResult) for outcome, _ in seen)
     assert all(outcome.job is jobs[outcome.index] for outcome, _ in seen)
     ends = {task["id"]: task["ends_at"] for task in ledger["tasks"]}
