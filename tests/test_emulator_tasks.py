@@ -10,7 +10,9 @@ import pytest
 from conftest import RawApi
 from PIL import Image
 
+from miocreate_async import MioCreate
 from miocreate_async._operations import Operation
+from miocreate_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +166,24 @@ async def test_task_fail_scenario(api: RawApi, sample_photo: Path, sample_face: 
 
 async def test_unknown_task(api: RawApi) -> None:
     assert (await api.call(Operation.TASK_DETAIL, {"id": 1}))["code"] == 400
+
+
+async def test_detail_never_reports_success_before_the_result_exists(
+    emulator: Emulator, client: MioCreate, sample_photo: Path, sample_face: Path
+) -> None:
+    """A task ending while its detail is being answered is reported as of one moment."""
+    task = await client.create_image_swap(
+        await client.upload(sample_photo), await client.upload(sample_face)
+    )
+    state = emulator._running_state()
+    record = state.engine.get(task.id)
+    assert record is not None
+    # The clock reads just before the task's end, then after it, as a loaded machine may.
+    readings = iter([record.ends_at - 0.001] + [record.ends_at + 1.0] * 10)
+    real_clock = state.engine._clock
+    state.engine._clock = type("SteppingClock", (), {"now": lambda self: next(readings)})()
+    try:
+        detail = await state.engine.detail(record, emulator.url)
+    finally:
+        state.engine._clock = real_clock
+    assert detail.status != 0 or detail.additional_data

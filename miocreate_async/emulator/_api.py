@@ -184,8 +184,9 @@ async def _detection(call: Call, task_id: int) -> Task:
     task = call.state.engine.get(task_id)
     if task is None or task.kind is not TaskKind.FACE_DETECTION:
         raise ApiError(400, f"{MESSAGES[400]}: get_face_id {task_id} is not a face detection task")
-    await call.state.engine.settle(task, call.base_url)
-    if task.status(call.state.clock.now()) is not TaskStatus.SUCCEEDED:
+    now = call.state.clock.now()  # one reading: settled and judged at the same moment
+    await call.state.engine.settle(task, call.base_url, now)
+    if task.status(now) is not TaskStatus.SUCCEEDED:
         raise ApiError(400, f"{MESSAGES[400]}: face detection {task_id} has not succeeded")
     return task
 

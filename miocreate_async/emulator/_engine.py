@@ -160,9 +160,10 @@ class Engine:
         self._next_id += 1
         return task
 
-    async def settle(self, task: Task, base_url: str) -> None:
+    async def settle(self, task: Task, base_url: str, now: float | None = None) -> None:
         """Build the result of a task that has just succeeded; a broken build fails the task."""
-        if task.result is not None or task.status(self._clock.now()) is not TaskStatus.SUCCEEDED:
+        now = self._clock.now() if now is None else now
+        if task.result is not None or task.status(now) is not TaskStatus.SUCCEEDED:
             return
         async with task.lock:
             if task.result is not None or task.failure is not None:
@@ -173,8 +174,10 @@ class Engine:
                 task.failure = TaskFail(601, f"Task exception occurred: {exc}")
 
     async def detail(self, task: Task, base_url: str) -> TaskDetail:
-        await self.settle(task, base_url)
+        # One reading of the clock for both: a task ending between two readings would be
+        # reported succeeded before its result was built.
         now = self._clock.now()
+        await self.settle(task, base_url, now)
         status = task.status(now)
         data: Any = task.result if status is TaskStatus.SUCCEEDED else {}
         message = task.failure.message if task.failure and status.done else ""
