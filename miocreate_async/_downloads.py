@@ -16,15 +16,14 @@ import aiohttp
 import anyio
 
 from ._config import Config
-from ._errors import InvalidInputError, MioCreateError, StorageError, TransportError
+from ._errors import InvalidInputError, MioCreateError, TransportError
 from ._models import ProgressCallback
 from ._redact import redact_url
-from ._retry import parse_retry_after
+from ._retry import is_transient, parse_retry_after
 from ._transfer import (
     ERROR_BODY_LIMIT,
     Progress,
     client_timeout,
-    should_retry,
     storage_error,
     transport_error,
 )
@@ -33,7 +32,6 @@ __all__ = ["download"]
 
 #: Bytes gathered before each disk write: few thread hops, flat memory.
 WRITE_BLOCK = 1024 * 1024
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _OPERATION = "download"
 
 
@@ -65,11 +63,8 @@ async def download(
         if error is None:
             return target
         # A broken connection, a stall (MioCreateTimeoutError) or a 5xx may pass on retry.
-        transient = isinstance(error, (TransportError, TimeoutError)) or (
-            isinstance(error, StorageError) and error.http_status in _TRANSIENT_STATUS
-        )
         failures += 1
-        if not transient or not should_retry(config.retry, failures, retry_after):
+        if not is_transient(error) or not config.retry.allows(failures, retry_after):
             raise error
         await anyio.sleep(config.retry.backoff(failures, retry_after))
 

@@ -20,6 +20,7 @@ from ._errors import (
     MioCreateTimeoutError,
     RequestQuotaError,
     ServerError,
+    StorageError,
     TransportError,
 )
 
@@ -44,6 +45,13 @@ class RetryPolicy:
     #: Full jitter spreads a crowd of clients; turn it off for predictable waits.
     jitter: bool = True
 
+    def allows(self, failures: int, retry_after: float | None = None) -> bool:
+        """Whether another try is allowed after ``failures`` failures in a row; a longer
+        ``Retry-After`` than ``max_retry_after`` is not waited for."""
+        if failures >= self.attempts:
+            return False
+        return retry_after is None or retry_after <= self.max_retry_after
+
     def backoff(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
         if retry_after is not None:
@@ -56,7 +64,7 @@ def is_transient(error: MioCreateError) -> bool:
     """Whether trying the same request again may succeed."""
     if isinstance(error, (TransportError, MioCreateTimeoutError, ServerError, RequestQuotaError)):
         return True
-    if isinstance(error, HTTPStatusError):
+    if isinstance(error, (HTTPStatusError, StorageError)):
         return error.http_status in _TRANSIENT_STATUS
     return False
 

@@ -136,9 +136,7 @@ class Session:
                         ) from error
                 else:
                     safe = is_transient(error)
-                if not safe or retry >= policy.attempts:
-                    raise
-                if error.retry_after is not None and error.retry_after > policy.max_retry_after:
+                if not safe or not policy.allows(retry, error.retry_after):
                     raise
                 delay = policy.backoff(retry, error.retry_after)
                 logger.debug(

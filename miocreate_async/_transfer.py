@@ -27,16 +27,13 @@ from ._errors import (
 from ._models import ProgressCallback
 from ._presigned import url_expires_at
 from ._redact import redact_url
-from ._retry import RetryPolicy
 
 __all__ = [
     "Progress",
     "StallWatchdog",
     "client_timeout",
-    "should_retry",
     "storage_error",
     "transport_error",
-    "url_expires_at",
     "watch_stalls",
 ]
 
@@ -140,14 +137,6 @@ def client_timeout(config: Config) -> aiohttp.ClientTimeout:
         sock_connect=config.connect_timeout,
         sock_read=config.stall_timeout,
     )
-
-
-def should_retry(policy: RetryPolicy, failures: int, retry_after: float | None) -> bool:
-    """Whether another try is allowed after ``failures`` transient failures in a row."""
-    if failures >= policy.attempts:
-        return False
-    # A longer Retry-After than the policy's cap is not waited for (see RetryPolicy).
-    return retry_after is None or retry_after <= policy.max_retry_after
 
 
 # --- storage replies --------------------------------------------------------------------------

@@ -31,8 +31,6 @@ from ._errors import (
     MioCreateError,
     MioCreateTimeoutError,
     SourceNotFoundError,
-    StorageError,
-    TransportError,
     UnsupportedFormatError,
     UrlExpiredError,
 )
@@ -45,17 +43,16 @@ from ._formats import (
     sniff,
 )
 from ._models import ProgressCallback, UploadTarget
+from ._presigned import url_expires_at
 from ._redact import redact_url
-from ._retry import parse_retry_after
+from ._retry import is_transient, parse_retry_after
 from ._sources import StreamSource, UploadSource
 from ._transfer import (
     ERROR_BODY_LIMIT,
     Progress,
     client_timeout,
-    should_retry,
     storage_error,
     transport_error,
-    url_expires_at,
 )
 
 __all__ = [
@@ -76,7 +73,6 @@ MAX_RENEWALS = 3
 #: An URL this close to its expiry is renewed before sending: storage checks it on arrival.
 EXPIRY_MARGIN = 5.0
 #: Storage statuses worth sending again (the body is replayed from its start).
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _OPERATION = "upload"
 
 
@@ -411,11 +407,11 @@ async def put_object(
             if renewals > MAX_RENEWALS:
                 raise error
             target = await get_target()
-        elif _is_transient(error):
+        elif is_transient(error):
             failures += 1
             if not upload.replayable:
                 raise _not_replayable(error)
-            if not should_retry(config.retry, failures, outcome.retry_after):
+            if not config.retry.allows(failures, outcome.retry_after):
                 raise error
             await anyio.sleep(config.retry.backoff(failures, outcome.retry_after))
         else:
@@ -426,12 +422,6 @@ async def put_object(
 def _expired(url: str) -> bool:
     expires_at = url_expires_at(url)
     return expires_at is not None and expires_at - EXPIRY_MARGIN <= time.time()
-
-
-def _is_transient(error: MioCreateError) -> bool:
-    if isinstance(error, (TransportError, MioCreateTimeoutError)):
-        return True
-    return isinstance(error, StorageError) and error.http_status in _TRANSIENT_STATUS
 
 
 def _not_replayable(error: MioCreateError) -> MioCreateError:
