@@ -5,11 +5,12 @@
 ...     await result.download("out/")
 """
 
-import contextlib
-import importlib
-from typing import TYPE_CHECKING, Any
+# Imported under private names: the package's public names are exactly __all__.
+import contextlib as _contextlib
+import importlib as _importlib
+import typing as _typing
 
-from ._client import Key, MediaInput, MioCreate, TaskRef
+from ._client import MioCreate, TaskRef
 from ._config import DEFAULT_BASE_URL, Config, PollSchedule
 from ._errors import (
     APIError,
@@ -62,10 +63,10 @@ from ._models import (
 )
 from ._operations import DEFAULT_PATHS, Operation, TaskKind
 from ._retry import RetryPolicy
-from ._sources import StreamSource, UploadSource
+from ._transfer._inputs import Key, MediaInput, StreamSource, UploadSource
 from ._version import __version__
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._batch import BatchStats, PollPolicy, SwapJob, SwapOutcome, SwapResults
 
 # The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
@@ -74,11 +75,11 @@ _LAZY = dict.fromkeys(
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(_importlib.import_module(module, __name__), name)
     _present(value)
     globals()[name] = value
     return value
@@ -156,10 +157,11 @@ __all__ = [
     "__version__",
 ]
 
+
 def _present(obj: object) -> None:
     """Users see ``miocreate_async.MioCreate``, not the private module it lives in."""
     if getattr(obj, "__module__", "").startswith("miocreate_async._"):
-        with contextlib.suppress(AttributeError, TypeError):
+        with _contextlib.suppress(AttributeError, TypeError):
             obj.__module__ = __name__
 
 

@@ -15,41 +15,51 @@ cancels whatever still runs, at once.
 
 from __future__ import annotations
 
-import copy
-import os
 from array import array
-from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._config import Config
 from ._errors import (
     InsufficientCreditsError,
     InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
     TaskTimeoutError,
-    UnsupportedFormatError,
 )
 from ._formats import MediaType, media_type_of_name
 from ._models import ImageSwapResult, TaskHandle, VideoSwapResult
-from ._poller import Poller, PollPolicy
-from ._retry import is_transient, refused_without_effect
-from ._sources import UploadSource
-from ._uploads import prepare_upload
-
-if TYPE_CHECKING:
-    from ._client import MioCreate
+from ._poller import Poller, PollPolicy, TaskReader
+from ._retry import refused_without_effect
+from ._transfer._cache import Put, UploadCache
+from ._transfer._inputs import UploadSource
 
 __all__ = ["BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults", "swap_many"]
 
 JobKind = Literal["image", "video"]
+
+
+class BatchClient(TaskReader, Protocol):
+    """What the batch uses of the client (``MioCreate``), so that it never imports it."""
+
+    config: Config
+
+    async def create_image_swap(
+        self, image_key: str, face_key: str, *, hd: bool = False
+    ) -> TaskHandle[ImageSwapResult]: ...
+
+    async def create_video_swap(
+        self, video_key: str, face_key: str, *, hd: bool = False
+    ) -> TaskHandle[VideoSwapResult]: ...
+
+
 SwapResult = ImageSwapResult | VideoSwapResult
 
 #: Deadlines of a job when none is given: as the one-call ``swap_image``/``swap_video``.
@@ -125,16 +135,19 @@ class SwapResults:
     but whose outcome was not handed out, so that they can still be collected with ``wait``.
     """
 
-    def __init__(self, client: MioCreate, jobs: Jobs, options: _Options) -> None:
-        self._batch = _Batch(client, jobs, options)
+    def __init__(self, client: BatchClient, put: Put, jobs: Jobs, options: _Options) -> None:
+        self._batch = _Batch(client, put, jobs, options)
         self._context: AbstractAsyncContextManager[None] | None = None
         self._receive: ObjectReceiveStream[SwapOutcome | _Abort] | None = None
         self._state = "new"
 
     @property
     def stats(self) -> BatchStats:
-        self._batch.stats.polls = self._batch.poller.polls
-        return self._batch.stats
+        batch = self._batch
+        batch.stats.polls = batch.poller.polls
+        batch.stats.uploads = batch.uploads.uploads
+        batch.stats.upload_cache_hits = batch.uploads.hits
+        return batch.stats
 
     # --- the block ----------------------------------------------------------------------------
 
@@ -238,9 +251,10 @@ class _Options:
 
 
 def swap_many(
-    client: MioCreate,
+    client: BatchClient,
     jobs: Jobs,
     *,
+    put: Put,
     concurrency: int = 16,
     fail_fast: bool = False,
     timeout: float | None = None,
@@ -267,10 +281,10 @@ def swap_many(
         poll=poll if poll is not None else _default_poll(client),
         upload_cache_size=upload_cache_size,
     )
-    return SwapResults(client, jobs, options)
+    return SwapResults(client, put, jobs, options)
 
 
-def _default_poll(client: MioCreate) -> PollPolicy:
+def _default_poll(client: BatchClient) -> PollPolicy:
     schedule = client.config.poll
     return PollPolicy(first=schedule.first, maximum=schedule.maximum)
 
@@ -279,13 +293,13 @@ def _default_poll(client: MioCreate) -> PollPolicy:
 
 
 class _Batch:
-    def __init__(self, client: MioCreate, jobs: Jobs, options: _Options) -> None:
+    def __init__(self, client: BatchClient, put: Put, jobs: Jobs, options: _Options) -> None:
         self.client = client
         self.jobs = jobs
         self.options = options
         self.poller = Poller(client, options.poll)
         self.stats = BatchStats()
-        self.uploads = _UploadCache(client, options.upload_cache_size, self.stats)
+        self.uploads = UploadCache(put, options.upload_cache_size)
         self.submissions = anyio.CapacityLimiter(options.max_submissions)
         self.created = array("q")
         self.pending: dict[int, SwapJob] = {}
@@ -472,103 +486,3 @@ def _is_video(key: str, media: MediaType | None) -> bool:
             f"cannot tell whether {key!r} is an image or a video: give the job a kind"
         )
     return media.is_video
-
-
-# --- uploads, once per source -----------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class _Upload:
-    #: Held so that an identity key (``id()``) stays unique while the entry lives.
-    source: object
-    done: anyio.Event = attrs.Factory(anyio.Event)
-    key: str | None = None
-    media: MediaType | None = None
-    error: MioCreateError | None = None
-
-
-class _UploadCache:
-    """Single-flight uploads: one source used by many jobs (the face, say) is uploaded once.
-
-    Paths are known by their absolute path, bytes by their value, other sources (files,
-    bytearrays, streams) by identity. At most ``size`` finished uploads are remembered (the
-    least recently used are forgotten), so memory stays flat over any number of jobs.
-    """
-
-    def __init__(self, client: MioCreate, size: int, stats: BatchStats) -> None:
-        self._client = client
-        self._size = size
-        self._entries: OrderedDict[Hashable, _Upload] = OrderedDict()
-        self._stats = stats
-
-    async def key_of(
-        self, source: UploadSource, *, video: bool | None, role: str
-    ) -> tuple[str, MediaType | None]:
-        """The key of ``source`` and its media type (None for a key given as is)."""
-        from ._client import as_key
-
-        key = as_key(source)
-        if key is not None:
-            return key, None
-        identity = _identity(source)
-        while True:
-            entry = self._entries.get(identity)
-            if entry is None:
-                break
-            self._entries.move_to_end(identity)
-            self._stats.upload_cache_hits += 1
-            await entry.done.wait()
-            if entry.key is not None:
-                return entry.key, _checked_media(entry.media, video, role)
-            if entry.error is not None:
-                raise copy.copy(entry.error)
-            # Its uploader was cancelled: the next in line uploads.
-        entry = _Upload(source)
-        self._entries[identity] = entry
-        self._forget_old()
-        try:
-            prepared = await prepare_upload(source)
-            entry.media = prepared.media_type
-            _checked_media(entry.media, video, role)
-            entry.key = await self._client._put(prepared, None)
-            self._stats.uploads += 1
-        except MioCreateError as error:
-            if is_transient(error):
-                # Another job may succeed later: do not remember the failure.
-                self._entries.pop(identity, None)
-            else:
-                entry.error = error
-            raise
-        except BaseException:
-            self._entries.pop(identity, None)
-            raise
-        finally:
-            entry.done.set()
-        return entry.key, entry.media
-
-    def _forget_old(self) -> None:
-        if len(self._entries) <= self._size:
-            return
-        for identity in list(self._entries):
-            if len(self._entries) <= self._size:
-                break
-            if self._entries[identity].done.is_set():
-                del self._entries[identity]
-
-
-def _identity(source: object) -> Hashable:
-    if isinstance(source, (str, os.PathLike)):
-        return ("path", os.path.abspath(os.fspath(source)))
-    if isinstance(source, bytes):
-        return ("bytes", source)
-    return ("object", id(source))
-
-
-def _checked_media(media: MediaType | None, video: bool | None, role: str) -> MediaType | None:
-    if media is not None and video is not None and media.is_video != video:
-        wanted, got = ("a video", "an image") if video else ("an image", "a video")
-        raise UnsupportedFormatError(
-            f"the {role} is {got}; {wanted} is needed here", operation="upload"
-        )
-    return media
-

@@ -24,7 +24,6 @@ from ._errors import (
     ConfigurationError,
     InvalidInputError,
     MioCreateError,
-    SourceNotFoundError,
     TaskFailedError,
     TaskTimeoutError,
     UnsupportedFormatError,
@@ -59,26 +58,22 @@ from ._presigned import url_expires_at
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Session
-from ._sources import UploadSource
+from ._transfer._inputs import (
+    Key,
+    MediaInput,
+    PreparedUpload,
+    UploadSource,
+    as_key,
+    prepare_upload,
+)
 
 if TYPE_CHECKING:
     from ._batch import Jobs, PollPolicy, SwapResults
-    from ._uploads import PreparedUpload
 
-__all__ = ["Key", "MediaInput", "MioCreate", "TaskRef"]
+__all__ = ["MioCreate", "TaskRef"]
 
 R = TypeVar("R")
 
-
-class Key(str):
-    """An already-uploaded key, marked so that it is never mistaken for a local path."""
-
-    __slots__ = ()
-
-
-#: What the one-call jobs accept: a path, bytes, a binary file object, a stream with a declared
-#: size, or an already-uploaded key (``Key``, or a key string that is no local file).
-MediaInput = UploadSource
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
 TaskRef = TaskHandle[Any] | int | str
 
@@ -215,12 +210,10 @@ class MioCreate:
     ) -> str:
         """Check the file locally, then stream it to storage in one PUT; returns its key."""
         self._call_ready()
-        from ._uploads import prepare_upload
-
         return await self._put(await prepare_upload(source, file_name=file_name), progress)
 
     async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
-        from ._uploads import put_object
+        from ._transfer._put import put_object
 
         key = await put_object(
             self._session.http(),
@@ -250,7 +243,7 @@ class MioCreate:
         """Stream a signed URL (a result's, say) to a file; complete or not there at all."""
         self._call_ready()
         name = default_name or Path(urlsplit(url).path).name or "download"
-        from ._downloads import download
+        from ._transfer._get import download
 
         return await download(
             self._session.http(),
@@ -465,6 +458,7 @@ class MioCreate:
         return swap_many(
             self,
             jobs,
+            put=self._put,
             concurrency=concurrency,
             fail_fast=fail_fast,
             timeout=timeout,
@@ -501,18 +495,11 @@ class MioCreate:
             raise failures[0]
         return keys
 
-    async def _resolve(self, source: MediaInput, video: bool | None) -> str:
-        """The key of one input, uploading it if it is not a key yet."""
-        item = await self._check(source, video)
-        return item if isinstance(item, str) else await self._put(item, None)
-
     async def _check(self, source: MediaInput, video: bool | None) -> str | PreparedUpload:
         """The input's key, or the input checked and ready to upload; no network used."""
         key = as_key(source)
         if key is not None:
             return key
-        from ._uploads import prepare_upload
-
         prepared = await prepare_upload(source)
         if video is not None and prepared.media_type.is_video != video:
             wanted, got = ("a video", "an image") if video else ("an image", "a video")
@@ -530,24 +517,6 @@ class MioCreate:
             expires_at=_expiry_of(result.merge_url) or _now() + self.config.result_ttl,
             downloader=self.download,
         )
-
-
-def as_key(source: object) -> str | None:
-    """The uploaded key ``source`` stands for, or None when it is something to upload.
-
-    A ``Key`` is a key. A plain string is a path when such a file exists; otherwise a string
-    shaped like a storage key (``folder/name.ext``, not absolute or ``./``-relative) is a key.
-    """
-    if isinstance(source, Key):
-        return str(source)
-    if not isinstance(source, str) or os.path.exists(source):
-        return None
-    if "/" in source and not source.startswith(("/", ".", "~")) and os.sep == "/":
-        return source
-    raise SourceNotFoundError(
-        f"no such file: {source!r} (to pass an uploaded key, use miocreate_async.Key(...))",
-        operation="upload",
-    )
 
 
 def _is_video(media: MediaInput) -> bool:

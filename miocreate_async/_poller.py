@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import attrs
@@ -26,10 +26,13 @@ from ._models import TaskHandle, TaskInfo
 from ._operations import Operation, TaskKind
 from ._retry import is_transient
 
-if TYPE_CHECKING:
-    from ._client import MioCreate
+__all__ = ["PollPolicy", "Poller", "TaskReader"]
 
-__all__ = ["PollPolicy", "Poller"]
+
+class TaskReader(Protocol):
+    """What the poller needs of the client: a task's status (``MioCreate.get_task``)."""
+
+    async def get_task(self, task: TaskHandle[Any]) -> TaskInfo[Any]: ...
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -110,7 +113,7 @@ class _Watch:
 class Poller:
     """Watches every task of a batch; ``run()`` in a task group, ``await watch(task)``."""
 
-    def __init__(self, client: MioCreate, policy: PollPolicy) -> None:
+    def __init__(self, client: TaskReader, policy: PollPolicy) -> None:
         self._client = client
         self.policy = policy
         self._heap: list[tuple[float, int, _Watch]] = []

@@ -1,21 +1,17 @@
-"""What uploads and downloads share: progress at a bounded rate, stall detection, timeouts,
-and the translation of storage replies and aiohttp failures into the library's errors."""
+"""What uploads and downloads share: their timeouts, and the translation of storage replies and
+aiohttp failures into the library's errors."""
 
 from __future__ import annotations
 
 import asyncio
 import html
-import inspect
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
-import anyio
 
-from ._config import Config
-from ._errors import (
+from .._config import Config
+from .._errors import (
     ConnectError,
     InvalidInputError,
     MioCreateError,
@@ -24,108 +20,10 @@ from ._errors import (
     TransportError,
     UrlExpiredError,
 )
-from ._models import ProgressCallback
-from ._presigned import url_expires_at
-from ._redact import redact_url
+from .._presigned import url_expires_at
+from .._redact import redact_url
 
-__all__ = [
-    "Progress",
-    "StallWatchdog",
-    "client_timeout",
-    "storage_error",
-    "transport_error",
-    "watch_stalls",
-]
-
-#: At most this many progress calls per second (plus the first and the final one): a progress
-#: bar redraws smoothly and a 500 MB transfer does not make thousands of calls.
-MAX_RATE = 10.0
-
-
-class Progress:
-    """Calls ``callback(done, total)`` at a bounded rate; ``finish()`` always calls once more."""
-
-    def __init__(
-        self, callback: ProgressCallback | None, total: int | None, *, rate: float = MAX_RATE
-    ) -> None:
-        self._callback = callback
-        self.total = total
-        self.done = 0
-        self._interval = 1.0 / rate
-        self._last_call: float | None = None
-        self._last_reported: int | None = None
-
-    async def advance(self, count: int) -> None:
-        await self.update(self.done + count)
-
-    async def update(self, done: int) -> None:
-        self.done = done
-        if self._callback is None or done == self._last_reported:
-            return
-        now = anyio.current_time()
-        if self._last_call is None or now - self._last_call >= self._interval:
-            await self._call(now)
-
-    async def restart(self) -> None:
-        """A retry starts again from zero: the bar goes back rather than lie."""
-        self.done = 0
-        if self._callback is not None and self._last_reported not in (None, 0):
-            await self._call(anyio.current_time())
-
-    async def finish(self, done: int | None = None) -> None:
-        """The final call, always made (unless it would repeat the last one)."""
-        if done is not None:
-            self.done = done
-        if self._callback is not None and self._last_reported != self.done:
-            await self._call(anyio.current_time())
-
-    async def _call(self, now: float) -> None:
-        assert self._callback is not None
-        self._last_call = now
-        self._last_reported = self.done
-        # A coroutine callback is awaited, so async UIs (a bot editing a message) work too.
-        result = self._callback(self.done, self.total)
-        if inspect.isawaitable(result):
-            await result
-
-
-class StallWatchdog:
-    """Remembers when bytes last moved; ``watch_stalls`` fails the block when none did."""
-
-    def __init__(self, stall_timeout: float) -> None:
-        self.stall_timeout = stall_timeout
-        self.last_moved = anyio.current_time()
-        self.stalled = False
-
-    def touch(self) -> None:
-        self.last_moved = anyio.current_time()
-
-    async def _run(self, scope: anyio.CancelScope) -> None:
-        while True:
-            remaining = self.last_moved + self.stall_timeout - anyio.current_time()
-            if remaining <= 0:
-                self.stalled = True
-                scope.cancel()
-                return
-            await anyio.sleep(remaining)
-
-
-@asynccontextmanager
-async def watch_stalls(watchdog: StallWatchdog, what: str) -> AsyncIterator[None]:
-    """Run the block under ``watchdog``: no total deadline, only "no progress for too long".
-
-    A slow but moving 500 MB upload never times out; a dead one fails after ``stall_timeout``.
-    """
-    async with anyio.create_task_group() as group:
-        group.start_soon(watchdog._run, group.cancel_scope)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
-    if watchdog.stalled:
-        raise MioCreateTimeoutError(
-            f"{what} stalled: no data moved for {watchdog.stall_timeout:g} s"
-        )
+__all__ = ["ERROR_BODY_LIMIT", "client_timeout", "storage_error", "transport_error"]
 
 
 def client_timeout(config: Config) -> aiohttp.ClientTimeout:

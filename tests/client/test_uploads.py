@@ -32,14 +32,14 @@ from miocreate_async._errors import (
 from miocreate_async._formats import MAX_UPLOAD_BYTES, MediaType
 from miocreate_async._models import UploadTarget
 from miocreate_async._retry import RetryPolicy
-from miocreate_async._transfer import Progress
-from miocreate_async._uploads import (
+from miocreate_async._transfer._inputs import (
     PreparedUpload,
     StreamSource,
     UploadSource,
     prepare_upload,
-    put_object,
 )
+from miocreate_async._transfer._progress import ProgressMeter
+from miocreate_async._transfer._put import put_object
 from miocreate_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -537,7 +537,7 @@ async def test_file_object_position_is_kept(tmp_path: Path) -> None:
 
 async def test_progress_rate_is_bounded_and_the_final_call_always_made() -> None:
     calls: list[tuple[int, int | None]] = []
-    meter = Progress(lambda done, total: calls.append((done, total)), 10_000)
+    meter = ProgressMeter(lambda done, total: calls.append((done, total)), 10_000)
     for _ in range(10_000):
         await meter.advance(1)
     await meter.finish()
@@ -552,6 +552,6 @@ async def test_async_progress_callback_is_awaited() -> None:
         await anyio.lowlevel.checkpoint()
         seen.append(done)
 
-    meter = Progress(callback, 3)
+    meter = ProgressMeter(callback, 3)
     await meter.finish(3)
     assert seen == [3]

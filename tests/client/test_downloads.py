@@ -13,7 +13,6 @@ from aiohttp import web
 
 from miocreate_async import MioCreate
 from miocreate_async._config import Config
-from miocreate_async._downloads import download
 from miocreate_async._errors import (
     InvalidInputError,
     MioCreateTimeoutError,
@@ -23,6 +22,7 @@ from miocreate_async._errors import (
 )
 from miocreate_async._models import ProgressCallback
 from miocreate_async._retry import RetryPolicy
+from miocreate_async._transfer._get import download
 from miocreate_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio

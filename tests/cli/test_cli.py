@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from miocreate_async._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from miocreate_async._cli_parser import emulator_arguments
+from miocreate_async._cli._emulator import emulator_arguments
 from miocreate_async.emulator import (
     Emulator,
     write_sample_face,

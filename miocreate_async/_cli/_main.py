@@ -2,7 +2,7 @@
 
 The command lives behind the ``cli`` extra (rich draws its progress bars and tables); without it,
 the command says which extra to install. ``demo`` and ``emulator`` need the ``emulator`` extra
-instead. Rich is imported only here, never by the library.
+instead. rich is imported only by the CLI, never by the library.
 
 Exit status: 0 success; 1 the service, a task or a transfer failed (or, for ``batch``, any job
 did); 2 a usage or input error (bad arguments, a missing file, an output that exists without
@@ -18,12 +18,17 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from .._errors import ConfigurationError, InvalidInputError
+from ._args import Options
+from ._common import CliError
+from ._emulator import EXIT_INTERRUPTED, emulator_arguments, run_emulator
+from ._parser import build_parser
+
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 _PROG = "miocreate"
 #: Commands that work without rich (the ``cli`` extra).
@@ -32,28 +37,30 @@ _PLAIN_COMMANDS = frozenset({"demo", "emulator"})
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
-    from ._cli_parser import build_parser, emulator_arguments
-
     args = list(sys.argv[1:] if argv is None else argv)
     emulator_args = emulator_arguments(args)
     if emulator_args is not None:
-        return _run_emulator(emulator_args)
+        try:
+            return run_emulator(emulator_args)
+        except CliError as refused:
+            return _fail(refused.message, refused.status)
     parser = build_parser(_PROG)
     try:
-        options = parser.parse_args(args)
+        options = Options(parser.parse_args(args))
     except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    if options.command is None:
+    command = options.command()
+    if command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if options.command not in _PLAIN_COMMANDS and importlib.util.find_spec("rich") is None:
+    if options.name not in _PLAIN_COMMANDS and importlib.util.find_spec("rich") is None:
         return _fail(
             "this command needs the 'cli' extra: pip install 'miocreate-async[cli]'", EXIT_FAILED
         )
     if options.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_dispatch(options))
+        return asyncio.run(command(options))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as raised:  # one line, unless --debug
@@ -61,35 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.debug:
             traceback.print_exception(type(raised), raised, raised.__traceback__)
         return _fail(_describe(error), _exit_code(error))
-
-
-async def _dispatch(options: object) -> int:
-    command = getattr(options, "command")  # noqa: B009 - argparse.Namespace
-    if command == "demo":
-        from ._cli_demo import run_demo_command
-
-        return await run_demo_command(options)
-    from ._cli_commands import COMMANDS
-
-    return await COMMANDS[command](options)
-
-
-def _run_emulator(args: list[str]) -> int:
-    """``miocreate emulator ...`` is ``python -m miocreate_async.emulator ...``."""
-    if importlib.util.find_spec("PIL") is None:
-        return _fail(
-            "the emulator needs the 'emulator' extra: pip install 'miocreate-async[emulator]'",
-            EXIT_FAILED,
-        )
-    from .emulator.__main__ import main as emulator_main
-
-    try:
-        status = emulator_main(args)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    return status if isinstance(status, int) else EXIT_OK
 
 
 def _fail(message: str, status: int) -> int:
@@ -107,8 +85,6 @@ def _leaf(error: BaseException) -> BaseException:
 
 
 def _describe(error: BaseException) -> str:
-    from ._cli_common import CliError
-
     if isinstance(error, CliError):
         return error.message
     if isinstance(error, FileExistsError):
@@ -123,9 +99,6 @@ def _describe(error: BaseException) -> str:
 
 
 def _exit_code(error: BaseException) -> int:
-    from ._cli_common import CliError
-    from ._errors import ConfigurationError, InvalidInputError
-
     if isinstance(error, CliError):
         return error.status
     if isinstance(error, (InvalidInputError, ConfigurationError, FileExistsError)):

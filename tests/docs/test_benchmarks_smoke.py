@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("call_overhead", "batch", "upload", "import_time", "emulator_capacity")
 #: Seconds a smoke run may take, all five running at once on two busy cores.
 TIMEOUT = 100

@@ -15,18 +15,13 @@ from typing import BinaryIO
 import aiohttp
 import anyio
 
-from ._config import Config
-from ._errors import InvalidInputError, MioCreateError, TransportError
-from ._models import ProgressCallback
-from ._redact import redact_url
-from ._retry import is_transient, parse_retry_after
-from ._transfer import (
-    ERROR_BODY_LIMIT,
-    Progress,
-    client_timeout,
-    storage_error,
-    transport_error,
-)
+from .._config import Config
+from .._errors import InvalidInputError, MioCreateError, TransportError
+from .._models import ProgressCallback
+from .._redact import redact_url
+from .._retry import is_transient, parse_retry_after
+from ._progress import ProgressMeter
+from ._replies import ERROR_BODY_LIMIT, client_timeout, storage_error, transport_error
 
 __all__ = ["download"]
 
@@ -123,7 +118,7 @@ async def _download_once(
             expected = response.content_length
             if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                 expected = None  # aiohttp decodes it: the length on disk differs
-            meter = Progress(callback, expected)
+            meter = ProgressMeter(callback, expected)
             partial, file = await anyio.to_thread.run_sync(_create_partial, target)
             to_remove, to_close = partial, file
             received = 0

@@ -35,9 +35,7 @@ async def test_user_agent_and_no_authorization_to_storage(
 ) -> None:
     await client.upload(sample_photo)
     requests = emulator.ledger["requests"]
-    assert all(
-        r["headers"].get("User-Agent") == f"miocreate-async/{__version__}" for r in requests
-    )
+    assert all(r["headers"].get("User-Agent") == f"miocreate-async/{__version__}" for r in requests)
     storage = [r for r in requests if r["operation"] == "storage_put"]
     assert storage
     assert all("Authorization" not in r["headers"] for r in storage)

@@ -15,7 +15,7 @@ from PIL import Image
 from miocreate_async import MioCreate
 from miocreate_async.emulator import Emulator, write_sample_photo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import aiogram_bot
 import batch_folder

@@ -1,4 +1,4 @@
-"""Uploads: sources, the checks made before any request, and the streamed presigned PUT.
+"""The streamed presigned PUT.
 
 A file is never read whole: it is sent as one PUT with a true ``Content-Length`` (S3-style
 stores refuse chunked bodies), in chunks read off the event loop. Only the presigned URL's
@@ -8,13 +8,9 @@ signature authorises the PUT; the API token never goes to the storage host.
 from __future__ import annotations
 
 import asyncio
-import io
-import os
-import stat
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -22,298 +18,32 @@ import anyio
 import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from ._config import Config
-from ._errors import (
+from .._config import Config
+from .._errors import (
     ConfigurationError,
-    EmptySourceError,
-    FileTooLargeError,
     InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
     SourceNotFoundError,
-    UnsupportedFormatError,
     UrlExpiredError,
 )
-from ._formats import (
-    ACCEPTED_EXTENSIONS,
-    MAX_UPLOAD_BYTES,
-    SNIFF_BYTES,
-    MediaType,
-    media_type_of_name,
-    sniff,
-)
-from ._models import ProgressCallback, UploadTarget
-from ._presigned import url_expires_at
-from ._redact import redact_url
-from ._retry import is_transient, parse_retry_after
-from ._sources import StreamSource, UploadSource
-from ._transfer import (
-    ERROR_BODY_LIMIT,
-    Progress,
-    client_timeout,
-    storage_error,
-    transport_error,
-)
+from .._models import ProgressCallback, UploadTarget
+from .._presigned import url_expires_at
+from .._redact import redact_url
+from .._retry import is_transient, parse_retry_after
+from ._inputs import PreparedUpload
+from ._progress import ProgressMeter
+from ._replies import ERROR_BODY_LIMIT, client_timeout, storage_error, transport_error
 
-__all__ = [
-    "CHUNK_SIZE",
-    "PreparedUpload",
-    "StreamSource",
-    "UploadSource",
-    "prepare_upload",
-    "put_object",
-]
+__all__ = ["put_object"]
 
-#: Bytes per disk read and per write to the connection: few thread hops, flat memory.
-CHUNK_SIZE = 1024 * 1024
 #: Smaller chunks from a stream are gathered up to this size before they are sent.
 COALESCE_BYTES = 64 * 1024
 #: Fresh upload URLs asked for in one upload when storage keeps saying "expired".
 MAX_RENEWALS = 3
 #: An URL this close to its expiry is renewed before sending: storage checks it on arrival.
 EXPIRY_MARGIN = 5.0
-#: Storage statuses worth sending again (the body is replayed from its start).
 _OPERATION = "upload"
-
-
-#: Opens the data from its start; each call gives a fresh generator of chunks.
-_Opener = Callable[[], AsyncGenerator[bytes, None]]
-
-
-@attrs.frozen
-class PreparedUpload:
-    """An upload that passed every local check; no network was used yet."""
-
-    file_name: str
-    size: int
-    media_type: MediaType
-    #: Whether the data can be read again from the start (for renewals and retries).
-    replayable: bool
-    _open: _Opener = attrs.field(repr=False, eq=False, alias="open")
-
-    @property
-    def content_type(self) -> str:
-        return self.media_type.content_type
-
-    def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The data from its start, in chunks of about ``CHUNK_SIZE``."""
-        return self._open()
-
-
-# --- local checks -----------------------------------------------------------------------------
-
-
-async def prepare_upload(
-    source: UploadSource, *, file_name: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES
-) -> PreparedUpload:
-    """Check ``source`` without any request: it exists and is readable, is not empty, is at most
-    ``max_bytes``, and is an accepted format by its name *and* its first bytes."""
-    if isinstance(source, StreamSource):
-        return await _prepare_stream(source, file_name, max_bytes)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _prepare_bytes(source, file_name, max_bytes)
-    if isinstance(source, (str, os.PathLike)):
-        return await _prepare_path(os.fspath(source), file_name, max_bytes)
-    if callable(getattr(source, "read", None)):
-        return await _prepare_file(source, file_name, max_bytes)
-    raise InvalidInputError(
-        f"cannot upload a {type(source).__name__}: pass a path, bytes, a binary file object "
-        "or a StreamSource"
-    )
-
-
-def _check(name: str, size: int, head: bytes, max_bytes: int, what: str) -> MediaType:
-    """The service's rules (codes 703 and 704), checked locally; returns the sniffed type."""
-    if size == 0:
-        raise EmptySourceError(f"{what} is empty")
-    if size > max_bytes:
-        raise FileTooLargeError(
-            f"{what} is {_megabytes(size)} ({size} bytes), over the limit of "
-            f"{_megabytes(max_bytes)} ({max_bytes} bytes)"
-        )
-    accepted = ", ".join(sorted(ACCEPTED_EXTENSIONS))
-    claimed = media_type_of_name(name)
-    if claimed is None:
-        raise UnsupportedFormatError(
-            f"the file name {name!r} has no accepted extension; the service accepts {accepted}"
-        )
-    actual = sniff(head)
-    if actual is None:
-        raise UnsupportedFormatError(
-            f"{what} is named {name!r} but its content is not JPG, PNG, WEBP, GIF, "
-            "MP4/M4V/MOV or WEBM (its first bytes match none of them)"
-        )
-    if actual.is_video != claimed.is_video:
-        family = "a video" if claimed.is_video else "an image"
-        raise UnsupportedFormatError(
-            f"{what} is named {name!r} like {family}, but its content is {actual.value.upper()}"
-        )
-    return actual
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def _base_name(name: str) -> str:
-    return name.replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def _name_for(explicit: str | None, own: str | None, head: bytes) -> str:
-    """The name sent to the service: given, the source's own, or ``upload.<ext>`` by content."""
-    for name in (explicit, own):
-        if name and _base_name(name):
-            return _base_name(name)
-    detected = sniff(head)
-    return f"upload.{detected.extension}" if detected else "upload"
-
-
-async def _prepare_path(path: str, file_name: str | None, max_bytes: int) -> PreparedUpload:
-    size, head = await anyio.to_thread.run_sync(_inspect_path, path)
-    name = _name_for(file_name, path, head)
-    media = _check(name, size, head, max_bytes, f"the file {path!r}")
-
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        handle = await anyio.to_thread.run_sync(_open_for_reading, path)
-        try:
-            while True:
-                chunk = await anyio.to_thread.run_sync(handle.read, CHUNK_SIZE)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            handle.close()  # synchronous: it must happen even when cancelled
-
-    return PreparedUpload(name, size, media, replayable=True, open=chunks)
-
-
-def _inspect_path(path: str) -> tuple[int, bytes]:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"no such file: {path!r}") from None
-    except OSError as exc:
-        raise SourceNotFoundError(f"cannot read {path!r}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise SourceNotFoundError(f"{path!r} is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        # A FIFO or device has no size to declare, and opening one may block.
-        raise SourceNotFoundError(f"{path!r} is not a regular file")
-    with _open_for_reading(path) as handle:
-        head = handle.read(SNIFF_BYTES)
-    return info.st_size, head
-
-
-def _open_for_reading(path: str) -> BinaryIO:
-    try:
-        return open(path, "rb")  # the caller closes it
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"no such file: {path!r}") from None
-    except OSError as exc:
-        raise SourceNotFoundError(f"cannot read {path!r}: {exc.strerror}") from None
-
-
-def _prepare_bytes(
-    data: bytes | bytearray | memoryview, file_name: str | None, max_bytes: int
-) -> PreparedUpload:
-    try:
-        view = memoryview(data).cast("B")
-    except TypeError:
-        raise InvalidInputError("a memoryview to upload must be C-contiguous") from None
-    head = bytes(view[:SNIFF_BYTES])
-    name = _name_for(file_name, None, head)
-    media = _check(name, view.nbytes, head, max_bytes, "the data")
-
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        for start in range(0, view.nbytes, CHUNK_SIZE):
-            # A copy per chunk: the caller may change a bytearray while the upload runs.
-            yield bytes(view[start : start + CHUNK_SIZE])
-
-    return PreparedUpload(name, view.nbytes, media, replayable=True, open=chunks)
-
-
-async def _prepare_file(file: BinaryIO, file_name: str | None, max_bytes: int) -> PreparedUpload:
-    start, size, head = await anyio.to_thread.run_sync(_inspect_file, file)
-    own = getattr(file, "name", None)
-    name = _name_for(file_name, own if isinstance(own, str) else None, head)
-    media = _check(name, size, head, max_bytes, f"the file object {name!r}")
-
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        # Sent from where the caller's position was; the caller keeps the file open.
-        await anyio.to_thread.run_sync(file.seek, start)
-        remaining = size
-        while remaining > 0:
-            chunk = await anyio.to_thread.run_sync(file.read, min(CHUNK_SIZE, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
-
-    return PreparedUpload(name, size, media, replayable=True, open=chunks)
-
-
-def _inspect_file(file: BinaryIO) -> tuple[int, int, bytes]:
-    if isinstance(file, io.TextIOBase):
-        raise InvalidInputError("the file object is in text mode: open it with 'rb'")
-    try:
-        start = file.tell()
-        end = file.seek(0, io.SEEK_END)
-        file.seek(start)
-        head = file.read(SNIFF_BYTES)
-        file.seek(start)
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ValueError) and "closed" in str(exc):
-            raise SourceNotFoundError("the file object is closed") from None
-        raise InvalidInputError(
-            "the file object is not seekable, so its size is unknown: wrap it in "
-            "StreamSource(chunks, size, file_name)"
-        ) from None
-    if not isinstance(head, bytes):
-        raise InvalidInputError("the file object is in text mode: open it with 'rb'")
-    return start, max(0, end - start), head
-
-
-async def _prepare_stream(
-    source: StreamSource, file_name: str | None, max_bytes: int
-) -> PreparedUpload:
-    if source.size < 0:
-        raise InvalidInputError(f"StreamSource size must not be negative, got {source.size}")
-    name = _name_for(file_name, source.file_name, b"")
-    what = f"the stream {name!r}"
-    # Size and name first: they need no byte of the stream.
-    if source.size == 0:
-        raise EmptySourceError(f"{what} is empty (declared size 0)")
-    if source.size > max_bytes:
-        _check(name, source.size, b"", max_bytes, what)
-    iterator = aiter(source.chunks)
-    peeked: list[bytes] = []
-    seen = 0
-    # Chunks may be tiny: gather enough for the sniff, and keep them to send first.
-    while seen < SNIFF_BYTES and seen < source.size:
-        try:
-            chunk = bytes(await anext(iterator))
-        except StopAsyncIteration:
-            break
-        peeked.append(chunk)
-        seen += len(chunk)
-    if seen == 0:
-        raise EmptySourceError(f"{what} gave no bytes (declared size {source.size})")
-    head = b"".join(peeked)[:SNIFF_BYTES]
-    media = _check(name, source.size, head, max_bytes, what)
-    opened = False
-
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        nonlocal opened
-        if opened:
-            raise InvalidInputError(f"{what} was already read and cannot be replayed")
-        opened = True
-        for chunk in peeked:
-            yield chunk
-        peeked.clear()
-        async for chunk in iterator:
-            yield bytes(chunk)
-
-    return PreparedUpload(name, source.size, media, replayable=False, open=chunks)
 
 
 # --- the PUT ----------------------------------------------------------------------------------
@@ -327,7 +57,6 @@ class _Attempt:
     sent: int = 0
     response_started: bool = False
     finished: bool = False
-    stalled: bool = False
     source_error: BaseException | None = None
     callback_error: BaseException | None = None
 
@@ -375,7 +104,7 @@ async def put_object(
     transient failures are retried from the start with backoff; other refusals raise.
     """
     _refuse_session_auth(http)
-    meter = Progress(progress, upload.size)
+    meter = ProgressMeter(progress, upload.size)
     target = await get_target()
     renewals = failures = 0
     trust_local_clock = True
@@ -469,7 +198,7 @@ async def _attempt(
     upload: PreparedUpload,
     url: str,
     config: Config,
-    meter: Progress,
+    meter: ProgressMeter,
 ) -> _Outcome:
     attempt = _Attempt(upload)
     send, receive = anyio.create_memory_object_stream[bytes](1)
@@ -581,7 +310,7 @@ async def _produce(attempt: _Attempt, send: ObjectSendStream[bytes]) -> None:
 
 
 async def _monitor(
-    attempt: _Attempt, meter: Progress, stall_timeout: float, scope: anyio.CancelScope
+    attempt: _Attempt, meter: ProgressMeter, stall_timeout: float, scope: anyio.CancelScope
 ) -> None:
     """Report progress at a bounded rate, and cancel the attempt when the body stalls.
 
@@ -601,6 +330,5 @@ async def _monitor(
                 scope.cancel()
                 return
         elif not attempt.response_started and now - moved_at >= stall_timeout:
-            attempt.stalled = True
             scope.cancel()
             return

@@ -1,4 +1,4 @@
-"""What the CLI's commands share: the client, inputs, output paths, JSON, and the consoles."""
+"""What the CLI's commands share: the client, inputs, output paths and JSON (no rich here)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, cast
 
 import attrs
 
+from .._client import MioCreate
+from .._formats import media_type_of_name
+from .._models import ImageSwapResult, VideoSwapResult
+from .._transfer._inputs import Key
+from ._args import Options
+
 __all__ = [
     "CliError",
+    "Json",
+    "Source",
+    "SwapResult",
     "check_free",
     "default_output",
     "is_video_name",
@@ -28,6 +37,13 @@ __all__ = [
 ]
 
 
+#: An input given on the command line: a local file, or an uploaded key.
+Source = Key | Path
+SwapResult = ImageSwapResult | VideoSwapResult
+#: What ``print_json`` writes.
+Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
+
+
 class CliError(Exception):
     """A failure the CLI explains in one line, with the exit status to use."""
 
@@ -37,10 +53,8 @@ class CliError(Exception):
         self.status = status
 
 
-def make_client(options: Any) -> Any:
+def make_client(options: Options) -> MioCreate:
     """A MioCreate from the global options; credentials and base URL default to the environment."""
-    from ._client import MioCreate
-
     env = os.environ
     has_pair = env.get("MIOCREATE_CLIENT_ID") and env.get("MIOCREATE_CLIENT_SECRET")
     if not (options.token or env.get("MIOCREATE_TOKEN") or has_pair):
@@ -51,10 +65,8 @@ def make_client(options: Any) -> Any:
     return MioCreate(token=options.token, base_url=options.base_url)
 
 
-def source_of(text: str) -> Any:
+def source_of(text: str) -> Source:
     """A command-line input: ``key:<key>`` is an uploaded key, anything else a local file."""
-    from ._client import Key
-
     if text.startswith("key:"):
         return Key(text[len("key:") :])
     path = Path(text).expanduser()
@@ -65,19 +77,17 @@ def source_of(text: str) -> Any:
     return path
 
 
-def name_of(source: Any) -> str:
+def name_of(source: Source) -> str:
     """A short name of an input, for messages and tables."""
     return source.name if isinstance(source, Path) else str(source).rsplit("/", 1)[-1]
 
 
 def is_video_name(name: str) -> bool | None:
-    from ._formats import media_type_of_name
-
     kind = media_type_of_name(name)
     return None if kind is None else kind.is_video
 
 
-def default_output(source: Any, folder: Path | None = None) -> Path:
+def default_output(source: Source, folder: Path | None = None) -> Path:
     """Where a result of ``source`` goes by default, without its extension (the result's own
     is added once known): ``<folder or cwd>/<stem>-swapped``."""
     stem = Path(name_of(source)).stem or "result"
@@ -104,23 +114,24 @@ def check_free(path: Path, overwrite: bool) -> None:
         raise CliError(f"the output exists: {path} (pass --overwrite to replace it)")
 
 
-def suffix_of(result: Any) -> str:
+def suffix_of(result: SwapResult) -> str:
     """The extension of a result, from its storage key."""
     return Path(str(result.merge_key)).suffix or ".bin"
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> Json:
     """Results, faces and task infos as plain JSON values (local-only helpers left out)."""
     if attrs.has(type(value)):
+        fields = attrs.fields(cast("type[attrs.AttrsInstance]", type(value)))
         return {
             field.alias if field.name.startswith("_") else field.name: jsonable(
                 getattr(value, field.name)
             )
-            for field in attrs.fields(type(value))
+            for field in fields
             if field.eq  # the bound downloader is not data
         }
     if isinstance(value, enum.Enum):
-        return value.value
+        return jsonable(value.value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Path):
@@ -131,10 +142,12 @@ def jsonable(value: Any) -> Any:
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, BaseException):
         return {"type": type(value).__name__, "message": str(value)}
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
-def print_json(document: Any) -> None:
+def print_json(document: object) -> None:
     json.dump(jsonable(document), sys.stdout, indent=2)
     sys.stdout.write("\n")
     sys.stdout.flush()

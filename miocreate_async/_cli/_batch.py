@@ -15,28 +15,36 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import attrs
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
+
+from .._batch import SwapJob
+from .._client import MioCreate
+from .._formats import ACCEPTED_EXTENSIONS
+from .._transfer._inputs import Key
+from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
+from ._common import (
+    CliError,
+    Json,
+    SwapResult,
+    is_video_name,
+    jsonable,
+    make_client,
+    print_json,
+    relative,
+    suffix_of,
+    taken,
 )
-from rich.table import Table
-from rich.text import Text
+from ._console import stderr_console, stdout_console
 
-from ._cli_commands import stderr_console, stdout_console
-from ._cli_common import CliError, is_video_name, make_client, print_json, relative, taken
-from ._client import Key, MioCreate
-from ._formats import ACCEPTED_EXTENSIONS
-from ._models import ImageSwapResult, VideoSwapResult
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
-__all__ = ["Row", "load_jobs", "run_batch"]
+    from ._args import Subcommands
+
+__all__ = ["Row", "load_jobs", "register"]
 
 _TRUE = frozenset({"1", "true", "yes", "y", "hd", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "n", "off", "sd"})
@@ -62,13 +70,13 @@ class Row:
     def ok(self) -> bool:
         return self.path is not None and self.error is None
 
-    def as_json(self) -> dict[str, Any]:
-        error = None
+    def as_json(self) -> Json:
+        error: Json = None
         if self.error is not None:
             error = {
                 "type": type(self.error).__name__,
                 "message": str(self.error),
-                "code": getattr(self.error, "code", None),
+                "code": jsonable(getattr(self.error, "code", None)),
             }
         return {
             "number": self.number,
@@ -171,14 +179,19 @@ def _unique_stem(output: Path, image: Path, used: set[str]) -> Path:
     return output / name
 
 
-def _suffix(result: ImageSwapResult | VideoSwapResult) -> str:
-    return Path(result.merge_key).suffix or ".bin"
-
-
 # --- running it --------------------------------------------------------------------------------
 
 
 def _progress(disable: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<10}"),
@@ -192,14 +205,15 @@ def _progress(disable: bool) -> Progress:
 
 
 class _Run:
-    def __init__(self, client: MioCreate, rows: list[Row], options: Any, bars: Progress) -> None:
+    def __init__(
+        self, client: MioCreate, rows: list[Row], options: Options, bars: Progress
+    ) -> None:
         self.client = client
         self.rows = rows
-        self.options = options
         self.bars = bars
-        self.overwrite: bool = options.overwrite
-        self.concurrency: int = options.concurrency
-        self.timeout: float = options.timeout
+        self.overwrite = options.overwrite
+        self.concurrency = options.count("concurrency")
+        self.timeout = options.number("timeout")
 
     async def upload(self) -> None:
         """Each distinct file once; the jobs that need a file that failed fail with it."""
@@ -249,8 +263,6 @@ class _Run:
                 row.image_key, row.face_key = image, face
 
     async def swap(self) -> None:
-        from ._batch import SwapJob
-
         ready = [row for row in self.rows if row.error is None]
         failed = len(self.rows) - len(ready)
         tasks = self.bars.add_task("tasks", total=len(self.rows), detail=_tally(0, failed))
@@ -268,10 +280,10 @@ class _Run:
             )
         succeeded = 0
 
-        async def fetch(row: Row, result: ImageSwapResult | VideoSwapResult) -> None:
+        async def fetch(row: Row, result: SwapResult) -> None:
             nonlocal failed, succeeded
             try:
-                target = row.stem.with_name(row.stem.name + _suffix(result))
+                target = row.stem.with_name(row.stem.name + suffix_of(result))
                 row.path = await result.download(target, overwrite=self.overwrite)
                 succeeded += 1
             except Exception as error:
@@ -310,11 +322,12 @@ def _size(path: Path) -> int:
         return 0
 
 
-def prepare(options: Any) -> tuple[list[Row], Path]:
+def prepare(options: Options) -> tuple[list[Row], Path]:
     """The jobs and the output folder; refuses existing outputs before anything is spent."""
-    output = Path(options.output).expanduser()
-    face = Path(options.face).expanduser() if options.face else None
-    rows = load_jobs(Path(options.source).expanduser(), face, options.hd, output)
+    output = Path(options.text("output")).expanduser()
+    face_text = options.optional_text("face")
+    face = Path(face_text).expanduser() if face_text else None
+    rows = load_jobs(Path(options.text("source")).expanduser(), face, options.flag("hd"), output)
     if not options.overwrite:
         existing = [found for row in rows if (found := taken(row.stem)) is not None]
         if existing:
@@ -326,7 +339,39 @@ def prepare(options: Any) -> tuple[list[Row], Path]:
     return rows, output
 
 
-async def run_batch(options: Any) -> int:
+def register(commands: Subcommands) -> None:
+    parser = add_command(
+        commands,
+        "batch",
+        "swap many: a folder of images/videos with one --face, or a CSV of jobs image,face[,hd]",
+        run_batch,
+    )
+    parser.add_argument(
+        "source",
+        metavar="FOLDER_OR_CSV",
+        help="a folder (every image and video in it, with --face) or a CSV file with rows "
+        "image,face[,hd] (paths relative to the CSV; a header row is allowed)",
+    )
+    parser.add_argument("--face", help="the new face for every file of a folder")
+    add_hd(parser, "high-quality swaps (CSV: the default)")
+    add_output(
+        parser,
+        "folder for the results, created if needed (default: ./swapped)",
+        metavar="FOLDER",
+        default="swapped",
+    )
+    parser.add_argument(
+        "-j",
+        "--concurrency",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="jobs in flight at once (default: 8)",
+    )
+    add_timeout(parser, 1800)
+
+
+async def run_batch(options: Options) -> int:
     rows, output = prepare(options)
     started = time.monotonic()
     async with make_client(options) as client:
@@ -357,6 +402,9 @@ _TABLE_ROWS = 50
 
 
 def _summary(rows: list[Row], succeeded: int, elapsed: float) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     console = stdout_console()
     shown = rows if len(rows) <= _TABLE_ROWS else [row for row in rows if not row.ok]
     title = "miocreate batch" if shown is rows else "miocreate batch: the failed jobs"

@@ -1,0 +1,42 @@
+"""The argument parser of ``miocreate``: the global options, then one subcommand per command
+module, each registering its own parser (adding a command touches one module and this list).
+
+Global options are accepted before or after the subcommand (``miocreate --json swap ...`` and
+``miocreate swap ... --json`` are the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .._version import __version__
+from . import _batch, _demo, _emulator, _faces, _swap, _task
+from ._args import add_globals
+
+__all__ = ["build_parser"]
+
+_EPILOG = """\
+credentials come from MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET (or MIOCREATE_TOKEN, or
+--token); the service from MIOCREATE_BASE_URL (or --base-url). Point them at `miocreate emulator`
+to try everything locally.
+
+exit status: 0 success; 1 the service, a task or a transfer failed (batch: any job failed);
+2 usage or input error; 130 interrupted."""
+
+#: In the order --help lists them.
+_COMMAND_MODULES = (_swap, _faces, _task, _batch, _emulator, _demo)
+
+
+def build_parser(prog: str = "miocreate") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Face swaps with the MioCreate API, from the command line.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_globals(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMAND_MODULES:
+        module.register(commands)
+    return parser

@@ -1,0 +1,137 @@
+"""The steps the single-job commands share: upload with bars, submit and wait, check and pick the
+output file, download, print what was saved."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from .._client import MioCreate
+from .._models import TaskHandle
+from .._transfer._inputs import Key
+from ._args import Options
+from ._common import (
+    CliError,
+    Source,
+    SwapResult,
+    check_free,
+    default_output,
+    is_video_name,
+    name_of,
+    print_json,
+    relative,
+    suffix_of,
+    taken,
+)
+from ._console import Bars, stdout_console
+
+__all__ = [
+    "Destination",
+    "check_kind",
+    "parse_task_id",
+    "print_saved",
+    "upload_all",
+    "wait_task",
+]
+
+R = TypeVar("R")
+
+
+async def upload_all(client: MioCreate, bars: Bars, sources: list[Source]) -> list[str]:
+    """Keys for the sources, uploading each distinct file once, concurrently, with bars."""
+    distinct: dict[Path, str] = {}
+    for source in sources:
+        if not isinstance(source, Key):
+            distinct.setdefault(source.resolve(), "")
+
+    async def upload(path: Path) -> None:
+        bar, update = bars.transfer(f"upload {path.name}")
+        distinct[path] = await client.upload(path, progress=update)
+        bars.done(bar)
+
+    async with anyio.create_task_group() as group:
+        for path in distinct:
+            group.start_soon(upload, path)
+    return [str(s) if isinstance(s, Key) else distinct[s.resolve()] for s in sources]
+
+
+async def wait_task(
+    client: MioCreate,
+    bars: Bars,
+    what: str,
+    submit: Awaitable[TaskHandle[R]],
+    timeout: float,
+) -> tuple[int, R]:
+    """Submit a task, then wait for its result under a spinner; returns (task id, result)."""
+    step = bars.step(f"{what}: submitting")
+    handle = await submit
+    bars.progress.update(step, description=f"{what}: task {handle.id}")
+    result = await client.wait(handle, timeout=timeout)
+    bars.done(step)
+    return handle.id, result
+
+
+class Destination:
+    """Where a result goes: an explicit file, or ``<stem>-swapped`` plus the result's extension.
+
+    Checked before anything is spent: an existing file is refused unless ``--overwrite``.
+    """
+
+    def __init__(self, output: str | None, source: Source, overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self.file: Path | None = None
+        self.stem: Path | None = None
+        target = Path(output).expanduser() if output else None
+        if target is not None and not target.is_dir():
+            check_free(target, overwrite)
+            self.file = target
+            return
+        self.stem = default_output(source, target)
+        existing = taken(self.stem)
+        if existing is not None and not overwrite:
+            raise CliError(f"the output exists: {existing} (pass --overwrite to replace it)")
+
+    def path_for(self, result: SwapResult) -> Path:
+        if self.file is not None:
+            return self.file
+        assert self.stem is not None
+        return self.stem.with_name(self.stem.name + suffix_of(result))
+
+    async def download(self, result: SwapResult, bars: Bars) -> Path:
+        path = self.path_for(result)
+        check_free(path, self.overwrite)
+        bar, update = bars.transfer(f"download {path.name}")
+        saved = await result.download(path, overwrite=self.overwrite, progress=update)
+        bars.done(bar)
+        return saved
+
+
+def check_kind(source: Source, *, video: bool | None, role: str) -> None:
+    """Refuse early an image where a video is needed and the reverse (by the extension)."""
+    kind = is_video_name(name_of(source))
+    if kind is None or video is None or kind == video:
+        return
+    if role == "media":
+        hint = "use `miocreate swap-video`" if kind else "use `miocreate swap`"
+        raise CliError(f"{name_of(source)} is {'a video' if kind else 'an image'}: {hint}")
+    raise CliError(f"the {role} must be an image: {name_of(source)}")
+
+
+def print_saved(options: Options, task_id: int, path: Path, result: SwapResult) -> None:
+    if options.json:
+        print_json({"task_id": task_id, "path": path.resolve(), "result": result})
+        return
+    console = stdout_console()
+    console.print(f"Saved {relative(path)}  (task {task_id})")
+    if result.expires_at is not None:
+        expiry = result.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        console.print(f"Result URL valid until {expiry}: {result.merge_url}", style="dim")
+
+
+def parse_task_id(text: str) -> str:
+    if not text.strip().isdigit():
+        raise CliError(f"not a task id: {text!r}")
+    return text.strip()

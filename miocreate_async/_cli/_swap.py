@@ -1,0 +1,63 @@
+"""``miocreate swap`` and ``miocreate swap-video``: one face into one image or video."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._args import SOURCE_HELP, Options, add_command, add_hd, add_output, add_timeout
+from ._common import SwapResult, make_client, source_of
+from ._console import Bars
+from ._steps import Destination, check_kind, print_saved, upload_all, wait_task
+
+if TYPE_CHECKING:
+    from ._args import Subcommands
+
+__all__ = ["register"]
+
+
+def register(commands: Subcommands) -> None:
+    for name, media, what, wait, run in (
+        ("swap", "image", "an image", 600, swap_image),
+        ("swap-video", "video", "a video", 1800, swap_video),
+    ):
+        parser = add_command(
+            commands, name, f"swap a face into {what} and download the result", run
+        )
+        parser.add_argument(media, help=f"the {media} to edit: {SOURCE_HELP}")
+        parser.add_argument("--face", required=True, help=f"the new face: {SOURCE_HELP}")
+        add_hd(parser)
+        add_output(
+            parser,
+            f"file or existing folder for the result (default: <{media}>-swapped.<ext> here)",
+        )
+        add_timeout(parser, wait)
+
+
+async def swap_image(options: Options) -> int:
+    return await _swap(options, video=False)
+
+
+async def swap_video(options: Options) -> int:
+    return await _swap(options, video=True)
+
+
+async def _swap(options: Options, *, video: bool) -> int:
+    media = source_of(options.text("video" if video else "image"))
+    face = source_of(options.text("face"))
+    check_kind(media, video=video, role="media")
+    check_kind(face, video=False, role="face")
+    destination = Destination(options.optional_text("output"), media, options.overwrite)
+    hd, timeout = options.flag("hd"), options.number("timeout")
+    async with make_client(options) as client:
+        with Bars(disable=options.json) as bars:
+            media_key, face_key = await upload_all(client, bars, [media, face])
+            result: SwapResult
+            if video:
+                submit = client.create_video_swap(media_key, face_key, hd=hd)
+                task_id, result = await wait_task(client, bars, "swap", submit, timeout)
+            else:
+                submit_image = client.create_image_swap(media_key, face_key, hd=hd)
+                task_id, result = await wait_task(client, bars, "swap", submit_image, timeout)
+            path = await destination.download(result, bars)
+    print_saved(options, task_id, path, result)
+    return 0
