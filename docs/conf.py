@@ -1,0 +1,72 @@
+"""Sphinx configuration of the miocreate-async documentation site.
+
+Built in CI with ``sphinx-build -W --keep-going -n -b html docs docs/_build/html``: every warning,
+a broken cross-reference (``nitpicky``) or a public name missing from the API reference
+(``_ext/public_names.py``) fails the build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+from public_names import PRIVATE_ALIASES  # noqa: E402
+
+import miocreate_async  # noqa: E402
+
+project = "miocreate-async"
+author = "miocreate-async developers"
+copyright = "2026, miocreate-async developers"
+release = miocreate_async.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "public_names",
+    "cli_help",
+]
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "README.md"]
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# Broken references are errors; only names of other projects (no inventory offline) are exempt.
+nitpicky = True
+nitpick_ignore_regex = [
+    (
+        r"py:.*",
+        r"(aiohttp|anyio|attrs|cattrs|pytest|_pytest|PIL|yarl|multidict|taskiq|redis)(\..*)?",
+    ),
+    (
+        r"py:.*",
+        r"(collections|typing|typing_extensions|types|os|pathlib|datetime|enum|io|"
+        r"contextlib|asyncio|logging|sqlite3|concurrent|_io|builtins|abc)\..*",
+    ),
+    (
+        r"py:.*",
+        r"(Any|Self|NoneType|Ellipsis|EllipsisType|PathLike|Path|datetime|timedelta|"
+        r"Callable|Awaitable|AsyncIterator|AsyncIterable|Iterator|Iterable|Mapping|Sequence|"
+        r"TracebackType|BinaryIO|IO|Enum|IntEnum|StrEnum|Literal|Protocol|TypeAlias|Generic)",
+    ),
+    # Private aliases in public signatures: each is spelled out where the signature is described.
+    *((r"py:.*", rf"({name})") for name in PRIVATE_ALIASES),
+]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_class_signature = "mixed"
+
+html_theme = "furo"
+html_title = f"miocreate-async {release}"
+html_static_path: list[str] = []
+pygments_style = "friendly"
+pygments_dark_style = "monokai"
