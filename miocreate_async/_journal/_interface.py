@@ -179,6 +179,8 @@ class JobRecord:
     updated_at: float = 0.0
     #: The owner's fencing epoch in a shared journal; always 0 in a local one.
     epoch: int = 0
+    #: True in the answer of the ``register`` call that created the record.
+    new: bool = attrs.field(default=False, eq=False)
 
 
 @attrs.frozen
@@ -371,7 +373,8 @@ class Journal(Protocol):
     async def register(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         """Record the jobs not known yet as ``pending``; return every job's record, in order.
 
-        Known jobs are returned as they are: the caller compares their fingerprints.
+        Records created by this call have ``new`` set. Known jobs are returned as they are:
+        the caller compares their fingerprints.
         """
         ...
 

@@ -432,17 +432,29 @@ def _get(db: sqlite3.Connection, job_id: str) -> JobRecord | None:
 
 
 def _register(db: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[JobRecord]:
-    now = time.time()
-    db.executemany(
-        "INSERT OR IGNORE INTO jobs (id, idx, state, fingerprint, label, updated_at) "
-        "VALUES (?, ?, 'pending', ?, ?, ?)",
-        [(job.id, job.index, job.fingerprint, job.label, now) for job in jobs],
-    )
     marks = ",".join("?" * len(jobs))
     rows = db.execute(
         f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", [job.id for job in jobs]
     ).fetchall()
     found = {row[0]: _record(row) for row in rows}
+    now = time.time()
+    for job in jobs:
+        if job.id in found:
+            continue
+        db.execute(
+            "INSERT INTO jobs (id, idx, state, fingerprint, label, updated_at) "
+            "VALUES (?, ?, 'pending', ?, ?, ?)",
+            (job.id, job.index, job.fingerprint, job.label, now),
+        )
+        found[job.id] = JobRecord(
+            id=job.id,
+            index=job.index,
+            state=JobState.PENDING,
+            fingerprint=job.fingerprint,
+            label=job.label,
+            updated_at=now,
+            new=True,
+        )
     return [found[job.id] for job in jobs]
 
 

@@ -1,0 +1,375 @@
+"""What ``swap_many`` asks its journal: where each job stands, and each step it takes.
+
+The batch calls ``BatchJournal.admit`` for the jobs it reads, then one ``JobEntry`` method at
+each step of a job. Without a journal the same calls only count states (``summary()``), so the
+batch has one code path. The rules of resuming live here:
+
+- a job found ``submitted`` is waited for, never created again;
+- ``uncertain`` (and ``submitting``, which ``open`` turned into it) ends the job with
+  ``SubmissionUncertainError``, unless the user chose ``resubmit_uncertain=True``;
+- ``succeeded``, ``downloaded``, ``failed`` and ``expired`` jobs end at once, from the record:
+  no request is sent for them (a result from the journal fetches a fresh signed URL only when
+  it is downloaded);
+- a job whose inputs changed since they were recorded is refused (``InputChangedError``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._errors import (
+    APIError,
+    InvalidInputError,
+    MioCreateError,
+    SubmissionUncertainError,
+    TaskFailedError,
+    UrlExpiredError,
+)
+from .._models import ImageSwapResult, ProgressCallback, VideoSwapResult
+from ._interface import (
+    ErrorInfo,
+    InputChangedError,
+    InputRef,
+    JobRecord,
+    JobState,
+    Journal,
+    JournalMeta,
+    NewJob,
+    Summary,
+    job_identity,
+)
+
+if TYPE_CHECKING:
+    from .._client import MioCreate
+
+__all__ = ["Action", "BatchJournal", "JobEntry", "JobKey"]
+
+logger = logging.getLogger("miocreate_async")
+
+SwapResult = ImageSwapResult | VideoSwapResult
+S = JobState
+
+#: A resume warns about results that expire sooner than this (seconds).
+EXPIRY_WARNING = 24 * 3600.0
+#: Codes of refusals that trying again cannot change: the job is recorded failed.
+_FINAL_CODES = frozenset({400, 601, 602, 603, 604, 605, 701, 702, 703, 704})
+
+
+class Action(enum.Enum):
+    #: Upload, create, wait (new, pending, uploaded; uncertain when resubmitting by choice).
+    RUN = "run"
+    #: Its task exists: wait for it.
+    WAIT = "wait"
+    #: Nothing to do: the outcome is ``result`` or ``error``.
+    DONE = "done"
+
+
+@attrs.frozen(kw_only=True)
+class JobKey:
+    """What identifies one job of the batch (``job_identity``'s inputs)."""
+
+    index: int
+    image: InputRef
+    face: InputRef
+    hd: bool
+    kind: str | None
+    explicit_id: str | None
+
+
+@attrs.define(eq=False)
+class JobEntry:
+    """One job's place in the journal; the batch calls a method at each step."""
+
+    owner: BatchJournal
+    #: None without a journal.
+    job_id: str | None
+    state: JobState
+    action: Action
+    #: The outcome came from an earlier run (or its task was created by one).
+    resumed: bool = False
+    task_id: int | None = None
+    kind: str | None = None
+    result: SwapResult | None = None
+    error: MioCreateError | None = None
+
+    async def uploaded(self) -> None:
+        if self.state is S.PENDING:
+            await self.owner.move(self, S.UPLOADED)
+
+    async def intent(self, kind: str) -> None:
+        """Before the creation request: committed durably, or the request is not sent."""
+        self.kind = kind
+        await self.owner.move(self, S.SUBMITTING, kind=kind)
+
+    async def created(self, task_id: int) -> None:
+        self.task_id = task_id
+        await self.owner.move(self, S.SUBMITTED, task_id=task_id)
+
+    async def refused(self) -> None:
+        """The creation was refused and provably created nothing: back to be submitted."""
+        if self.state is S.SUBMITTING:
+            await self.owner.move(self, S.PENDING)
+
+    async def succeeded(self, result: SwapResult) -> None:
+        expires = result.expires_at.timestamp() if result.expires_at else None
+        await self.owner.move(self, S.SUCCEEDED, result=stored_result(result), expires_at=expires)
+
+    async def downloaded(self, path: str | PathLike[str]) -> None:
+        if self.state is S.SUCCEEDED:
+            await self.owner.move(self, S.DOWNLOADED, path=_absolute(path))
+
+    async def ended(self, error: MioCreateError) -> None:
+        """The job ended with ``error``: record what it means for a later run."""
+        if isinstance(error, SubmissionUncertainError) and self.state is S.SUBMITTING:
+            await self.owner.move(self, S.UNCERTAIN)
+        elif _is_final(error) and self.state in (S.PENDING, S.UPLOADED, S.SUBMITTING, S.SUBMITTED):
+            await self.owner.move(self, S.FAILED, error=ErrorInfo.of(error))
+        elif self.state is S.SUBMITTING:
+            # An error that is neither a refusal nor a doubt was answered by the service:
+            # nothing was created. A later run submits it again.
+            await self.owner.move(self, S.PENDING)
+        # Otherwise (a timeout while waiting, no credits, a transient upload failure) the
+        # record stays where it is: a later run picks the job up from there.
+
+    async def expired(self) -> None:
+        await self.owner.move(self, S.EXPIRED)
+
+
+def _absolute(path: str | PathLike[str]) -> str:
+    return os.path.abspath(path)
+
+
+def _is_final(error: MioCreateError) -> bool:
+    if isinstance(error, InputChangedError):
+        return False
+    if isinstance(error, (TaskFailedError, InvalidInputError)):
+        return True
+    return isinstance(error, APIError) and error.code in _FINAL_CODES
+
+
+class BatchJournal:
+    """The batch's side of a journal (or, without one, its state counter)."""
+
+    def __init__(
+        self,
+        journal: Journal | None,
+        meta: JournalMeta | None,
+        *,
+        client: MioCreate,
+        resubmit_uncertain: bool = False,
+    ) -> None:
+        self.journal = journal
+        self._meta = meta
+        self._client = client
+        self._resubmit = resubmit_uncertain
+        #: Every job of the journal (this run's and earlier ones'), by state.
+        self._counts: Counter[JobState] = Counter()
+        self._opened = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.journal is not None
+
+    async def open(self) -> Summary:
+        if self.journal is None or self._meta is None:
+            return self.summary()
+        found = await self.journal.open(self._meta)
+        self._opened = True
+        self._counts = Counter({state: n for state, n in found.counts.items() if n})
+        await self._warn_expiring()
+        return found
+
+    async def close(self) -> None:
+        if self.journal is not None and self._opened:
+            self._opened = False
+            await self.journal.close()
+
+    def summary(self) -> Summary:
+        return Summary(dict(self._counts))
+
+    async def _warn_expiring(self) -> None:
+        assert self.journal is not None
+        soon = time.time() + EXPIRY_WARNING
+        expiring = []
+        async for record in self.journal.records([S.SUCCEEDED], limit=100):
+            if record.expires_at is None or record.expires_at > soon:
+                break
+            expiring.append(record)
+        if expiring:
+            logger.warning(
+                "%d result(s) in the journal expire within 24 hours: download them now "
+                "(the first: task %s)",
+                len(expiring),
+                expiring[0].task_id,
+            )
+
+    # --- admission ----------------------------------------------------------------------------
+
+    async def admit(self, keys: Sequence[JobKey]) -> list[JobEntry | MioCreateError]:
+        """Each job's entry, or the error that refuses it (an input changed, no identity)."""
+        if self.journal is None:
+            self._counts[S.PENDING] += len(keys)
+            return [JobEntry(self, None, S.PENDING, Action.RUN) for _ in keys]
+        new: list[NewJob] = []
+        answers: list[JobEntry | MioCreateError | None] = []
+        fingerprints: list[str] = []
+        for key in keys:
+            try:
+                job_id, fingerprint = job_identity(
+                    key.image, key.face, hd=key.hd, kind=key.kind, explicit_id=key.explicit_id
+                )
+            except MioCreateError as error:
+                answers.append(error)
+                continue
+            answers.append(None)
+            fingerprints.append(fingerprint)
+            new.append(
+                NewJob(job_id, key.index, fingerprint, f"{key.image.label} + {key.face.label}")
+            )
+        records = iter(await self.journal.register(new) if new else [])
+        expected = iter(fingerprints)
+        entries: list[JobEntry | MioCreateError] = []
+        for answer in answers:
+            if answer is not None:
+                entries.append(answer)
+                continue
+            record, fingerprint = next(records), next(expected)
+            entries.append(await self._entry(record, fingerprint))
+        return entries
+
+    async def _entry(self, record: JobRecord, fingerprint: str) -> JobEntry | MioCreateError:
+        if record.fingerprint != fingerprint:
+            return InputChangedError(
+                f"an input of job {record.id} ({record.label}) changed since the journal "
+                f"recorded it ({record.state.value}); not resumed: give the changed files "
+                "new names, or use another journal",
+                task_id=record.task_id,
+            )
+        if record.new:
+            self._counts[S.PENDING] += 1
+        entry = JobEntry(
+            self,
+            record.id,
+            record.state,
+            Action.RUN,
+            resumed=record.state.paid,
+            task_id=record.task_id,
+            kind=record.kind,
+        )
+        if record.state in (S.PENDING, S.UPLOADED):
+            return entry
+        if record.state is S.SUBMITTED:
+            entry.action = Action.WAIT
+            return entry
+        if record.state is S.UNCERTAIN and self._resubmit:
+            return entry
+        entry.action = Action.DONE
+        if record.state is S.UNCERTAIN:
+            entry.error = SubmissionUncertainError(
+                "an earlier run sent this job's creation request but recorded no reply: a task "
+                "may exist and be paid for. The API cannot list tasks, so it is not sent again "
+                "unless you choose to (resubmit_uncertain=True, which may pay twice)",
+                operation="task_create",
+            )
+        elif record.state is S.FAILED:
+            info = record.error or ErrorInfo("MioCreateError", "failed in an earlier run")
+            entry.error = _restored_error(info, record.task_id)
+        elif record.state is S.EXPIRED or _expired(record):
+            if record.state is S.SUCCEEDED:
+                await entry.expired()
+            entry.error = UrlExpiredError(
+                f"the result of task {record.task_id} expired before it was downloaded",
+                task_id=record.task_id,
+            )
+        else:  # succeeded, downloaded
+            entry.result = restored_result(record, self._client)
+        return entry
+
+    async def move(self, entry: JobEntry, state: JobState, **fields: Any) -> None:
+        if self.journal is not None and entry.job_id is not None:
+            await self.journal.transition(entry.job_id, entry.state, state, **fields)
+        self._counts[entry.state] -= 1
+        self._counts[state] += 1
+        entry.state = state
+
+
+def _expired(record: JobRecord) -> bool:
+    return (
+        record.state is S.SUCCEEDED
+        and record.expires_at is not None
+        and record.expires_at <= time.time()
+    )
+
+
+def _restored_error(info: ErrorInfo, task_id: int | None) -> MioCreateError:
+    """The recorded error as its own type where the library has it, else the base class."""
+    from .. import _errors
+
+    cls = getattr(_errors, info.type, None)
+    if not (isinstance(cls, type) and issubclass(cls, MioCreateError)):
+        cls = MioCreateError
+    return cls(info.message, code=info.code, task_id=task_id)
+
+
+# --- results without their signed URLs ------------------------------------------------------
+
+
+def stored_result(result: SwapResult) -> dict[str, Any]:
+    """The result as the journal keeps it: keys, sizes and dimensions, no signed URL."""
+    from .._converter import unstructure
+
+    data: dict[str, Any] = unstructure(result)
+    return {
+        "type": "video" if isinstance(result, VideoSwapResult) else "image",
+        **{name: value for name, value in data.items() if not name.endswith("_url")},
+    }
+
+
+def restored_result(record: JobRecord, client: MioCreate) -> SwapResult:
+    """The recorded result; ``download()`` fetches a fresh signed URL for its key."""
+    from .._converter import structure
+
+    assert record.result is not None
+    data: Mapping[str, Any] = record.result
+    cls: type[SwapResult] = VideoSwapResult if data.get("type") == "video" else ImageSwapResult
+    fields = {name: value for name, value in data.items() if name != "type"}
+    result = structure({**fields, "merge_url": ""}, cls, what="the journal's result")
+    expires = record.expires_at
+    return attrs.evolve(
+        result,
+        expires_at=None if expires is None else datetime.fromtimestamp(expires, timezone.utc),
+        downloader=_FreshUrl(client, result.merge_key),
+    )
+
+
+@attrs.frozen
+class _FreshUrl:
+    """A result's downloader that first asks for a signed URL of its key (a free request)."""
+
+    client: MioCreate
+    key: str
+
+    async def __call__(
+        self,
+        url: str,
+        destination: str | PathLike[str],
+        *,
+        default_name: str,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+    ) -> Path:
+        fresh = await self.client.get_access_url(self.key)
+        return await self.client.download(
+            fresh, destination, default_name=default_name, overwrite=overwrite, progress=progress
+        )
