@@ -11,10 +11,16 @@
 
 Everything runs in one anyio task group owned by the ``async with`` block: leaving the block
 cancels whatever still runs, at once.
+
+With a journal (``journal=``), the feeder first asks it where each job stands
+(``BatchJournal.admit``): finished jobs end at once from their records, jobs whose task exists
+are only waited for, and each step of a job is recorded (``JobEntry``), the intent durably
+before its creation request.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,7 +41,10 @@ from ._errors import (
     TaskTimeoutError,
 )
 from ._formats import MediaType, media_type_of_name
+from ._journal import Journal, Summary, as_journal
+from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
 from ._models import ImageSwapResult, TaskHandle, VideoSwapResult
+from ._operations import TaskKind
 from ._poller import Poller, PollPolicy, TaskReader
 from ._retry import refused_without_effect
 from ._transfer._cache import Put, UploadCache
@@ -46,7 +55,7 @@ __all__ = ["BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults", 
 JobKind = Literal["image", "video"]
 
 
-class BatchClient(TaskReader, Protocol):
+class BatchClient(TaskReader, ResultFetcher, Protocol):
     """What the batch uses of the client (``MioCreate``), so that it never imports it."""
 
     config: Config
@@ -67,6 +76,9 @@ _IMAGE_TIMEOUT = 600.0
 _VIDEO_TIMEOUT = 1800.0
 
 
+_is_str = attrs.validators.instance_of(str)
+
+
 @attrs.frozen
 class SwapJob:
     """One swap of a batch: put ``face`` into ``image`` (an image or a video).
@@ -81,6 +93,12 @@ class SwapJob:
     hd: bool = False
     kind: JobKind | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.in_(("image", "video")))
+    )
+    #: The job's name in a journal; without one, it is derived from the inputs.
+    id: str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.instance_of(str)),
     )
 
 
@@ -101,6 +119,10 @@ class SwapOutcome:
     task_id: int | None = None
     #: The job's position in ``jobs``, from 0.
     index: int = 0
+    #: The outcome came from the journal, or from a task an earlier run created.
+    resumed: bool = False
+    #: The job's id in the journal (None without one).
+    job_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -135,8 +157,15 @@ class SwapResults:
     but whose outcome was not handed out, so that they can still be collected with ``wait``.
     """
 
-    def __init__(self, client: BatchClient, put: Put, jobs: Jobs, options: _Options) -> None:
-        self._batch = _Batch(client, put, jobs, options)
+    def __init__(
+        self,
+        client: BatchClient,
+        put: Put,
+        jobs: Jobs,
+        options: _Options,
+        client_id: str | None = None,
+    ) -> None:
+        self._batch = _Batch(client, put, jobs, options, client_id)
         self._context: AbstractAsyncContextManager[None] | None = None
         self._receive: ObjectReceiveStream[SwapOutcome | _Abort] | None = None
         self._state = "new"
@@ -155,6 +184,11 @@ class SwapResults:
         if self._state != "new":
             raise RuntimeError("a SwapResults is entered once; call swap_many() again")
         self._state = "running"
+        try:
+            await self._batch.journal.open()
+        except BaseException:
+            self._state = "ended"
+            raise
         self._context = self._run()
         await self._context.__aenter__()
         return self
@@ -187,6 +221,8 @@ class SwapResults:
         finally:
             self._state = "ended"
             self._receive.close()
+            with anyio.CancelScope(shield=True):
+                await self._batch.journal.close()
         if caught is not None:
             raise caught
 
@@ -232,6 +268,20 @@ class SwapResults:
         """Jobs whose creation request was cut short by leaving the block: a task may exist."""
         return list(self._batch.uncertain)
 
+    def summary(self) -> Summary:
+        """Jobs counted by state (with a journal: its earlier runs' jobs too).
+
+        ``summary().done``, ``.in_flight``, ``.uncertain``, ``.to_do``; ``summary()["failed"]``
+        for one state; ``str(summary())`` is the line a resume prints.
+        """
+        return self._batch.journal.summary()
+
+    async def mark_downloaded(self, outcome: SwapOutcome, path: str | os.PathLike[str]) -> None:
+        """Record in the journal that ``outcome``'s result is saved at ``path``."""
+        entry = self._batch.entries.get(outcome.job_id) if outcome.job_id else None
+        if entry is not None:
+            await entry.downloaded(path)
+
 
 @attrs.frozen
 class _Abort:
@@ -248,6 +298,8 @@ class _Options:
     max_submissions: int
     poll: PollPolicy
     upload_cache_size: int
+    journal: Journal | None = None
+    resubmit_uncertain: bool = False
 
 
 def swap_many(
@@ -261,6 +313,9 @@ def swap_many(
     max_submissions: int = 8,
     poll: PollPolicy | None = None,
     upload_cache_size: int = 1024,
+    journal: str | os.PathLike[str] | Journal | None = None,
+    resubmit_uncertain: bool = False,
+    client_id: str | None = None,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``."""
     if concurrency < 1:
@@ -280,8 +335,10 @@ def swap_many(
         max_submissions=max_submissions,
         poll=poll if poll is not None else _default_poll(client),
         upload_cache_size=upload_cache_size,
+        journal=None if journal is None else as_journal(journal),
+        resubmit_uncertain=resubmit_uncertain,
     )
-    return SwapResults(client, put, jobs, options)
+    return SwapResults(client, put, jobs, options, client_id)
 
 
 def _default_poll(client: BatchClient) -> PollPolicy:
@@ -293,7 +350,14 @@ def _default_poll(client: BatchClient) -> PollPolicy:
 
 
 class _Batch:
-    def __init__(self, client: BatchClient, put: Put, jobs: Jobs, options: _Options) -> None:
+    def __init__(
+        self,
+        client: BatchClient,
+        put: Put,
+        jobs: Jobs,
+        options: _Options,
+        client_id: str | None = None,
+    ) -> None:
         self.client = client
         self.jobs = jobs
         self.options = options
@@ -306,11 +370,21 @@ class _Batch:
         self.uncertain: list[SwapJob] = []
         #: Set by the first 801: nothing more is submitted.
         self.out_of_credits: InsufficientCreditsError | None = None
+        self.journal = BatchJournal(
+            options.journal,
+            client=client,
+            client_id=client_id,
+            resubmit_uncertain=options.resubmit_uncertain,
+        )
+        #: Journaled jobs whose outcome may still be marked downloaded, by job id.
+        self.entries: dict[str, JobEntry] = {}
+        #: Jobs read from ``jobs`` so far.
+        self.fed = 0
 
     def start(
         self, group: TaskGroup, outcomes: MemoryObjectSendStream[SwapOutcome | _Abort]
     ) -> None:
-        send_jobs, receive_jobs = anyio.create_memory_object_stream[tuple[int, SwapJob]](0)
+        send_jobs, receive_jobs = anyio.create_memory_object_stream[_Admitted](0)
         with receive_jobs:
             for _ in range(self.options.concurrency):
                 group.start_soon(self._worker, receive_jobs.clone(), outcomes.clone())
@@ -324,36 +398,66 @@ class _Batch:
 
     async def _feed(
         self,
-        send: ObjectSendStream[tuple[int, SwapJob]],
+        send: ObjectSendStream[_Admitted],
         outcomes: ObjectSendStream[SwapOutcome | _Abort],
     ) -> None:
+        # With a journal, jobs are admitted a few at a time (one query for all of them).
+        size = self.options.concurrency if self.journal.enabled else 1
+        chunk: list[tuple[int, SwapJob]] = []
         async with send, outcomes:
-            index = 0
             try:
                 if isinstance(self.jobs, AsyncIterable):
                     async for job in self.jobs:
-                        await send.send((index, _checked(job)))
-                        index += 1
+                        chunk.append((len(chunk) + self.fed, _checked(job)))
+                        if len(chunk) >= size:
+                            await self._admit(chunk, send, outcomes)
                 else:
                     for job in self.jobs:
-                        await send.send((index, _checked(job)))
-                        index += 1
+                        chunk.append((len(chunk) + self.fed, _checked(job)))
+                        if len(chunk) >= size:
+                            await self._admit(chunk, send, outcomes)
+                await self._admit(chunk, send, outcomes)
             except Exception as exc:
                 # The caller's iterable broke (or held something else than a SwapJob): the
                 # iterator raises it, in the caller's task.
                 await outcomes.send(_Abort(exc))
 
+    async def _admit(
+        self,
+        chunk: list[tuple[int, SwapJob]],
+        send: ObjectSendStream[_Admitted],
+        outcomes: ObjectSendStream[SwapOutcome | _Abort],
+    ) -> None:
+        """Hand the jobs to the workers; those the journal says are finished end here."""
+        admitted = await self.journal.admit(chunk) if chunk else []
+        for (index, job), entry in zip(chunk, admitted, strict=True):
+            if isinstance(entry, MioCreateError):
+                self.stats.failures += 1
+                await outcomes.send(SwapOutcome(job=job, error=entry, index=index))
+            elif entry.action is Action.DONE:
+                if entry.error is not None:
+                    self.stats.failures += 1
+                elif entry.job_id is not None:
+                    self.entries[entry.job_id] = entry
+                await outcomes.send(_outcome(job, index, entry))
+            else:
+                await send.send((index, job, entry))
+        self.fed += len(chunk)
+        chunk.clear()
+
     async def _worker(
         self,
-        jobs: ObjectReceiveStream[tuple[int, SwapJob]],
+        jobs: ObjectReceiveStream[_Admitted],
         outcomes: ObjectSendStream[SwapOutcome | _Abort],
     ) -> None:
         async with jobs, outcomes:
-            async for index, job in jobs:
+            async for index, job, entry in jobs:
                 self.stats.jobs_started += 1
-                outcome = await _Job(self, index, job).run()
+                outcome = await _Job(self, index, job, entry).run()
                 if outcome.error is not None:
                     self.stats.failures += 1
+                elif entry.job_id is not None:
+                    self.entries[entry.job_id] = entry
                 await outcomes.send(outcome)
 
     def no_credits_left(self) -> InsufficientCreditsError | None:
@@ -371,22 +475,24 @@ class _Batch:
 class _Job:
     """One job through upload, creation and waiting, against its own deadline."""
 
-    def __init__(self, batch: _Batch, index: int, job: SwapJob) -> None:
+    def __init__(self, batch: _Batch, index: int, job: SwapJob, entry: JobEntry) -> None:
         self.batch = batch
         self.index = index
         self.job = job
+        self.entry = entry
         self.task: TaskHandle[Any] | None = None
+        if entry.action is Action.WAIT:
+            assert entry.task_id is not None
+            self.task = TaskHandle(entry.task_id, _TASK_KINDS[entry.kind == "video"])
         self.deadline = 0.0
 
     def _outcome(
         self, result: SwapResult | None = None, error: MioCreateError | None = None
     ) -> SwapOutcome:
-        task_id = self.task.id if self.task is not None else None
-        if error is not None and error.task_id is None and task_id is not None:
-            error.task_id = task_id
-        return SwapOutcome(
-            job=self.job, result=result, error=error, task_id=task_id, index=self.index
-        )
+        if self.task is not None:
+            self.entry.task_id = self.task.id
+        self.entry.result, self.entry.error = result, error
+        return _outcome(self.job, self.index, self.entry)
 
     def _remaining(self) -> float:
         return self.deadline - anyio.current_time()
@@ -398,8 +504,11 @@ class _Job:
             timeout = _IMAGE_TIMEOUT if self.job.kind == "image" else _VIDEO_TIMEOUT
         self.deadline = anyio.current_time() + timeout
         try:
-            return self._outcome(await self._swap())
+            result = await (self._wait() if self.task is not None else self._swap())
+            await self.entry.succeeded(result)
+            return self._outcome(result)
         except MioCreateError as error:
+            await self.entry.ended(error)
             return self._outcome(error=error)
 
     async def _swap(self) -> SwapResult:
@@ -418,9 +527,14 @@ class _Job:
         is_video = want if want is not None else _is_video(image_key, media)
         if self.batch.options.timeout is None and job.kind is None and not is_video:
             self.deadline -= _VIDEO_TIMEOUT - _IMAGE_TIMEOUT
+        await self.entry.uploaded()
         self.task = await self._create(image_key, face_key, is_video)
+        return await self._wait()
+
+    async def _wait(self) -> SwapResult:
+        assert self.task is not None
         with anyio.move_on_after(self._remaining()) as scope:
-            info = await batch.poller.watch(self.task)
+            info = await self.batch.poller.watch(self.task)
         if scope.cancelled_caught:
             raise TaskTimeoutError(
                 "the job's deadline passed before the task ended; it may still finish: "
@@ -440,6 +554,8 @@ class _Job:
                 stop = batch.no_credits_left()
                 if stop is not None:
                     raise stop
+                # The intent, durably on disk before the request: a crash now means uncertain.
+                await self.entry.intent("video" if is_video else "image")
                 try:
                     if is_video:
                         task: TaskHandle[Any] = await client.create_video_swap(
@@ -455,11 +571,13 @@ class _Job:
                     if not refused_without_effect(error):
                         raise
                     refusal = error
+                    await self.entry.refused()
                 except anyio.get_cancelled_exc_class():
                     # The block was left while the request was out: a task may exist.
                     batch.uncertain.append(self.job)
                     raise
                 else:
+                    await self.entry.created(task.id)
                     batch.created.append(task.id)
                     batch.pending[task.id] = self.job
                     batch.stats.tasks_created += 1
@@ -470,6 +588,26 @@ class _Job:
             if delay >= self._remaining():
                 raise refusal
             await anyio.sleep(delay)
+
+
+_TASK_KINDS = {False: TaskKind.IMAGE_SWAP, True: TaskKind.VIDEO_SWAP}
+#: A job handed to a worker: its index, the job, and its place in the journal.
+_Admitted = tuple[int, SwapJob, JobEntry]
+
+
+def _outcome(job: SwapJob, index: int, entry: JobEntry) -> SwapOutcome:
+    error = entry.error
+    if error is not None and error.task_id is None and entry.task_id is not None:
+        error.task_id = entry.task_id
+    return SwapOutcome(
+        job=job,
+        result=entry.result,
+        error=error,
+        task_id=entry.task_id,
+        index=index,
+        resumed=entry.resumed,
+        job_id=entry.job_id,
+    )
 
 
 def _checked(job: object) -> SwapJob:

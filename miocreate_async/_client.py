@@ -69,6 +69,7 @@ from ._transfer._inputs import (
 
 if TYPE_CHECKING:
     from ._batch import Jobs, PollPolicy, SwapResults
+    from ._journal import Journal
 
 __all__ = ["MioCreate", "TaskRef"]
 
@@ -430,6 +431,8 @@ class MioCreate:
         max_submissions: int = 8,
         poll: PollPolicy | None = None,
         upload_cache_size: int = 1024,
+        journal: str | PathLike[str] | Journal | None = None,
+        resubmit_uncertain: bool = False,
     ) -> SwapResults:
         """Run many swaps at once; outcomes come as they finish.
 
@@ -452,6 +455,11 @@ class MioCreate:
         the jobs not yet submitted end with InsufficientCreditsError. Leaving the ``async with``
         block ends all work at once; ``results.pending_tasks()`` then lists the tasks created
         whose outcome was not handed out, to collect with ``wait()``.
+
+        ``journal`` (a path, or a ``Journal``) records every job's progress durably: running
+        the same jobs again resumes, without paying twice (see the README's "Resuming a batch").
+        A job whose creation request may have reached the service without an answer is
+        "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
         """
         from ._batch import swap_many
 
@@ -465,6 +473,9 @@ class MioCreate:
             max_submissions=max_submissions,
             poll=poll,
             upload_cache_size=upload_cache_size,
+            journal=journal,
+            resubmit_uncertain=resubmit_uncertain,
+            client_id=getattr(self._session.auth, "client_id", None),
         )
 
     # --- helpers --------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
+from .._config import Config
 from .._errors import (
     APIError,
     InvalidInputError,
@@ -37,6 +38,8 @@ from .._errors import (
     UrlExpiredError,
 )
 from .._models import ImageSwapResult, ProgressCallback, VideoSwapResult
+from .._transfer._inputs import as_key
+from .._version import __version__
 from ._interface import (
     ErrorInfo,
     InputChangedError,
@@ -47,13 +50,12 @@ from ._interface import (
     JournalMeta,
     NewJob,
     Summary,
+    client_fingerprint,
+    describe_input,
     job_identity,
 )
 
-if TYPE_CHECKING:
-    from .._client import MioCreate
-
-__all__ = ["Action", "BatchJournal", "JobEntry", "JobKey"]
+__all__ = ["Action", "BatchJournal", "JobEntry", "JobLike", "ResultFetcher", "identify"]
 
 logger = logging.getLogger("miocreate_async")
 
@@ -75,16 +77,38 @@ class Action(enum.Enum):
     DONE = "done"
 
 
-@attrs.frozen(kw_only=True)
-class JobKey:
-    """What identifies one job of the batch (``job_identity``'s inputs)."""
+class JobLike(Protocol):
+    """What the journal reads of a ``SwapJob``."""
 
-    index: int
-    image: InputRef
-    face: InputRef
-    hd: bool
-    kind: str | None
-    explicit_id: str | None
+    @property
+    def image(self) -> object: ...
+    @property
+    def face(self) -> object: ...
+    @property
+    def hd(self) -> bool: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def id(self) -> str | None: ...
+
+
+class ResultFetcher(Protocol):
+    """What a result from the journal needs of the client to be downloaded."""
+
+    @property
+    def config(self) -> Config: ...
+
+    async def get_access_url(self, key: str) -> str: ...
+
+    async def download(
+        self,
+        url: str,
+        destination: str | PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        default_name: str | None = None,
+    ) -> Path: ...
 
 
 @attrs.define(eq=False)
@@ -164,13 +188,17 @@ class BatchJournal:
     def __init__(
         self,
         journal: Journal | None,
-        meta: JournalMeta | None,
         *,
-        client: MioCreate,
+        client: ResultFetcher,
+        client_id: str | None = None,
         resubmit_uncertain: bool = False,
     ) -> None:
         self.journal = journal
-        self._meta = meta
+        self._meta = JournalMeta(
+            base_url=client.config.base_url,
+            client=client_fingerprint(client_id),
+            library_version=__version__,
+        )
         self._client = client
         self._resubmit = resubmit_uncertain
         #: Every job of the journal (this run's and earlier ones'), by state.
@@ -182,7 +210,7 @@ class BatchJournal:
         return self.journal is not None
 
     async def open(self) -> Summary:
-        if self.journal is None or self._meta is None:
+        if self.journal is None:
             return self.summary()
         found = await self.journal.open(self._meta)
         self._opened = True
@@ -216,27 +244,26 @@ class BatchJournal:
 
     # --- admission ----------------------------------------------------------------------------
 
-    async def admit(self, keys: Sequence[JobKey]) -> list[JobEntry | MioCreateError]:
+    async def admit(self, jobs: Sequence[tuple[int, JobLike]]) -> list[JobEntry | MioCreateError]:
         """Each job's entry, or the error that refuses it (an input changed, no identity)."""
         if self.journal is None:
-            self._counts[S.PENDING] += len(keys)
-            return [JobEntry(self, None, S.PENDING, Action.RUN) for _ in keys]
+            self._counts[S.PENDING] += len(jobs)
+            return [JobEntry(self, None, S.PENDING, Action.RUN) for _ in jobs]
         new: list[NewJob] = []
         answers: list[JobEntry | MioCreateError | None] = []
         fingerprints: list[str] = []
-        for key in keys:
+        for index, job in jobs:
             try:
+                image, face = _describe(job.image), _describe(job.face)
                 job_id, fingerprint = job_identity(
-                    key.image, key.face, hd=key.hd, kind=key.kind, explicit_id=key.explicit_id
+                    image, face, hd=job.hd, kind=job.kind, explicit_id=job.id
                 )
             except MioCreateError as error:
                 answers.append(error)
                 continue
             answers.append(None)
             fingerprints.append(fingerprint)
-            new.append(
-                NewJob(job_id, key.index, fingerprint, f"{key.image.label} + {key.face.label}")
-            )
+            new.append(NewJob(job_id, index, fingerprint, f"{image.label} + {face.label}"))
         records = iter(await self.journal.register(new) if new else [])
         expected = iter(fingerprints)
         entries: list[JobEntry | MioCreateError] = []
@@ -304,6 +331,20 @@ class BatchJournal:
         entry.state = state
 
 
+def identify(job: JobLike) -> tuple[str, str]:
+    """The job's id and its inputs' fingerprint, as a journal records them."""
+    image, face = _describe(job.image), _describe(job.face)
+    return job_identity(image, face, hd=job.hd, kind=job.kind, explicit_id=job.id)
+
+
+def _describe(source: object) -> InputRef:
+    try:
+        key = as_key(source)
+    except MioCreateError:
+        key = None  # a missing file: its upload reports it
+    return describe_input(source, key)
+
+
 def _expired(record: JobRecord) -> bool:
     return (
         record.state is S.SUCCEEDED
@@ -336,7 +377,7 @@ def stored_result(result: SwapResult) -> dict[str, Any]:
     }
 
 
-def restored_result(record: JobRecord, client: MioCreate) -> SwapResult:
+def restored_result(record: JobRecord, client: ResultFetcher) -> SwapResult:
     """The recorded result; ``download()`` fetches a fresh signed URL for its key."""
     from .._converter import structure
 
@@ -357,7 +398,7 @@ def restored_result(record: JobRecord, client: MioCreate) -> SwapResult:
 class _FreshUrl:
     """A result's downloader that first asks for a signed URL of its key (a free request)."""
 
-    client: MioCreate
+    client: ResultFetcher
     key: str
 
     async def __call__(
