@@ -190,7 +190,12 @@ class SwapResults:
             self._state = "ended"
             raise
         self._context = self._run()
-        await self._context.__aenter__()
+        try:
+            await self._context.__aenter__()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._batch.journal.close()
+            raise
         return self
 
     async def __aexit__(
@@ -278,9 +283,8 @@ class SwapResults:
 
     async def mark_downloaded(self, outcome: SwapOutcome, path: str | os.PathLike[str]) -> None:
         """Record in the journal that ``outcome``'s result is saved at ``path``."""
-        entry = self._batch.entries.get(outcome.job_id) if outcome.job_id else None
-        if entry is not None:
-            await entry.downloaded(path)
+        if outcome.job_id is not None and outcome.result is not None:
+            await self._batch.journal.downloaded(outcome.job_id, path)
 
 
 @attrs.frozen
@@ -376,8 +380,6 @@ class _Batch:
             client_id=client_id,
             resubmit_uncertain=options.resubmit_uncertain,
         )
-        #: Journaled jobs whose outcome may still be marked downloaded, by job id.
-        self.entries: dict[str, JobEntry] = {}
         #: Jobs read from ``jobs`` so far.
         self.fed = 0
 
@@ -437,8 +439,6 @@ class _Batch:
             elif entry.action is Action.DONE:
                 if entry.error is not None:
                     self.stats.failures += 1
-                elif entry.job_id is not None:
-                    self.entries[entry.job_id] = entry
                 await outcomes.send(_outcome(job, index, entry))
             else:
                 await send.send((index, job, entry))
@@ -456,8 +456,6 @@ class _Batch:
                 outcome = await _Job(self, index, job, entry).run()
                 if outcome.error is not None:
                     self.stats.failures += 1
-                elif entry.job_id is not None:
-                    self.entries[entry.job_id] = entry
                 await outcomes.send(outcome)
 
     def no_credits_left(self) -> InsufficientCreditsError | None:

@@ -149,10 +149,6 @@ class JobEntry:
         expires = result.expires_at.timestamp() if result.expires_at else None
         await self.owner.move(self, S.SUCCEEDED, result=stored_result(result), expires_at=expires)
 
-    async def downloaded(self, path: str | PathLike[str]) -> None:
-        if self.state is S.SUCCEEDED:
-            await self.owner.move(self, S.DOWNLOADED, path=_absolute(path))
-
     async def ended(self, error: MioCreateError) -> None:
         """The job ended with ``error``: record what it means for a later run."""
         if isinstance(error, SubmissionUncertainError) and self.state is S.SUBMITTING:
@@ -322,6 +318,17 @@ class BatchJournal:
         else:  # succeeded, downloaded
             entry.result = restored_result(record, self._client)
         return entry
+
+    async def downloaded(self, job_id: str, path: str | PathLike[str]) -> None:
+        """The result of a succeeded job is saved at ``path`` (a no-op if it was already)."""
+        if self.journal is None:
+            return
+        record = await self.journal.get(job_id)
+        if record is None or record.state is not S.SUCCEEDED:
+            return
+        await self.move(
+            JobEntry(self, job_id, S.SUCCEEDED, Action.DONE), S.DOWNLOADED, path=_absolute(path)
+        )
 
     async def move(self, entry: JobEntry, state: JobState, **fields: Any) -> None:
         if self.journal is not None and entry.job_id is not None:

@@ -75,19 +75,22 @@ async def test_a_finished_batch_run_again_sends_nothing_and_downloads_on_demand(
         async with client.swap_many(jobs, journal=journal, poll=FAST) as results:
             again = sorted([o async for o in results], key=lambda o: o.index)
             summary = results.summary()
-        assert emulator.ledger["requests_total"] == requests  # not one request
+            assert emulator.ledger["requests_total"] == requests  # not one request
+            result = again[0].result
+            assert isinstance(result, ImageSwapResult)
+            # The journal keeps no signed URL: downloading asks for a fresh one.
+            path = await result.download(tmp_path / "out/")
+            assert path.stat().st_size == result.size
+            await results.mark_downloaded(again[0], path)
+            assert results.summary()["downloaded"] == 1
+
         assert all(o.resumed for o in again)
         assert [o.task_id for o in again] == [o.task_id for o in first]
         assert summary.done == 6
         assert summary["succeeded"] == 6
-        result = again[0].result
-        assert isinstance(result, ImageSwapResult)
         assert first[0].result is not None
         assert result.merge_key == first[0].result.merge_key
         assert result.expires_at == first[0].result.expires_at
-        # The journal keeps no signed URL: downloading asks for a fresh one.
-        path = await result.download(tmp_path / "out/")
-        assert path.stat().st_size == result.size
     assert b"X-Amz-Signature" not in journal.read_bytes()
 
 
