@@ -166,6 +166,8 @@ class APIError(MioCreateError):
 
 
 class BadRequestError(APIError, InvalidInputError):
+    """Code 400: the request's parameters were refused; nothing was done."""
+
     default_code = 400
 
 
@@ -182,14 +184,20 @@ class ServerError(APIError):
 
 
 class TaskExceptionError(APIError):
+    """Code 601: the task failed with an exception on the service's side."""
+
     default_code = 601
 
 
 class NoFaceDetectedError(APIError):
+    """Code 602: no face was found in the image, video or face picture."""
+
     default_code = 602
 
 
 class MultipleFacesError(APIError):
+    """Code 603: several faces make a single swap ambiguous; use ``swap_faces``."""
+
     default_code = 603
 
 
@@ -212,6 +220,8 @@ class FileError(APIError):
 
 
 class KeyNotFoundError(APIError, InvalidInputError):
+    """Code 702: no stored file has this key (uploads are not kept for ever)."""
+
     default_code = 702
 
 
@@ -228,6 +238,8 @@ class FileTooLargeError(APIError, InvalidInputError):
 
 
 class InsufficientCreditsError(APIError):
+    """Code 801: the account has no credits left; nothing was created."""
+
     default_code = 801
 
 

@@ -23,6 +23,8 @@ SNIFF_BYTES = 16
 
 
 class MediaType(str, enum.Enum):
+    """A format the service accepts, as recognised from a file's name and first bytes."""
+
     JPEG = "jpeg"
     PNG = "png"
     WEBP = "webp"

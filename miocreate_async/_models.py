@@ -78,6 +78,8 @@ class Hd(enum.IntEnum):
 
 
 class TaskStatus(enum.Enum):
+    """A task's state; on the wire 0 succeeded, 1 waiting, 2 processing, anything else failed."""
+
     WAITING = "waiting"
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
@@ -300,6 +302,8 @@ class VideoSwapResult(_Downloadable):
 
 @attrs.frozen
 class Point:
+    """A position in pixels, from the top left corner."""
+
     x: int
     y: int
 
