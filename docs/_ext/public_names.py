@@ -34,6 +34,7 @@ PRIVATE_ALIASES = (
     "SwapResult",  # ImageSwapResult | VideoSwapResult
     "LatencyInput",  # Emulator(latency=...): seconds, a range, or a mapping by kind
     "ResultDownloader",  # the client's download method, bound into a result
+    "Journal",  # swap_many(journal=...): the journal protocol, while it is not exported
 )
 
 
@@ -82,6 +83,19 @@ def public_target(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     last = target.rpartition(".")[2]
     if last.startswith("_") or _is_type_variable(target):
         return contnode  # private by design (never documented) or a generic's type variable
+    if "." not in target:  # a bare name from a TYPE_CHECKING import: link its public name
+        for module in PUBLIC_MODULES:
+            if f"{module}.{target}" in env.domains["py"].objects:
+                return env.domains["py"].resolve_xref(
+                    env,
+                    node["refdoc"],
+                    app.builder,
+                    node["reftype"],
+                    f"{module}.{target}",
+                    node,
+                    contnode,
+                )
+        return None
     if "._" not in target:
         return None
     package, _, rest = target.partition("._")
