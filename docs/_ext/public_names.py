@@ -24,8 +24,8 @@ PUBLIC_MODULES = (
     "miocreate_async.pytest_plugin",
     "miocreate_async.distributed",
 )
-#: Modules that need an optional extra: missing is fine when the extra is not installed.
-OPTIONAL = {"miocreate_async.distributed"}
+#: Modules that need an optional package (taskiq and redis; pytest): skipped when it is absent.
+OPTIONAL = {"miocreate_async.distributed", "miocreate_async.pytest_plugin"}
 #: Private type aliases that appear in public signatures; the text around each signature says
 #: what they accept, so they are shown as plain names rather than links.
 PRIVATE_ALIASES = (
