@@ -40,6 +40,13 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--credits", type=int, default=1_000_000)
     cli.add_argument("--request-quota", type=float, help="requests per second before code 802")
     cli.add_argument("--data-dir", help="where stored objects live (a temporary dir by default)")
+    cli.add_argument(
+        "--vision",
+        action="store_true",
+        default=None,
+        help="look at the pixels: real face detection, 602/603 from content, real swaps and "
+        "playable videos (needs the vision extra)",
+    )
     return cli
 
 
@@ -76,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             credits=args.credits,
             request_quota=args.request_quota,
             data_dir=args.data_dir,
+            vision=args.vision,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,10 +31,10 @@ from .._models import (
 from .._operations import Operation, TaskKind
 from . import _imaging
 from ._engine import Task
+from ._faces import Face
 from ._faults import Rule
 from ._keys import temporary_key
 from ._ledger import UploadRecord
-from ._samples import Box
 from ._state import State
 from ._storage import StoredObject
 
@@ -148,7 +148,7 @@ def _create(
     call: Call,
     kind: TaskKind,
     main: StoredObject,
-    swaps: list[tuple[Box | None, StoredObject]],
+    swaps: list[tuple[Face | None, StoredObject]],
 ) -> Any:
     state, rule = call.state, call.rule
     if not state.spend(kind):
@@ -200,15 +200,15 @@ def _multi_swap(kind: TaskKind) -> Callable[[Call], Awaitable[Any]]:
         media = detection.main.media
         if media is None or media.is_video != kind.is_video:
             raise ApiError(703)
-        swaps: list[tuple[Box | None, StoredObject]] = []
+        swaps: list[tuple[Face | None, StoredObject]] = []
         for pair in request.avatar_key:
-            box = detection.found.get(pair.target_part_key)
-            if box is None:
+            face = detection.found.get(pair.target_part_key)
+            if face is None:
                 raise ApiError(
                     400,
                     f"{MESSAGES[400]}: {pair.target_part_key} is not a face of task {detection.id}",
                 )
-            swaps.append((box, await _stored(call, pair.avatar_part_key, video=False)))
+            swaps.append((face, await _stored(call, pair.avatar_part_key, video=False)))
         return _create(call, kind, detection.main, swaps)
 
     return handler

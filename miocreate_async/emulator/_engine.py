@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
-import shutil
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -33,20 +31,20 @@ from .._models import (
 from .._operations import TaskKind
 from . import _imaging
 from ._clock import Clock
+from ._faces import Face, Refusal
 from ._faults import TaskFail
 from ._keys import asset_key, temporary_key
-from ._media import probe_video
-from ._samples import Box
+from ._looks import Swap, looks
 from ._settings import EmulatorSettings
 from ._signing import Signer
-from ._storage import Storage, StoredObject
+from ._storage import Storage, StoredObject, link_or_copy
 
 __all__ = ["Engine", "Task"]
 
 T = TypeVar("T")
 
-_Render = tuple[Path, Path, tuple[_imaging.Picture, _imaging.Picture]]
-_Renderer = Callable[[Path, Path], tuple[_imaging.Picture, _imaging.Picture]]
+#: A render's output files and what it returned.
+_Rendered = tuple[tuple[Path, ...], object]
 
 
 class _Abandoned(Exception):
@@ -54,8 +52,6 @@ class _Abandoned(Exception):
 
 
 _FIRST_TASK_ID = 105267189
-# A video's frame size when its container does not say.
-_DEFAULT_FRAME = (640, 360)
 
 
 @attrs.define(eq=False)
@@ -68,13 +64,13 @@ class Task:
     started_at: float
     ends_at: float
     main: StoredObject
-    #: (face box or None for "the" face, new face) pairs; empty for a detection.
-    swaps: list[tuple[Box | None, StoredObject]]
+    #: (face or None for "the" face, new face) pairs; empty for a detection.
+    swaps: list[tuple[Face | None, StoredObject]]
     faces: int = 1
     failure: TaskFail | None = None
     result: Any = None
-    #: For a detection: each crop's key and where it was found.
-    found: dict[str, Box] = attrs.Factory(dict)
+    #: For a detection: each crop's key and the face it shows.
+    found: dict[str, Face] = attrs.Factory(dict)
     lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
 
     def status(self, now: float) -> TaskStatus:
@@ -119,11 +115,12 @@ class Engine:
         self._storage = storage
         self._signer = signer
         self._executor = executor
+        self._looks = looks(settings.vision)
         self.reset()
 
     def reset(self) -> None:
         self._tasks: dict[int, Task] = {}
-        self._renders: dict[Hashable, asyncio.Future[_Render]] = {}
+        self._renders: dict[Hashable, asyncio.Future[_Rendered]] = {}
         self._next_id = _FIRST_TASK_ID
         self._rng = random.Random(f"latency:{self._seed}")
 
@@ -135,7 +132,7 @@ class Engine:
         kind: TaskKind,
         request: Any,
         main: StoredObject,
-        swaps: list[tuple[Box | None, StoredObject]],
+        swaps: list[tuple[Face | None, StoredObject]],
         *,
         faces: int = 1,
         failure: TaskFail | None = None,
@@ -170,6 +167,8 @@ class Engine:
                 return
             try:
                 task.result = await self._build(task, base_url)
+            except Refusal as refusal:
+                task.failure = TaskFail(refusal.code, refusal.message)
             except (_imaging.ImagingUnavailable, OSError, ValueError) as exc:
                 task.failure = TaskFail(601, f"Task exception occurred: {exc}")
 
@@ -202,22 +201,24 @@ class Engine:
     async def _build(self, task: Task, base_url: str) -> Any:
         if task.kind is TaskKind.FACE_DETECTION:
             return await self._detect(task, base_url)
-        swaps = [(box, face.path) for box, face in task.swaps]
+        swaps = [(face, new_face.path) for face, new_face in task.swaps]
+        inputs = (
+            task.kind.is_video,
+            _identity(task.main),
+            tuple((face, _identity(new_face)) for face, new_face in task.swaps),
+        )
         if task.kind.is_video:
-            return await self._video(task, swaps, base_url)
-        merge_key, merge_path = self._new_key("jpg")
+            return await self._video(task, inputs, swaps, base_url)
+        media = task.main.media or MediaType.JPEG
+        extension = self._looks.result_extension(media)
+        merge_key, merge_path = self._new_key(extension)
         thumb_key, thumb_path = self._new_key("jpg")
         merged, thumb = await self._render(
-            (
-                "swap",
-                _identity(task.main),
-                tuple((box, _identity(face)) for box, face in task.swaps),
-            ),
-            merge_path,
-            thumb_path,
-            functools.partial(_imaging.swap_faces, task.main.path, swaps),
+            inputs,
+            (merge_path, thumb_path),
+            functools.partial(self._looks.swap_image, task.main.path, swaps, extension == "png"),
         )
-        self._storage.register(merge_key, MediaType.JPEG)
+        self._storage.register(merge_key, MediaType.PNG if extension == "png" else MediaType.JPEG)
         self._storage.register(thumb_key, MediaType.JPEG)
         return unstructure(
             ImageSwapResult(
@@ -233,85 +234,80 @@ class Engine:
             )
         )
 
-    async def _video(self, task: Task, swaps: list[tuple[Box | None, Path]], base_url: str) -> Any:
-        media = task.main.media or MediaType.MP4
+    async def _video(self, task: Task, inputs: Hashable, swaps: list[Swap], base_url: str) -> Any:
+        media = MediaType.MP4 if self._settings.vision else task.main.media or MediaType.MP4
         merge_key, merge_path = self._new_key(media.extension)
-        await self._run(_link_or_copy, task.main.path, merge_path)
-        merged = self._storage.register(merge_key, media)
-        info = await self._run(probe_video, merge_path)
-        width, height = (info.width, info.height) if info.width and info.height else _DEFAULT_FRAME
         cover_key, cover_path = self._new_key("jpg")
         thumb_key, thumb_path = self._new_key("jpg")
-        cover, thumb = await self._render(
-            ("cover", width, height, tuple((box, _identity(face)) for box, face in task.swaps)),
-            cover_path,
-            thumb_path,
-            functools.partial(_imaging.render_cover, width, height, swaps),
+        video = await self._render(
+            inputs,
+            (merge_path, cover_path, thumb_path),
+            functools.partial(self._looks.swap_video, task.main.path, swaps),
         )
+        merged = self._storage.register(merge_key, media)
         self._storage.register(cover_key, MediaType.JPEG)
         self._storage.register(thumb_key, MediaType.JPEG)
         return unstructure(
             VideoSwapResult(
                 size=merged.size,
-                duration=info.duration,
+                duration=video.duration,
                 merge_key=merge_key,
                 merge_url=self._url(base_url, merge_key),
-                merge_width=width,
-                merge_height=height,
+                merge_width=video.width,
+                merge_height=video.height,
                 cover_key=cover_key,
                 cover_url=self._url(base_url, cover_key),
-                cover_width=cover.width,
-                cover_height=cover.height,
+                cover_width=video.cover.width,
+                cover_height=video.cover.height,
                 cover_thumbnail_key=thumb_key,
                 cover_thumbnail_url=self._url(base_url, thumb_key),
-                thumbnail_width=thumb.width,
-                thumbnail_height=thumb.height,
+                thumbnail_width=video.thumbnail.width,
+                thumbnail_height=video.thumbnail.height,
             )
         )
 
     async def _render(
-        self, inputs: Hashable, out: Path, thumbnail: Path, render: _Renderer
-    ) -> tuple[_imaging.Picture, _imaging.Picture]:
+        self, inputs: Hashable, outs: tuple[Path, ...], render: Callable[..., T]
+    ) -> T:
         """Render once per distinct inputs; later tasks with the same inputs get hard links.
 
-        A batch of a thousand swaps of one photo then costs one Pillow job, not a thousand.
+        A batch of a thousand swaps of one photo then costs one render, not a thousand.
         """
         pending = self._renders.get(inputs)
         if pending is not None:
             try:
-                first_out, first_thumbnail, pictures = await asyncio.shield(pending)
+                first_outs, earlier = await asyncio.shield(pending)
             except _Abandoned:
                 pass
             else:
-                await self._run(_link_or_copy, first_out, out)
-                await self._run(_link_or_copy, first_thumbnail, thumbnail)
-                return pictures
-        future: asyncio.Future[_Render] = asyncio.get_running_loop().create_future()
+                for first, out in zip(first_outs, outs, strict=True):
+                    await self._run(link_or_copy, first, out)
+                return cast(T, earlier)
+        future: asyncio.Future[_Rendered] = asyncio.get_running_loop().create_future()
         self._renders[inputs] = future
         try:
-            pictures = await self._run(render, out, thumbnail)
+            result: object = await self._run(render, *outs)
         except BaseException as exc:
             del self._renders[inputs]
             future.set_exception(_Abandoned(str(exc)))
             future.exception()  # retrieved: waiters render again themselves
             raise
-        future.set_result((out, thumbnail, pictures))
-        return pictures
+        future.set_result((outs, result))
+        return cast(T, result)
 
     async def _detect(self, task: Task, base_url: str) -> Any:
-        now = self._clock.now()
-        keys = [temporary_key(now, "png") for _ in range(task.faces)]
-        paths = [self._storage.path_for(key) for key in keys]
-        if task.main.media is not None and task.main.media.is_video:
-            info = await self._run(probe_video, task.main.path)
-            frame = (info.width, info.height) if info.width and info.height else _DEFAULT_FRAME
-            crops = await self._run(_imaging.crop_faces, None, frame, paths)
-        else:
-            crops = await self._run(_imaging.crop_faces, task.main.path, (0, 0), paths)
+        keys: list[str] = []
+
+        def out() -> Path:
+            keys.append(temporary_key(self._clock.now(), "png"))
+            return self._storage.path_for(keys[-1])
+
+        media = task.main.media or MediaType.JPEG
+        crops = await self._run(self._looks.detect, task.main.path, media, task.faces, out)
         faces = []
         for key, crop in zip(keys, crops, strict=True):
             self._storage.register(key, MediaType.PNG)
-            task.found[key] = crop.box
+            task.found[key] = crop.face
             kps = Keypoints(*(Point(x, y) for x, y in crop.keypoints))
             faces.append(
                 DetectedFace(
@@ -329,11 +325,3 @@ class Engine:
 def _identity(stored: StoredObject) -> Hashable:
     """What makes two inputs the same picture (a key may be uploaded again)."""
     return (stored.key, stored.size, stored.sha256)
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    """A result video is its input: a hard link costs no disk, a copy where links fail."""
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)

@@ -1,7 +1,9 @@
-"""The pictures behind results: swapped images, covers, thumbnails and face crops.
+"""The pictures behind results in cartoon mode (swapped images, covers, thumbnails, face crops),
+and the picture files both modes write.
 
-Plain functions run in worker threads. Pillow is imported lazily: it comes with the
-``emulator`` extra, and only image work needs it.
+Cartoon mode does not look at pixels: faces are where ``face_boxes`` puts them, and a new face
+is pasted there through an oval. Plain functions run in worker threads. Pillow is imported
+lazily: it comes with the ``emulator`` extra, and only image work needs it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._samples import Box, draw_scene, face_boxes
+from ._faces import Box, Face
+from ._samples import draw_scene, face_boxes
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -21,9 +24,11 @@ __all__ = [
     "Crop",
     "ImagingUnavailable",
     "Picture",
+    "cartoon_faces",
     "crop_faces",
     "image_size",
     "render_cover",
+    "save",
     "swap_faces",
 ]
 
@@ -56,7 +61,9 @@ class Picture:
 
 @attrs.frozen
 class Crop:
-    box: Box
+    """A detected face's crop: where the face is in the picture, and the crop file written."""
+
+    face: Face
     picture: Picture
     #: The five landmarks, relative to the crop.
     keypoints: tuple[tuple[int, int], ...]
@@ -74,8 +81,11 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return size
 
 
-def _save(image: Image.Image, path: Path, thumbnail: Path | None) -> tuple[Picture, Picture | None]:
-    image.save(path, "PNG" if path.suffix == ".png" else "JPEG", quality=88)
+def save(
+    image: Image.Image, path: Path, thumbnail: Path | None, *, png: bool = False
+) -> tuple[Picture, Picture | None]:
+    """Write ``image`` (JPEG, or PNG) and a JPEG thumbnail (stored files have no suffix)."""
+    image.save(path, "PNG" if png else "JPEG", quality=90)
     picture = Picture(image.width, image.height, path.stat().st_size)
     if thumbnail is None:
         return picture, None
@@ -99,50 +109,79 @@ def _paste(image: Image.Image, box: Box, face_path: Path) -> None:
 
 
 def swap_faces(
-    main: Path, swaps: Sequence[tuple[Box | None, Path]], out: Path, thumbnail: Path
+    main: Path,
+    swaps: Sequence[tuple[Face | None, Path]],
+    out: Path,
+    thumbnail: Path,
+    *,
+    png: bool = False,
 ) -> tuple[Picture, Picture]:
-    """``main`` with each face replaced; a None box is the single face detection would find."""
+    """``main`` with each face replaced; a None face is the single face detection would find."""
     image_module = _pil()
     with image_module.open(main) as source:
         image = source.convert("RGB")
-    for box, face in swaps:
-        _paste(image, box or face_boxes(image.width, image.height, 1)[0], face)
-    picture, small = _save(image, out, thumbnail)
+    for face, new_face in swaps:
+        box = face.box if face else face_boxes(image.width, image.height, 1)[0]
+        _paste(image, box, new_face)
+    picture, small = save(image, out, thumbnail, png=png)
     assert small is not None
     return picture, small
 
 
 def render_cover(
-    width: int, height: int, faces: Sequence[tuple[Box | None, Path]], out: Path, thumbnail: Path
+    width: int, height: int, swaps: Sequence[tuple[Face | None, Path]], out: Path, thumbnail: Path
 ) -> tuple[Picture, Picture]:
     """A video's cover frame: the video itself is not decoded, so its scene is drawn."""
     _pil()
-    count = max(1, len(faces))
+    count = max(1, len(swaps))
     image = draw_scene(width, height, faces=count)
     boxes = face_boxes(width, height, count)
-    for index, (box, face) in enumerate(faces):
-        _paste(image, box or boxes[index], face)
-    picture, small = _save(image, out, thumbnail)
+    for index, (face, new_face) in enumerate(swaps):
+        _paste(image, face.box if face else boxes[index], new_face)
+    picture, small = save(image, out, thumbnail)
     assert small is not None
     return picture, small
 
 
-def _keypoints(width: int, height: int) -> tuple[tuple[int, int], ...]:
-    # Eyes, nose, mouth corners: where draw_scene draws them.
+def cartoon_faces(width: int, height: int, count: int) -> list[Face]:
+    """Where cartoon mode "finds" ``count`` faces, with keypoints where draw_scene draws them."""
     spots = ((0.3, 0.38), (0.7, 0.38), (0.5, 0.55), (0.36, 0.72), (0.64, 0.72))
-    return tuple((round(width * x), round(height * y)) for x, y in spots)
+    return [
+        Face(
+            box,
+            tuple(
+                (box[0] + (box[2] - box[0]) * x, box[1] + (box[3] - box[1]) * y) for x, y in spots
+            ),
+        )
+        for box in face_boxes(width, height, count)
+    ]
 
 
-def crop_faces(main: Path | None, frame: tuple[int, int], outs: Sequence[Path]) -> list[Crop]:
-    """One crop per output path, from ``main`` (or a drawn frame of a video of size ``frame``)."""
-    image_module = _pil()
-    if main is None:
-        image = draw_scene(*frame, faces=len(outs))
-    else:
-        with image_module.open(main) as source:
-            image = source.convert("RGB")
+def crop_faces(
+    image: Image.Image, faces: Sequence[Face], outs: Sequence[Path], margin: float = 0.0
+) -> list[Crop]:
+    """One crop per face (its box grown by ``margin`` on each side), written to ``outs``."""
     crops = []
-    for box, out in zip(face_boxes(image.width, image.height, len(outs)), outs, strict=True):
-        picture, _ = _save(image.crop(box), out, None)
-        crops.append(Crop(box, picture, _keypoints(picture.width, picture.height)))
+    for face, out in zip(faces, outs, strict=True):
+        grow_x, grow_y = round(face.width * margin), round(face.height * margin)
+        left, top = max(0, face.box[0] - grow_x), max(0, face.box[1] - grow_y)
+        box: Box = (
+            left,
+            top,
+            min(image.width, face.box[2] + grow_x),
+            min(image.height, face.box[3] + grow_y),
+        )
+        picture, _ = save(image.crop(box), out, None, png=True)
+        keypoints = tuple((round(x - left), round(y - top)) for x, y in face.keypoints)
+        crops.append(Crop(face, picture, keypoints))
     return crops
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """A stored picture as RGB, turned upright as its EXIF orientation says."""
+    image_module = _pil()
+    from PIL import ImageOps
+
+    with image_module.open(path) as source:
+        upright = ImageOps.exif_transpose(source)
+        return upright.convert("RGB")

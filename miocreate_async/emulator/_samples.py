@@ -11,6 +11,8 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._faces import Box
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -21,8 +23,6 @@ __all__ = [
     "write_sample_photo",
     "write_sample_video",
 ]
-
-Box = tuple[int, int, int, int]
 
 
 def face_boxes(width: int, height: int, count: int) -> list[Box]:

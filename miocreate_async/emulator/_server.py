@@ -14,18 +14,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 from aiohttp import web
 
-from .._formats import MAX_UPLOAD_BYTES
 from .._operations import Operation
 from ._app import build_app
 from ._faults import rule_from_json
-from ._settings import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    EmulatorSettings,
-    LatencyInput,
-)
+from ._settings import EmulatorSettings
 from ._state import State
 
 if TYPE_CHECKING:
@@ -45,51 +40,19 @@ class Emulator:
 
     def __init__(
         self,
+        settings: EmulatorSettings | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        latency: LatencyInput | None = None,
-        seed: int | None = None,
-        token_ttl: float = 3600.0,
-        fail_rate: float = 0.0,
-        cut_rate: float = 0.0,
-        slow_rate: float = 0.0,
-        slow_delay: float = 30.0,
-        storage_faults: bool = False,
-        data_dir: str | Path | None = None,
-        credits: int = 1_000_000,
-        credit_cost: Mapping[str, int] | None = None,
-        request_quota: float | None = None,
-        upload_url_ttl: float = 1800.0,
-        access_url_ttl: float = 3600.0,
-        result_url_ttl: float = 7 * 24 * 3600.0,
-        max_object_bytes: int = MAX_UPLOAD_BYTES,
-        paths: Mapping[Operation | str, str] | None = None,
-        settings: EmulatorSettings | None = None,
+        **options: Any,
     ) -> None:
-        self.settings = settings or EmulatorSettings(
-            client_id=client_id,
-            client_secret=client_secret,
-            latency=latency,
-            seed=seed,
-            token_ttl=token_ttl,
-            fail_rate=fail_rate,
-            cut_rate=cut_rate,
-            slow_rate=slow_rate,
-            slow_delay=slow_delay,
-            storage_faults=storage_faults,
-            data_dir=data_dir,
-            credits=credits,
-            credit_cost=credit_cost,
-            request_quota=request_quota,
-            upload_url_ttl=upload_url_ttl,
-            access_url_ttl=access_url_ttl,
-            result_url_ttl=result_url_ttl,
-            max_object_bytes=max_object_bytes,
-            paths=paths,
-        )
+        """``options`` are ``EmulatorSettings`` fields (``latency=0.1, seed=1, vision=True``...),
+        applied over ``settings`` when both are given."""
+        if settings is None:
+            settings = EmulatorSettings(**options)
+        elif options:
+            settings = attrs.evolve(settings, **options)
+        self.settings = settings
         self._host, self._port = host, port
         self._url: str | None = None
         self._state: State | None = None
@@ -191,11 +154,6 @@ class Emulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    async def serve_until(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set (the command line and ``run_in_thread`` use this)."""
-        async with self:
-            await stop.wait()
 
     @contextlib.contextmanager
     def run_in_thread(self) -> Iterator[Emulator]:

@@ -104,10 +104,12 @@ def _latency(value: LatencyInput | None) -> Latency:
     return Latency.parse(value)
 
 
-def _credit_cost(value: Mapping[str, int] | None) -> Mapping[TaskKind, int]:
+def _credit_cost(
+    value: Mapping[str, int] | Mapping[TaskKind, int] | None,
+) -> Mapping[TaskKind, int]:
     cost = dict.fromkeys(TaskKind, 1)
     for name, amount in (value or {}).items():
-        for kind in kinds_of(str(name)):
+        for kind in (name,) if isinstance(name, TaskKind) else kinds_of(str(name)):
             cost[kind] = int(amount)
     return cost
 
@@ -132,6 +134,8 @@ def _optional_path(value: str | Path | None) -> Path | None:
 class EmulatorSettings:
     """Everything that shapes the emulator's behaviour; every expiry runs on its own clock."""
 
+    #: Look at the pixels: real detection, 602/603 from content, real swaps and videos.
+    vision: bool = False
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = attrs.field(default=DEFAULT_CLIENT_SECRET, repr=False)
     latency: Latency = attrs.field(default=None, converter=_latency)
