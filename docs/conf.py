@@ -58,10 +58,9 @@ nitpick_ignore_regex = [
     *((r"py:.*", rf"({name})") for name in PRIVATE_ALIASES),
 ]
 
-autodoc_member_order = "bysource"
+autodoc_member_order = "groupwise"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
-autodoc_preserve_defaults = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_class_signature = "mixed"
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.typing import stringify_annotation
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +129,35 @@ def _is_type_variable(target: str) -> bool:
 
 
 def drop_private_bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[Any]) -> None:
-    bases[:] = [base for base in bases if not getattr(base, "__name__", "").startswith("_")]
+    # Private bases and the implicit ``object`` say nothing to a reader.
+    bases[:] = [
+        base
+        for base in bases
+        if base is not object and not getattr(base, "__name__", "").startswith("_")
+    ]
+
+
+def name_aliases(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: Any,
+    signature: str | None,
+    annotation: str | None,
+) -> tuple[str | None, str | None]:
+    """Show ``MediaInput`` in signatures rather than the seven-member union it stands for
+    (``autodoc_type_aliases`` cannot: Sphinx fails on an alias inside a generic)."""
+    import miocreate_async
+
+    spelt = stringify_annotation(miocreate_async.MediaInput, mode="smart")
+    if signature:
+        signature = signature.replace(spelt, "~miocreate_async.MediaInput")
+    return signature, annotation
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("autodoc-process-signature", name_aliases)
     app.connect("env-check-consistency", check_documented)
     app.connect("autodoc-process-docstring", check_docstring)
     app.connect("autodoc-process-bases", drop_private_bases)
