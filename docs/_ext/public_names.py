@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 PUBLIC_MODULES = (
     "miocreate_async",
     "miocreate_async.emulator",
+    "miocreate_async.emulator.samples",
     "miocreate_async.pytest_plugin",
     "miocreate_async.distributed",
 )
