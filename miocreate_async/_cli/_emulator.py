@@ -55,7 +55,7 @@ def run_emulator(args: list[str]) -> int:
     from ..emulator.__main__ import main as emulator_main
 
     try:
-        status = emulator_main(args)
+        status = emulator_main(args, prog="miocreate emulator")
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt:

@@ -1,53 +1,83 @@
-"""``python -m miocreate_async.emulator``: serve the emulator until interrupted."""
+"""``python -m miocreate_async.emulator`` (and ``miocreate emulator``): serve until interrupted.
+
+The flags are the fields of ``EmulatorSettings`` that carry a help text, so a new setting is a
+new flag without a second list to keep in step.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 
+import attrs
+
+from ._app import ADMIN_PREFIX
 from ._server import Emulator
-from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorSettings
+from ._settings import EmulatorSettings
 
 __all__ = ["main", "parser"]
 
+PROG = "python -m miocreate_async.emulator"
 
-def parser() -> argparse.ArgumentParser:
+_EPILOG = f"""\
+Admin routes (never recorded): GET {ADMIN_PREFIX}ledger, POST {ADMIN_PREFIX}reset,
+POST {ADMIN_PREFIX}scenario, POST {ADMIN_PREFIX}clock. The first line printed is the URL.
+Examples:
+  %(prog)s --port 0 --latency image=2-4,video=15-30 --seed 1
+  %(prog)s --vision --access-log
+  %(prog)s --credits 100 --request-quota 20 --bandwidth-per-connection 1000000
+"""
+
+
+def _flag_name(field: attrs.Attribute[object]) -> str:
+    return "--" + field.name.replace("_", "-")
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
-        prog="python -m miocreate_async.emulator",
-        description="A local MioCreate Face Swap API: tokens, presigned storage, tasks, faults.",
+        prog=prog,
+        description="A local MioCreate Face Swap API for tests, demos and development: tokens, "
+        "presigned storage, tasks with real results, the documented codes, seeded faults.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cli.add_argument("--host", default="127.0.0.1")
-    cli.add_argument("--port", type=int, default=8765, help="0 picks any free port")
-    cli.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    cli.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
-    cli.add_argument(
-        "--latency",
-        help="seconds a task takes: 0.5, a range 1-3, or per kind image=2-4,video=15-30,faces=1 "
-        "(default image=1-3,video=4-8,faces=0.5-1.5)",
-    )
-    cli.add_argument("--seed", type=int, help="seed of faults and latencies (reproducible runs)")
-    cli.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime, seconds")
-    cli.add_argument(
-        "--fail-rate", type=float, default=0.0, help="share answered 500 or a 502 page"
-    )
-    cli.add_argument("--cut-rate", type=float, default=0.0, help="share cut without a reply")
-    cli.add_argument("--slow-rate", type=float, default=0.0, help="share answered after a delay")
-    cli.add_argument("--slow-delay", type=float, default=30.0, help="delay of slow replies")
-    cli.add_argument("--credits", type=int, default=1_000_000)
-    cli.add_argument("--request-quota", type=float, help="requests per second before code 802")
-    cli.add_argument("--data-dir", help="where stored objects live (a temporary dir by default)")
-    cli.add_argument(
-        "--vision",
-        action="store_true",
-        default=None,
-        help="look at the pixels: real face detection, 602/603 from content, real swaps and "
-        "playable videos (needs the vision extra)",
-    )
+    cli.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    cli.add_argument("--port", type=int, default=8765, help="port (8765); 0 picks a free one")
+    for field in attrs.fields(EmulatorSettings):
+        help_text = field.metadata.get("help")
+        if not help_text:
+            continue
+        if isinstance(field.default, bool):
+            flag = _flag_name(field)
+            cli.add_argument(
+                flag, dest=field.name, action="store_true", default=None, help=help_text
+            )
+            continue
+        shown = "" if field.default is None else f" ({field.default!r})"
+        cli.add_argument(
+            _flag_name(field),
+            dest=field.name,
+            type=field.metadata.get("parse") or str,
+            default=None,
+            metavar=field.metadata.get("metavar") or field.name.upper(),
+            help=help_text + shown,
+        )
     return cli
+
+
+def settings_from(args: argparse.Namespace) -> EmulatorSettings:
+    """The settings the parsed flags give (defaults where a flag was not given)."""
+    options = {
+        field.name: getattr(args, field.name)
+        for field in attrs.fields(EmulatorSettings)
+        if field.metadata.get("help") and getattr(args, field.name) is not None
+    }
+    return EmulatorSettings(**options)
 
 
 async def _serve(emulator: Emulator) -> None:
@@ -62,34 +92,32 @@ async def _serve(emulator: Emulator) -> None:
         print(f"  client_id:     {emulator.client_id}")
         print(f"  client_secret: {emulator.client_secret}")
         print(f"  data dir:      {emulator.data_dir}")
-        print(f"  ledger:        {emulator.url}/_emulator/ledger")
+        print(f"  ledger:        {emulator.url}{ADMIN_PREFIX}ledger")
+        print(f"  mode:          {'vision' if emulator.settings.vision else 'cartoon'}")
         print("Press Ctrl+C to stop.", flush=True)
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    args = parser(prog).parse_args(argv)
     try:
-        settings = EmulatorSettings.build(
-            client_id=args.client_id,
-            client_secret=args.client_secret,
-            latency=args.latency,
-            seed=args.seed,
-            token_ttl=args.token_ttl,
-            fail_rate=args.fail_rate,
-            cut_rate=args.cut_rate,
-            slow_rate=args.slow_rate,
-            slow_delay=args.slow_delay,
-            credits=args.credits,
-            request_quota=args.request_quota,
-            data_dir=args.data_dir,
-            vision=args.vision,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        settings = settings_from(args)
+    except (ValueError, TypeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(Emulator(host=args.host, port=args.port, settings=settings)))
+    if settings.access_log:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("miocreate_async.emulator")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    emulator = Emulator(settings, host=args.host, port=args.port)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(emulator))
+    except RuntimeError as exc:  # vision packages missing, say
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,9 +7,12 @@ check quota and token, then run the operation. Admin routes skip all of that.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +20,7 @@ from aiohttp import web
 from .._converter import unstructure
 from .._models import Envelope
 from .._operations import Operation
+from .._redact import redact_url
 from ._api import HANDLERS, MESSAGES, ApiError, Call
 from ._faults import Rule, rule_from_json
 from ._ledger import RequestRecord
@@ -31,6 +35,12 @@ ADMIN_PREFIX = "/_emulator/"
 _MAX_PUT_BYTES = 5 * 1024**3
 _CHUNK = 1 << 16
 _MALFORMED = object()
+#: The ledger record of the request being handled, for the access log (handlers run in the
+#: middleware's task, so it sees what they set).
+_RECORD: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
+    "miocreate_emulator_record", default=None
+)
+_log = logging.getLogger("miocreate_async.emulator")
 
 _HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -60,6 +70,52 @@ async def _read_json(request: web.Request) -> Any:
         return json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         return _MALFORMED
+
+
+async def _throttled(chunks: AsyncIterator[bytes], rate: float) -> AsyncIterator[bytes]:
+    """``chunks`` no faster than ``rate`` bytes a second: the reader waits, so TCP's flow control
+    slows the sender down, as a slow link would. HTTP/1.1 carries one request at a time on a
+    connection, so this caps the connection."""
+    loop = asyncio.get_running_loop()
+    started, received = loop.time(), 0
+    async for chunk in chunks:
+        received += len(chunk)
+        yield chunk
+        ahead = received / rate - (loop.time() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
+@web.middleware
+async def _access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request: method, redacted path, status (or "cut"), envelope code, fault."""
+    started = time.monotonic()
+    status = "cut"
+    reset = _RECORD.set(None)
+    try:
+        response = await handler(request)
+        status = str(response.status)
+        return response
+    finally:
+        record = _RECORD.get()
+        _RECORD.reset(reset)
+        extra = ""
+        if record is not None:
+            if record.status is None:
+                status = "cut"
+            if record.code is not None:
+                extra += f" code={record.code}"
+            if record.fault:
+                extra += f" fault={record.fault}"
+        _log.info(
+            "%s %s %s %s%s %.1fms",
+            request.remote,
+            request.method,
+            redact_url(request.path_qs),
+            status,
+            extra,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 def _cut(request: web.Request, record: RequestRecord) -> web.StreamResponse:
@@ -118,19 +174,19 @@ class _Routes:
 
     async def _api(self, request: web.Request, operation: Operation) -> web.StreamResponse:
         state = self._state
-        record = state.ledger.request(
-            request.method, request.path_qs, operation.value, state.clock.now(), request.headers
-        )
+        record = self._record(request, operation.value)
         body = await _read_json(request)
         rule = state.scenarios.take(operation.value, [*_keys_in(body), *request.query.values()])
         drawn = state.dice.draw(operation.creates_task)  # drawn always: a seed replays faults
         fault = rule.fault if rule is not None else drawn
         if fault == "fail":
+            record.fault = fault
             return self._envelope(record, 500)
         reply = await self._fault(request, record, fault, rule)
         if reply is not None:
             return reply
         if rule is not None and rule.code is not None:
+            record.fault = record.fault or "code"
             return self._envelope(record, rule.code, rule.message)
         if state.over_quota():
             return self._envelope(record, 802)
@@ -165,14 +221,17 @@ class _Routes:
             fault = "html502"
         reply = await self._fault(request, record, fault, rule)
         if reply is None and rule is not None and rule.code is not None:
+            record.fault = record.fault or "code"
             raise S3Error(rule.code, "InternalError", rule.message or "Injected by a scenario")
         return reply
 
     def _record(self, request: web.Request, operation: str) -> RequestRecord:
         state = self._state
-        return state.ledger.request(
+        record = state.ledger.request(
             request.method, request.path_qs, operation, state.clock.now(), request.headers
         )
+        _RECORD.set(record)
+        return record
 
     async def storage_put(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
@@ -211,8 +270,12 @@ class _Routes:
         upload = state.ledger.uploads.get(key)
         if upload is not None:
             upload.content_length = length
+        chunks: AsyncIterator[bytes] = request.content.iter_chunked(_CHUNK)
+        rate = state.settings.bandwidth_per_connection
+        if rate is not None:
+            chunks = _throttled(chunks, rate)
         try:
-            stored = await state.storage.receive(key, request.content.iter_chunked(_CHUNK), length)
+            stored = await state.storage.receive(key, chunks, length)
         except S3Error:
             if upload is not None:
                 upload.status = "incomplete"
@@ -271,7 +334,7 @@ class _Routes:
 
 
 def build_app(state: State) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_access_log] if state.settings.access_log else [])
     routes = _Routes(state)
     for operation, path in state.settings.paths.items():
         handler = routes.api(operation)

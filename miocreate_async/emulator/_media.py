@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,31 +23,19 @@ class VideoInfo:
     height: int | None = None
 
 
-def _file_boxes(file: BinaryIO, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, content start, box end) of the top-level boxes, by seeking: no body is read."""
-    position = 0
-    while position + 8 <= end:
-        file.seek(position)
-        size, kind = struct.unpack(">I4s", file.read(8))
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack(">Q", file.read(8))
-            header = 16
-        elif size == 0:
-            size = end - position
-        if size < header:
-            return
-        yield kind, position + header, min(position + size, end)
-        position += size
+#: Reads ``length`` bytes at ``offset``: of a file (seeking) or of bytes in memory.
+_Read = Callable[[int, int], bytes]
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+def _boxes(read: _Read, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, content start, box end) of the boxes between ``start`` and ``end``; only the
+    headers are read, so a file's bodies are skipped by seeking."""
     position = start
     while position + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, position)
+        size, kind = struct.unpack(">I4s", read(position, 8))
         header = 8
         if size == 1:
-            (size,) = struct.unpack_from(">Q", data, position + 8)
+            (size,) = struct.unpack(">Q", read(position + 8, 8))
             header = 16
         elif size == 0:
             size = end - position
@@ -55,11 +43,24 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
             return
         yield kind, position + header, min(position + size, end)
         position += size
+
+
+def _in_memory(data: bytes) -> _Read:
+    return lambda offset, length: data[offset : offset + length]
+
+
+def _in_file(file: BinaryIO) -> _Read:
+    def read(offset: int, length: int) -> bytes:
+        file.seek(offset)
+        return file.read(length)
+
+    return read
 
 
 def _parse_moov(data: bytes) -> VideoInfo:
     duration, width, height = 0.0, None, None
-    for kind, start, end in _boxes(data, 0, len(data)):
+    read = _in_memory(data)
+    for kind, start, end in _boxes(read, 0, len(data)):
         if kind == b"mvhd" and end - start >= 20:
             if data[start] == 1:
                 timescale, length = struct.unpack_from(">IQ", data, start + 20)
@@ -67,7 +68,7 @@ def _parse_moov(data: bytes) -> VideoInfo:
                 timescale, length = struct.unpack_from(">II", data, start + 12)
             duration = length / timescale if timescale else 0.0
         elif kind == b"trak" and width is None:
-            for inner, inner_start, inner_end in _boxes(data, start, end):
+            for inner, inner_start, inner_end in _boxes(read, start, end):
                 offset = inner_start + (88 if data[inner_start] == 1 else 76)
                 if inner == b"tkhd" and offset + 8 <= inner_end:
                     w, h = struct.unpack_from(">II", data, offset)
@@ -81,7 +82,7 @@ def probe_video(path: Path) -> VideoInfo:
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            for kind, start, end in _file_boxes(file, size):
+            for kind, start, end in _boxes(_in_file(file), 0, size):
                 if kind == b"moov" and end - start <= _MAX_MOOV:
                     file.seek(start)
                     return _parse_moov(file.read(end - start))

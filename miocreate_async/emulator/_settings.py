@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -130,46 +129,173 @@ def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
 
+def _positive(_: object, attribute: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``"image=2,video=5"`` as a mapping; ValueError names a part without ``=``."""
+    pairs = {}
+    for part in text.split(","):
+        name, equals, value = part.partition("=")
+        if not equals:
+            raise ValueError(f"expected NAME=VALUE, got {part!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _cost_flag(text: str) -> dict[str, int]:
+    return {name: int(value) for name, value in _pairs(text).items()}
+
+
+def _flag(
+    help: str, *, parse: Callable[[str], object] | None = None, metavar: str | None = None
+) -> dict[str, object]:
+    """A field's metadata making it a command-line flag (``--name-with-dashes``) with its help:
+    ``parse`` reads its value (a bool field is a switch)."""
+    return {"help": help, "parse": parse, "metavar": metavar}
+
+
 @attrs.frozen(kw_only=True)
 class EmulatorSettings:
-    """Everything that shapes the emulator's behaviour; every expiry runs on its own clock."""
+    """Everything that shapes the emulator's behaviour; every expiry runs on its own clock.
 
-    #: Look at the pixels: real detection, 602/603 from content, real swaps and videos.
-    vision: bool = False
-    client_id: str = DEFAULT_CLIENT_ID
-    client_secret: str = attrs.field(default=DEFAULT_CLIENT_SECRET, repr=False)
-    latency: Latency = attrs.field(default=None, converter=_latency)
+    The one definition of the settings: ``Emulator(**options)``, the pytest marker and the
+    command line (every field with a help text is a flag) all read these fields.
+    """
+
+    vision: bool = attrs.field(
+        default=False,
+        metadata=_flag(
+            "look at the pixels: real face detection, 602/603 from content, real swaps and "
+            "playable videos (needs the vision packages, in the emulator extra)"
+        ),
+    )
+    client_id: str = attrs.field(
+        default=DEFAULT_CLIENT_ID, metadata=_flag("the client_id the token exchange accepts")
+    )
+    client_secret: str = attrs.field(
+        default=DEFAULT_CLIENT_SECRET,
+        repr=False,
+        metadata=_flag("the client_secret the token exchange accepts"),
+    )
+    #: The scheme of the Authorization header ("Bearer <token>"); "" accepts a bare token.
+    auth_scheme: str = attrs.field(
+        default="Bearer", metadata=_flag('the Authorization scheme; "" for a bare token')
+    )
+    latency: Latency = attrs.field(
+        default=None,
+        converter=_latency,
+        metadata=_flag(
+            "seconds a task takes: 0.5, a range 1-3, or per kind image=2-4,video=15-30,faces=1 "
+            "(default image=1-3,video=4-8,faces=0.5-1.5)",
+            parse=str,
+            metavar="SECONDS",
+        ),
+    )
     #: Seeds fault and latency draws; None draws a seed.
-    seed: int | None = None
-    token_ttl: float = 3600.0
-    fail_rate: float = attrs.field(default=0.0, validator=_share)
-    cut_rate: float = attrs.field(default=0.0, validator=_share)
-    slow_rate: float = attrs.field(default=0.0, validator=_share)
+    seed: int | None = attrs.field(
+        default=None, metadata=_flag("seed of faults and latencies (reproducible runs)", parse=int)
+    )
+    token_ttl: float = attrs.field(
+        default=3600.0, metadata=_flag("token lifetime, seconds", parse=float)
+    )
+    fail_rate: float = attrs.field(
+        default=0.0,
+        validator=_share,
+        metadata=_flag("share of API requests answered code 500 or a 502 page", parse=float),
+    )
+    cut_rate: float = attrs.field(
+        default=0.0,
+        validator=_share,
+        metadata=_flag("share of API requests cut without a reply", parse=float),
+    )
+    slow_rate: float = attrs.field(
+        default=0.0,
+        validator=_share,
+        metadata=_flag("share of API requests answered after --slow-delay", parse=float),
+    )
     #: How long a "slow" request is held: long enough to hit a client's timeout.
-    slow_delay: float = 30.0
+    slow_delay: float = attrs.field(
+        default=30.0, metadata=_flag("seconds a slow reply is held", parse=float)
+    )
     #: Share of cut task creations that are cut after the task was made.
-    cut_after_share: float = attrs.field(default=0.5, validator=_share)
+    cut_after_share: float = attrs.field(
+        default=0.5,
+        validator=_share,
+        metadata=_flag("share of cut task creations cut after the task was made", parse=float),
+    )
     #: Whether random faults hit presigned storage too (scenarios always can).
-    storage_faults: bool = False
-    data_dir: Path | None = attrs.field(default=None, converter=_optional_path)
-    credits: int = 1_000_000
-    credit_cost: Mapping[TaskKind, int] = attrs.field(default=None, converter=_credit_cost)
+    storage_faults: bool = attrs.field(
+        default=False, metadata=_flag("random faults hit presigned storage too")
+    )
+    data_dir: Path | None = attrs.field(
+        default=None,
+        converter=_optional_path,
+        metadata=_flag(
+            "where stored objects live (a temporary folder by default); files the emulator did not "
+            "write there are never deleted",
+            parse=str,
+            metavar="DIR",
+        ),
+    )
+    credits: int = attrs.field(
+        default=1_000_000,
+        metadata=_flag("credits to spend; task creation beyond them is 801", parse=int),
+    )
+    credit_cost: Mapping[TaskKind, int] = attrs.field(
+        default=None,
+        converter=_credit_cost,
+        metadata=_flag(
+            "credits a task costs, per kind: image=1,video=5 (default 1 each)",
+            parse=_cost_flag,
+            metavar="KIND=N,...",
+        ),
+    )
     #: API requests per second before code 802; None: no quota.
-    request_quota: float | None = None
-    upload_url_ttl: float = 1800.0
-    access_url_ttl: float = 3600.0
-    result_url_ttl: float = 7 * 24 * 3600.0
-    max_object_bytes: int = MAX_UPLOAD_BYTES
+    request_quota: float | None = attrs.field(
+        default=None,
+        validator=_positive,
+        metadata=_flag("API requests a second before code 802", parse=float),
+    )
+    #: Bytes a second each connection may upload to presigned storage; None: no cap.
+    bandwidth_per_connection: float | None = attrs.field(
+        default=None,
+        validator=_positive,
+        metadata=_flag(
+            "cap each connection's upload (PUT) bytes a second, so transfer benchmarks do not "
+            "depend on this machine's cores",
+            parse=int,
+            metavar="BYTES",
+        ),
+    )
+    #: Log one line per API and storage request (redacted) to the "miocreate_async.emulator"
+    #: logger; the command line prints them on stderr.
+    access_log: bool = attrs.field(
+        default=False, metadata=_flag("print one line per request on stderr (signatures redacted)")
+    )
+    upload_url_ttl: float = attrs.field(
+        default=1800.0, metadata=_flag("upload URL lifetime, seconds", parse=float)
+    )
+    access_url_ttl: float = attrs.field(
+        default=3600.0, metadata=_flag("access URL lifetime, seconds", parse=float)
+    )
+    result_url_ttl: float = attrs.field(
+        default=7 * 24 * 3600.0, metadata=_flag("result URL lifetime, seconds", parse=float)
+    )
+    max_object_bytes: int = attrs.field(
+        default=MAX_UPLOAD_BYTES,
+        metadata=_flag("largest object a task accepts (code 704 beyond)", parse=int),
+    )
     paths: Mapping[Operation, str] = attrs.field(default=None, converter=_paths)
     #: The ledger keeps this many recent requests (memory stays flat under load).
-    max_logged_requests: int = 50_000
+    max_logged_requests: int = attrs.field(
+        default=50_000, metadata=_flag("requests the ledger keeps", parse=int)
+    )
     #: Seconds the server waits for open requests when it stops.
     shutdown_timeout: float = 1.0
 
     def __attrs_post_init__(self) -> None:
         if self.fail_rate + self.cut_rate + self.slow_rate > 1.0:
             raise ValueError("fail_rate + cut_rate + slow_rate must not exceed 1")
-
-    @classmethod
-    def build(cls, **options: Any) -> EmulatorSettings:
-        return cls(**{name: value for name, value in options.items() if value is not None})

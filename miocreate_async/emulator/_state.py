@@ -69,10 +69,18 @@ class State:
         return Token(access_token=token, expires_in=int(self.settings.token_ttl))
 
     def authorized(self, header: str | None) -> bool:
-        """``Bearer <token>`` with a token that has not expired on the emulator's clock."""
-        if not header:
-            return False
-        token = header.split()[-1]
+        """``<scheme> <token>`` (``Bearer`` unless set otherwise) with a token that has not
+        expired on the emulator's clock. Any other shape, a malformed header included, is not."""
+        scheme = self.settings.auth_scheme
+        parts = (header or "").split()
+        if scheme:
+            if len(parts) != 2 or parts[0].lower() != scheme.lower():
+                return False
+            token = parts[1]
+        else:
+            if len(parts) != 1:
+                return False
+            token = parts[0]
         expires = self._tokens.get(token)
         return expires is not None and self.clock.now() < expires
 

@@ -77,6 +77,9 @@ class Storage:
         #: Where file work runs, off the event loop.
         self.executor = executor
         self._objects: dict[str, StoredObject] = {}
+        #: Every file name this storage handed out: reset deletes these and nothing else, so
+        #: a user's own files in a ``--data-dir`` are never touched.
+        self._written: set[Path] = set()
         self._make_dirs()
 
     def _make_dirs(self) -> None:
@@ -91,7 +94,10 @@ class Storage:
         return self._objects.get(key)
 
     def path_for(self, key: str) -> Path:
-        return self._root / "objects" / hashlib.sha256(key.encode()).hexdigest()
+        """Where the object ``key`` is (or will be) written."""
+        path = self._root / "objects" / hashlib.sha256(key.encode()).hexdigest()
+        self._written.add(path)
+        return path
 
     def register(self, key: str, media: MediaType | None) -> StoredObject:
         """Record a file the engine wrote at ``path_for(key)``."""
@@ -135,6 +141,9 @@ class Storage:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     def reset(self) -> None:
+        """Forget every object and delete the files this storage wrote, and only those."""
         self._objects.clear()
-        shutil.rmtree(self._root / "objects", ignore_errors=True)
+        written, self._written = self._written, set()
+        for path in written:
+            path.unlink(missing_ok=True)
         self._make_dirs()
