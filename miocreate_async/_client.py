@@ -54,7 +54,7 @@ from ._models import (
     VideoSwapResult,
 )
 from ._operations import Operation, TaskKind
-from ._presigned import url_expires_at
+from ._presigned import url_expiry
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Session
@@ -326,7 +326,7 @@ class MioCreate:
         status = TaskStatus.from_code(detail.status)
         result = None
         if status is TaskStatus.SUCCEEDED:
-            result = self._bind(structure_result(detail.additional_data, kind), task_id)
+            result = self._result(detail.additional_data, kind, task_id)
         return TaskInfo(
             id=task_id,
             status=status,
@@ -519,13 +519,17 @@ class MioCreate:
             )
         return prepared
 
-    def _bind(self, result: TaskResult, task_id: int) -> TaskResult:
-        """Attach what the wire lacks: expiry, the downloader, the detection task of faces."""
-        if isinstance(result, list):
-            return [attrs.evolve(face, task_id=task_id) for face in result]
-        return attrs.evolve(
-            result,
-            expires_at=_expiry_of(result.merge_url) or _now() + self.config.result_ttl,
+    def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
+        """The typed result, with what the wire lacks: expiry and the downloader, or the
+        detection task of faces."""
+        if kind is TaskKind.FACE_DETECTION or isinstance(data, list):
+            return structure_result(data, kind, task_id=task_id)
+        url = data.get("merge_url") if isinstance(data, (dict, Mapping)) else None
+        expires = url_expiry(url) if isinstance(url, str) else None
+        return structure_result(
+            data,
+            kind,
+            expires_at=expires or _now() + self.config.result_ttl,
             downloader=self.download,
         )
 
@@ -588,9 +592,3 @@ def _multi_request(
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _expiry_of(url: str | None) -> datetime | None:
-    """When a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires."""
-    expires = url_expires_at(url) if url else None
-    return None if expires is None else datetime.fromtimestamp(expires, timezone.utc)
