@@ -57,7 +57,7 @@ from ._operations import Operation, TaskKind
 from ._presigned import url_expiry
 from ._redact import REDACTED
 from ._retry import RetryPolicy
-from ._session import Session
+from ._session import Limiter, Session
 from ._transfer._inputs import (
     Key,
     MediaInput,
@@ -104,7 +104,7 @@ class MioCreate:
         session: aiohttp.ClientSession | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        rate_limit: float | None = None,
+        rate_limit: float | Limiter | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
         if base_url is not None:
@@ -113,14 +113,18 @@ class MioCreate:
             overrides["timeout"] = timeout
         if retry is not None:
             overrides["retry"] = retry
-        if rate_limit is not None:
+        limiter = None
+        if isinstance(rate_limit, (int, float)):
             overrides["rate_limit"] = rate_limit
+        elif rate_limit is not None:
+            limiter = rate_limit
         if config is None:
             config = Config.from_env(**overrides)
         elif overrides:
             config = attrs.evolve(config, **overrides)
         self.config = config
-        self._session = Session(config, self._make_auth(client_id, client_secret, token), session)
+        auth = self._make_auth(client_id, client_secret, token)
+        self._session = Session(config, auth, session, limiter)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
         self._state = _State.UNOPENED
 

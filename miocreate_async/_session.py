@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import anyio
@@ -30,9 +30,16 @@ from ._errors import (
 from ._operations import Operation
 from ._retry import is_transient, parse_retry_after, refused_without_effect
 
-__all__ = ["RateLimiter", "Session"]
+__all__ = ["Limiter", "RateLimiter", "Session"]
 
 logger = logging.getLogger("miocreate_async")
+
+
+class Limiter(Protocol):
+    """Anything that paces requests: ``await acquire()`` returns when one may be sent (a
+    shared limiter, for example, paces many processes together)."""
+
+    async def acquire(self) -> None: ...
 
 
 class RateLimiter:
@@ -58,14 +65,20 @@ class Session:
     """Owns, or borrows, the client's one ``aiohttp.ClientSession`` and sends API requests."""
 
     def __init__(
-        self, config: Config, auth: Auth | None, http: aiohttp.ClientSession | None = None
+        self,
+        config: Config,
+        auth: Auth | None,
+        http: aiohttp.ClientSession | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
         self._http = http
         self._owns_http = http is None
         self._closed = False
-        self._limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        if limiter is None and config.rate_limit:
+            limiter = RateLimiter(config.rate_limit)
+        self._limiter = limiter
         self._timeout = aiohttp.ClientTimeout(
             total=config.timeout, sock_connect=config.connect_timeout
         )

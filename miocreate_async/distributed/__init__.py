@@ -1,0 +1,30 @@
+"""One batch over many machines: Taskiq workers, taskiq-redis's stream broker, and the journal
+in the same Redis. Needs the extra: ``pip install 'miocreate-async[distributed]'``.
+
+Nothing in the core imports this package.
+"""
+
+from __future__ import annotations
+
+try:
+    import redis  # noqa: F401
+    import taskiq  # noqa: F401
+    import taskiq_redis  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "miocreate_async.distributed needs the distributed extra: "
+        "pip install 'miocreate-async[distributed]'"
+    ) from exc
+
+from ._driver import DistributedBatch, DistributedOutcome
+from ._errors import TaskBudgetError
+from ._limits import SharedRateLimiter
+from ._worker import Worker
+
+__all__ = [
+    "DistributedBatch",
+    "DistributedOutcome",
+    "SharedRateLimiter",
+    "TaskBudgetError",
+    "Worker",
+]

@@ -1,0 +1,465 @@
+"""A worker: takes job ids from the stream, claims them in the shared journal, runs them.
+
+One ``MioCreate`` and one shared poller per worker process; taskiq runs the jobs on its loop,
+``concurrency`` at a time. Every change of a job's state is a journal script checked against
+the worker's epoch, so a worker that lost its lease can never create a second task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from pathlib import PurePosixPath
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import attrs
+from redis.asyncio import Redis
+from taskiq import Context, TaskiqDepends
+from taskiq.acks import AcknowledgeType
+from taskiq.receiver import Receiver
+from taskiq_redis import RedisStreamBroker
+
+from .._batch import SwapResult
+from .._client import Key, MioCreate
+from .._errors import (
+    ConfigurationError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    MioCreateError,
+    SubmissionUncertainError,
+    TaskTimeoutError,
+)
+from .._formats import media_type_of_name
+from .._models import TaskHandle, TaskInfo
+from .._operations import TaskKind
+from .._poller import Poller, PollPolicy
+from .._retry import refused_without_effect
+from .._sources import StreamSource
+from ._broker import TASK_NAME, kick, make_broker
+from ._codec import encode_error, encode_result
+from ._errors import TaskBudgetError
+from ._limits import SharedRateLimiter, SharedUploads, file_digest
+from ._store import BATCHES, SharedJournal, account_fingerprint, check_meta
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("miocreate_async.distributed")
+
+_CHUNK = 1 << 20
+
+
+class _Fenced(Exception):
+    """The journal refused a change: another worker owns the job now."""
+
+
+@attrs.define(eq=False)
+class _Lease:
+    journal: SharedJournal
+    epoch: int
+    scope: anyio.CancelScope
+
+
+class Worker:
+    """Runs jobs of every batch sent to the Redis at ``redis_url`` until ``drain`` is set.
+
+    Credentials and base URL as for ``MioCreate`` (arguments, else the environment). With
+    ``rate_limit``, every worker of the same account shares one limiter in Redis: give each the
+    same value.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        concurrency: int = 32,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        base_url: str | None = None,
+        rate_limit: float | None = None,
+        lease: float = 30.0,
+        claim_idle: float = 60.0,
+        poll: PollPolicy | None = None,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.redis_url = redis_url
+        self.concurrency = concurrency
+        self.lease = lease
+        self.claim_idle = claim_idle
+        self.rate_limit = rate_limit
+        self.poll = poll or PollPolicy()
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._credentials = (client_id, client_secret, base_url)
+        env_id = os.environ.get("MIOCREATE_CLIENT_ID") if client_id is None else client_id
+        self.account = account_fingerprint(env_id)
+        self.draining = anyio.Event()
+        self._owned: dict[tuple[str, str], _Lease] = {}
+        self._journals: dict[str, SharedJournal] = {}
+        self._uploads: dict[str, SharedUploads] = {}
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self, drain: anyio.Event | None = None) -> None:
+        """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
+        client_id, client_secret, base_url = self._credentials
+        self.redis = Redis.from_url(self.redis_url, decode_responses=True)
+        limiter = None
+        if self.rate_limit:
+            key = f"miocreate:rate:{self.account or 'default'}"
+            limiter = SharedRateLimiter(self.redis, key, self.rate_limit)
+        self.client = MioCreate(client_id, client_secret, base_url=base_url, rate_limit=limiter)
+        self.broker = make_broker(self.redis_url, claim_idle=self.claim_idle)
+
+        async def swap_job(batch: str, job_id: str, context: Context = TaskiqDepends()) -> None:
+            await self._handle(batch, job_id, context)
+
+        self.broker.register_task(swap_job, task_name=TASK_NAME, ack_type="manual")
+        self.poller = Poller(self.client, self.poll)
+        finish = anyio.Event()
+        try:
+            async with self.client, aiohttp.ClientSession() as self.fetcher:
+                await self.broker.startup()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self.poller.run)
+                    group.start_soon(self._renew_leases)
+                    group.start_soon(self._reap)
+                    group.start_soon(self._listen, finish)
+                    await (drain or anyio.Event()).wait()
+                    logger.info(
+                        "draining: no new jobs; finishing or handing back %d", len(self._owned)
+                    )
+                    self.draining.set()
+                    await finish.wait()
+                    group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.broker.shutdown()
+                await self.redis.aclose()
+
+    async def _listen(self, finished: anyio.Event) -> None:
+        import asyncio
+
+        stop = asyncio.Event()
+        receiver = Receiver(
+            self.broker,
+            max_async_tasks=self.concurrency,
+            max_prefetch=0,
+            run_startup=False,
+            ack_type=AcknowledgeType.MANUAL,
+            propagate_exceptions=False,
+        )
+        async with anyio.create_task_group() as group:
+
+            async def stop_when_draining() -> None:
+                await self.draining.wait()
+                stop.set()
+
+            group.start_soon(stop_when_draining)
+            await receiver.listen(stop)
+            group.cancel_scope.cancel()
+        finished.set()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            for key, lease in list(self._owned.items()):
+                if not await lease.journal.renew(key[1], lease.epoch, self.lease):
+                    logger.warning("lost the lease of job %s of %s", key[1], key[0])
+                    lease.scope.cancel()
+
+    async def _reap(self) -> None:
+        """Send back to the queue the jobs whose owner stopped renewing its lease."""
+        while True:
+            await anyio.sleep(self.lease / 2)
+            for batch in cast("set[str]", await self.redis.smembers(BATCHES)):
+                try:
+                    journal = await self._journal(batch)
+                except ConfigurationError:
+                    continue
+                for job_id in await journal.reap(self.lease):
+                    logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
+                    await kick(self.broker, batch, job_id)
+
+    async def _journal(self, batch: str) -> SharedJournal:
+        journal = self._journals.get(batch)
+        if journal is None:
+            journal = SharedJournal(self.redis, batch)
+            check_meta(
+                await journal.meta(),
+                {"base_url": self.client.config.base_url, "account": self.account},
+                batch,
+            )
+            self._journals[batch] = journal
+        return journal
+
+    # --- one job ------------------------------------------------------------------------------
+
+    async def _handle(self, batch: str, job_id: str, context: Context) -> None:
+        try:
+            journal = await self._journal(batch)
+        except ConfigurationError as error:
+            # Not acknowledged: a worker of the right account takes it after ``claim_idle``.
+            logger.error("job %s of %s refused: %s", job_id, batch, error)
+            return
+        claim = await journal.claim(job_id, self.name, self.lease)
+        # The claim is durable: the message has done its work (a redelivery would find the job
+        # owned or finished).
+        await context.ack()
+        if claim.outcome == "uncertain":
+            logger.warning(
+                "job %s of %s: its worker died while submitting: uncertain", job_id, batch
+            )
+        if claim.outcome != "claimed":
+            return
+        with anyio.CancelScope() as scope:
+            self._owned[(batch, job_id)] = _Lease(journal, claim.epoch, scope)
+            try:
+                await _Job(self, journal, job_id, claim.epoch).run(claim.state, claim.task_id)
+            except _Fenced:
+                logger.warning("job %s of %s now belongs to another worker", job_id, batch)
+            finally:
+                del self._owned[(batch, job_id)]
+
+    def shared_uploads(self, journal: SharedJournal, ttl: float) -> SharedUploads:
+        uploads = self._uploads.get(journal.batch)
+        if uploads is None:
+            uploads = self._uploads[journal.batch] = SharedUploads(self.redis, journal.prefix, ttl)
+        return uploads
+
+
+class _Job:
+    def __init__(self, worker: Worker, journal: SharedJournal, job_id: str, epoch: int) -> None:
+        self.worker = worker
+        self.journal = journal
+        self.id = job_id
+        self.epoch = epoch
+
+    async def _move(self, expected: tuple[str, ...], to: str, **fields: Any) -> str:
+        reply = await self.journal.move(
+            self.id, self.epoch, expected, to, lease=self.worker.lease, **fields
+        )
+        if reply == "fenced":
+            raise _Fenced
+        return reply
+
+    async def _fail(self, expected: tuple[str, ...], error: MioCreateError, **fields: Any) -> None:
+        if error.task_id is not None:
+            fields["task_id"] = error.task_id
+        await self._move(expected, "failed", error=encode_error(error), **fields)
+
+    async def run(self, state: str, task_id: int | None) -> None:
+        record = await self.journal.record(self.id)
+        meta = await self.journal.meta()
+        self.deadline = anyio.current_time() + float(meta.get("timeout", "1800"))
+        if state == "submitted":
+            assert task_id is not None
+            kind = TaskKind(record.get("kind", TaskKind.IMAGE_SWAP.value))
+            await self._wait(TaskHandle(task_id, kind))
+            return
+        spec = json.loads(record["spec"])
+        stop = await self.journal.stopped()
+        if stop is not None:
+            await self._fail(("pending",), _no_credits(stop))
+            return
+        if self.worker.draining.is_set():
+            await self._hand_back()
+            return
+        try:
+            ttl = float(meta.get("upload_ttl", "3600"))
+            face_key = await self._face(spec["face"], ttl)
+            image_key = await self._upload(spec["image"], "image")
+            is_video = _is_video(image_key, spec.get("kind"))
+        except MioCreateError as error:
+            await self._fail(("pending",), error)
+            return
+        task = await self._create(image_key, face_key, is_video, bool(spec.get("hd")), meta)
+        if task is not None:
+            await self._wait(task)
+
+    async def _hand_back(self) -> None:
+        """Draining: give the job back to the queue for another worker."""
+        if await self.journal.release(self.id, self.epoch):
+            await kick(self.worker.broker, self.journal.batch, self.id)
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    async def _upload(self, spec: dict[str, Any], role: str) -> str:
+        client = self.worker.client
+        if "key" in spec:
+            return Key(spec["key"])
+        if "url" in spec:
+            return await self._upload_url(spec["url"], role)
+        path = spec["path"]
+        if "size" in spec:
+            try:
+                stat = await anyio.Path(path).stat()
+            except OSError:
+                stat = None
+            if stat is not None and (stat.st_size, stat.st_mtime_ns) != (
+                spec["size"],
+                spec["mtime_ns"],
+            ):
+                raise InvalidInputError(
+                    f"the {role} {path} changed since the job was submitted (size or "
+                    "modification time): refused rather than swapped as if it were the same"
+                )
+        return await client.upload(path)
+
+    async def _upload_url(self, url: str, role: str) -> str:
+        """Stream an http(s) source straight into the presigned PUT, with its Content-Length.
+
+        A source without a Content-Length is refused: the PUT needs the length up front.
+        """
+        name = PurePosixPath(urlsplit(url).path).name or role
+        try:
+            async with self.worker.fetcher.get(url, allow_redirects=True) as response:
+                if response.status != 200:
+                    raise InvalidInputError(f"the {role} URL answered HTTP {response.status}")
+                if response.content_length is None:
+                    raise InvalidInputError(
+                        f"the {role} URL sends no Content-Length: refused (the upload needs the "
+                        "size up front); download it to the shared file system instead"
+                    )
+                source = StreamSource(
+                    response.content.iter_chunked(_CHUNK), response.content_length, name
+                )
+                return await self.worker.client.upload(source)
+        except aiohttp.ClientError as error:
+            raise InvalidInputError(f"cannot read the {role} URL: {error}") from error
+
+    async def _face(self, spec: dict[str, Any], ttl: float) -> str:
+        if "path" not in spec:
+            return await self._upload(spec, "face")
+        try:
+            digest = await anyio.to_thread.run_sync(file_digest, spec["path"])
+        except OSError:
+            return await self._upload(spec, "face")  # the upload gives the typed error
+        uploads = self.worker.shared_uploads(self.journal, ttl)
+        return await uploads.key_of(digest, lambda: self._upload(spec, "face"))
+
+    # --- the paid step ------------------------------------------------------------------------
+
+    async def _create(
+        self, image_key: str, face_key: str, is_video: bool, hd: bool, meta: dict[str, str]
+    ) -> TaskHandle[Any] | None:
+        client = self.worker.client
+        policy = client.config.retry
+        refusals = 0
+        while True:
+            if self.worker.draining.is_set():
+                await self._hand_back()
+                return None
+            # The intent is durable (Redis with appendfsync always) before the request goes.
+            reply = await self._move(
+                ("pending",),
+                "submitting",
+                max_tasks=int(meta.get("max_tasks", "0")),
+                image_key=image_key,
+                face_key=face_key,
+            )
+            if reply == "stopped":
+                await self._fail(("pending",), _no_credits(await self.journal.stopped()))
+                return None
+            if reply == "budget":
+                await self._fail(
+                    ("pending",),
+                    TaskBudgetError(
+                        f"the batch's max_tasks budget ({meta.get('max_tasks')}) is used up: "
+                        "not submitted",
+                        operation="distributed",
+                    ),
+                )
+                return None
+            try:
+                if is_video:
+                    task: TaskHandle[Any] = await client.create_video_swap(
+                        image_key, face_key, hd=hd
+                    )
+                else:
+                    task = await client.create_image_swap(image_key, face_key, hd=hd)
+            except InsufficientCreditsError as error:
+                # The first 801 stops submissions on every worker at once.
+                await self._fail(("submitting",), error, stop=encode_error(error))
+                return None
+            except SubmissionUncertainError as error:
+                await self._move(("submitting",), "uncertain", error=encode_error(error))
+                return None
+            except MioCreateError as error:
+                if not refused_without_effect(error):
+                    await self._fail(("submitting",), error)
+                    return None
+                # Refused, nothing created (802, 429, no connection): pending again, then retry.
+                await self._move(("submitting",), "pending")
+                refusals += 1
+                delay = policy.backoff(refusals, error.retry_after)
+                if delay >= self.deadline - anyio.current_time():
+                    await self._fail(("pending",), error)
+                    return None
+                await anyio.sleep(delay)
+                continue
+            await self._move(("submitting",), "submitted", task_id=task.id, kind=task.kind.value)
+            return task
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    async def _wait(self, task: TaskHandle[Any]) -> None:
+        info: TaskInfo[Any] | None = None
+        failure: MioCreateError | None = None
+
+        async def watch() -> None:
+            nonlocal info, failure
+            try:
+                info = await self.worker.poller.watch(task)
+            except MioCreateError as error:
+                failure = error
+            group.cancel_scope.cancel()
+
+        async def drained() -> None:
+            await self.worker.draining.wait()
+            group.cancel_scope.cancel()
+
+        with anyio.move_on_after(max(0.0, self.deadline - anyio.current_time())) as deadline:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                group.start_soon(drained)
+        if failure is not None:
+            await self._fail(("submitted",), failure, task_id=task.id)
+        elif info is not None:
+            result = cast(SwapResult, info.result)
+            await self._move(("submitted",), "succeeded", result=encode_result(result, task.kind))
+        elif deadline.cancelled_caught:
+            await self._fail(
+                ("submitted",),
+                TaskTimeoutError(
+                    "the job's deadline passed before the task ended; it may still finish: "
+                    "wait for it again",
+                    task_id=task.id,
+                ),
+            )
+        else:
+            await self._hand_back()
+
+
+def _no_credits(stop: str | None) -> InsufficientCreditsError:
+    return InsufficientCreditsError(
+        "credits ran out (801) during this batch: not submitted",
+        operation="distributed",
+    )
+
+
+def _is_video(image_key: str, kind: str | None) -> bool:
+    if kind is not None:
+        return kind == "video"
+    media = media_type_of_name(image_key)
+    if media is None:
+        raise InvalidInputError(
+            f"cannot tell whether {image_key!r} is an image or a video: give the job a kind"
+        )
+    return media.is_video
