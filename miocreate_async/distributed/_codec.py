@@ -1,4 +1,4 @@
-"""What crosses machines, as JSON: a job's inputs, a result, an error.
+"""What crosses machines, as JSON: a job's inputs, its identity, a result, an error.
 
 A job's inputs must be readable by any worker: a path on a shared file system, an uploaded
 ``Key``, or an http(s) URL. Bytes, file objects and streams live in one process only.
@@ -6,28 +6,29 @@ A job's inputs must be readable by any worker: a path on a shared file system, a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from .. import _errors
 from .._batch import SwapJob, SwapResult
 from .._client import Key
 from .._converter import structure_result, unstructure
 from .._errors import InvalidInputError, MioCreateError
+from .._journal import ErrorInfo, InputRef, describe_input, job_identity
 from .._operations import TaskKind
 from ._errors import TaskBudgetError
 
 __all__ = [
     "decode_error",
     "decode_result",
-    "encode_error",
+    "describe",
     "encode_job",
     "encode_result",
+    "input_of",
     "is_url",
-    "job_identity",
 ]
 
 Spec = dict[str, Any]
@@ -43,75 +44,52 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def _input(value: object, role: str) -> Spec:
+def describe(value: object, role: str) -> InputRef:
+    """An input as the journal knows it; InvalidInputError when other machines cannot read it."""
     if isinstance(value, Key):
-        return {"key": str(value)}
+        return describe_input(value, str(value))
     if isinstance(value, str) and is_url(value):
-        return {"url": value}
+        name = PurePosixPath(urlsplit(value).path).name or value
+        return InputRef(f"url:{value}", "", name)
     if isinstance(value, (str, os.PathLike)):
-        path = Path(value).absolute()
-        try:
-            stat = path.stat()
-        except OSError:
-            # The driver may not see the shared file system; the worker checks it.
-            return {"path": str(path)}
-        return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return describe_input(value, None)
     raise InvalidInputError(
         f"a distributed job's {role} must be a path on a shared file system, a Key or an "
         f"http(s) URL, not {type(value).__name__}: other machines cannot read it"
     )
 
 
-def encode_job(job: SwapJob) -> Spec:
-    """The job's inputs as JSON-able data; InvalidInputError when another machine cannot read
-    one of them."""
-    return {
-        "image": _input(job.image, "image"),
-        "face": _input(job.face, "face"),
+def encode_job(job: SwapJob) -> tuple[str, str, str, Spec]:
+    """The job's id, fingerprint, label and inputs as JSON-able data (what a worker reads)."""
+    image, face = describe(job.image, "image"), describe(job.face, "face")
+    explicit = getattr(job, "id", None)
+    own_id = None if explicit is None else str(explicit)
+    job_id, fingerprint = job_identity(image, face, hd=job.hd, kind=job.kind, explicit_id=own_id)
+    spec = {
+        "image": {"ref": image.identity, "fingerprint": image.fingerprint},
+        "face": {"ref": face.identity, "fingerprint": face.fingerprint},
         "hd": job.hd,
         "kind": job.kind,
     }
+    return job_id, fingerprint, f"{image.label} + {face.label}", spec
 
 
-def job_identity(job: SwapJob, spec: Spec) -> str:
-    """The job's id: its own ``id`` if it has one, else a hash of its inputs (paths with size
-    and modification time), so the same jobs given again are the same records."""
-    own = getattr(job, "id", None)
-    if own is not None:
-        return str(own)
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def input_of(spec: Mapping[str, Any]) -> str:
+    """The input a spec names: a Key, a URL or a path (a string)."""
+    scheme, _, value = str(spec["ref"]).partition(":")
+    return Key(value) if scheme == "key" else value
 
 
-def encode_result(result: SwapResult, kind: TaskKind) -> str:
-    return json.dumps({"kind": kind.value, "data": unstructure(result)})
+def encode_result(result: SwapResult) -> dict[str, Any]:
+    data: dict[str, Any] = unstructure(result)
+    return data
 
 
-def decode_result(text: str) -> SwapResult:
-    payload = json.loads(text)
-    return cast(SwapResult, structure_result(payload["data"], TaskKind(payload["kind"])))
+def decode_result(data: Mapping[str, Any], kind: str | None) -> SwapResult:
+    task_kind = TaskKind.VIDEO_SWAP if kind == "video" else TaskKind.IMAGE_SWAP
+    return cast(SwapResult, structure_result(dict(data), task_kind))
 
 
-def encode_error(error: MioCreateError) -> str:
-    return json.dumps(
-        {
-            "type": type(error).__name__,
-            "message": error.message,
-            "code": error.code,
-            "operation": error.operation,
-            "http_status": error.http_status,
-            "task_id": error.task_id,
-        }
-    )
-
-
-def decode_error(text: str) -> MioCreateError:
-    payload = json.loads(text)
-    cls = _ERROR_TYPES.get(payload["type"], MioCreateError)
-    return cls(
-        payload["message"],
-        code=payload["code"],
-        operation=payload["operation"],
-        http_status=payload["http_status"],
-        task_id=payload["task_id"],
-    )
+def decode_error(info: ErrorInfo, task_id: int | None) -> MioCreateError:
+    cls = _ERROR_TYPES.get(info.type, MioCreateError)
+    return cls(info.message, code=info.code, task_id=task_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
@@ -12,11 +11,12 @@ import attrs
 from redis.asyncio import Redis
 
 from .._batch import SwapJob, SwapOutcome
-from .._client import Key
 from .._config import Config
+from .._journal import JobState, JournalMeta, NewJob, Summary, client_fingerprint
+from .._version import __version__
 from ._broker import kick, make_broker
-from ._codec import decode_error, decode_result, encode_job, job_identity
-from ._store import SharedJournal, account_fingerprint
+from ._codec import decode_error, decode_result, encode_job, input_of
+from ._journal import RedisJournal
 
 __all__ = ["DistributedBatch", "DistributedOutcome"]
 
@@ -27,8 +27,8 @@ class DistributedOutcome(SwapOutcome):
 
     #: The job's id in the shared journal.
     job_id: str
-    #: Its final state: "succeeded", "failed" or "uncertain".
-    state: str
+    #: Its final state: succeeded, failed or uncertain.
+    state: JobState
     #: True when it ended before this driver started reading (an earlier run's outcome).
     resumed: bool = False
 
@@ -56,15 +56,17 @@ class DistributedBatch:
         self.redis_url = redis_url
         self.name = batch
         config = Config.from_env() if base_url is None else Config(base_url=base_url)
-        account = account_fingerprint(client_id or os.environ.get("MIOCREATE_CLIENT_ID"))
-        self._meta = {
-            "base_url": config.base_url,
-            "account": account,
+        self._meta = JournalMeta(
+            base_url=config.base_url,
+            client=client_fingerprint(client_id or os.environ.get("MIOCREATE_CLIENT_ID")),
+            library_version=__version__,
+        )
+        self._options = {
             "timeout": repr(float(timeout)),
             "max_tasks": str(max_tasks or 0),
             "upload_ttl": repr(float(upload_ttl)),
         }
-        self._counts: dict[str, int] = {}
+        self._summary = Summary({})
         self._entered = False
 
     async def __aenter__(self) -> DistributedBatch:
@@ -73,13 +75,13 @@ class DistributedBatch:
         self._entered = True
         self._redis = Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            self.journal = SharedJournal(self._redis, self.name)
-            await self.journal.open(self._meta)
+            self.journal = RedisJournal(self._redis, self.name)
+            self._summary = await self.journal.open(self._meta)
+            await self.journal.set_options(self._options)
             seconds, micros = await self._redis.time()
             self._started_ms = seconds * 1000 + micros // 1000
             self._broker = make_broker(self.redis_url)
             await self._broker.startup()
-            self._counts = await self.journal.counts()
         except BaseException:
             await self._redis.aclose()
             raise
@@ -97,20 +99,31 @@ class DistributedBatch:
             await self._redis.aclose()
 
     async def submit(self, jobs: Iterable[SwapJob] | AsyncIterable[SwapJob]) -> int:
-        """Record the jobs and queue them; returns how many were new. Idempotent by job id:
-        a job already in the batch is not added again (one still pending is queued again, in
-        case the driver stopped between recording and queueing it)."""
+        """Record the jobs and queue them; returns how many were new. Idempotent by job id
+        (``SwapJob.id``, or one derived from its inputs): a job already in the batch is not
+        added again; one still pending is queued again, in case the driver stopped between
+        recording and queueing it (a second message for a job is harmless)."""
         new = 0
+        offset = await self.journal.total()
+        chunk: list[tuple[NewJob, dict[str, Any]]] = []
+        position = 0
         async for job in _each(jobs):
-            spec = encode_job(job)
-            job_id = job_identity(job, spec)
-            state = await self.journal.add(job_id, spec)
-            if state is None:
-                new += 1
-            if state in (None, "pending"):
-                await kick(self._broker, self.name, job_id)
-        self._counts = await self.journal.counts()
+            job_id, fingerprint, label, spec = encode_job(job)
+            chunk.append((NewJob(job_id, offset + position, fingerprint, label), spec))
+            position += 1
+            if len(chunk) == 500:
+                new += await self._add(chunk)
+                chunk = []
+        new += await self._add(chunk)
+        self._summary = await self.journal.counts()
         return new
+
+    async def _add(self, chunk: list[tuple[NewJob, dict[str, Any]]]) -> int:
+        states = await self.journal.add(chunk)
+        for (job, _), state in zip(chunk, states, strict=True):
+            if state in (None, JobState.PENDING):
+                await kick(self._broker, self.name, job.id)
+        return sum(state is None for state in states)
 
     async def outcomes(self) -> AsyncIterator[DistributedOutcome]:
         """Outcomes as jobs finish, on any worker, until every submitted job has one.
@@ -128,7 +141,7 @@ class DistributedBatch:
                 "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
                 await redis.xread({journal.outcomes_key: cursor}, count=100, block=1000),
             )
-            self._counts = await journal.counts()
+            self._summary = await journal.counts()
             for _, entries in reply:
                 for entry_id, fields in entries:
                     yield await self._outcome(entry_id, fields["id"])
@@ -137,29 +150,30 @@ class DistributedBatch:
                     await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
 
     async def _outcome(self, entry_id: str, job_id: str) -> DistributedOutcome:
-        record = await self.journal.record(job_id)
-        result = decode_result(record["result"]) if record.get("result") else None
-        error = decode_error(record["error"]) if record.get("error") else None
-        task_id = int(record["task_id"]) if record.get("task_id") else None
+        record = await self.journal.get(job_id)
+        assert record is not None  # records are never deleted
+        spec = await self.journal.spec(job_id)
+        result = decode_result(record.result, record.kind) if record.result else None
+        error = decode_error(record.error, record.task_id) if record.error else None
         return DistributedOutcome(
-            job=_job_of(json.loads(record["spec"])),
+            job=SwapJob(input_of(spec["image"]), input_of(spec["face"]), spec["hd"], spec["kind"]),
             result=result,
             error=error,
-            task_id=task_id,
-            index=int(record.get("seq", "0")),
+            task_id=record.task_id,
+            index=record.index,
             job_id=job_id,
-            state=record["state"],
+            state=record.state,
             resumed=int(entry_id.split("-")[0]) < self._started_ms,
         )
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> Summary:
         """Jobs by state, as last read (by ``submit``, ``outcomes`` or ``refresh``)."""
-        return dict(self._counts)
+        return self._summary
 
-    async def refresh(self) -> dict[str, int]:
+    async def refresh(self) -> Summary:
         """Read the counts by state again."""
-        self._counts = await self.journal.counts()
-        return self.summary()
+        self._summary = await self.journal.counts()
+        return self._summary
 
 
 async def _each(jobs: Iterable[SwapJob] | AsyncIterable[SwapJob]) -> AsyncIterator[SwapJob]:
@@ -175,13 +189,3 @@ def _checked(job: object) -> SwapJob:
     if not isinstance(job, SwapJob):
         raise TypeError(f"submit takes SwapJob items, got {type(job).__name__}")
     return job
-
-
-def _input_of(spec: dict[str, Any]) -> str:
-    if "key" in spec:
-        return Key(spec["key"])
-    return str(spec.get("url") or spec["path"])
-
-
-def _job_of(spec: dict[str, Any]) -> SwapJob:
-    return SwapJob(_input_of(spec["image"]), _input_of(spec["face"]), spec["hd"], spec["kind"])

@@ -11,35 +11,38 @@ from __future__ import annotations
 __all__ = ["ADD", "CLAIM", "GCRA", "MOVE", "REAP", "RELEASE", "RENEW"]
 
 _PRELUDE = """
-local FINAL = {succeeded=true, failed=true, uncertain=true, expired=true}
+local FINAL = {succeeded=true, failed=true, uncertain=true, expired=true, downloaded=true}
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
 
-#: KEYS: job, counts, jobs (zset, insertion order). ARGV: id, spec.
+#: KEYS: job, counts, jobs (zset by index). ARGV: id, index, fingerprint, label, spec.
 #: Returns nil when the job was added, else its present state (submitting twice is harmless).
-ADD = """
+ADD = (
+    _PRELUDE
+    + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state then return state end
-local seq = redis.call('ZCARD', KEYS[3])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'epoch', 0, 'owner', '', 'lease', 0,
-           'spec', ARGV[2], 'seq', seq)
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
+           'index', ARGV[2], 'fingerprint', ARGV[3], 'label', ARGV[4], 'spec', ARGV[5],
+           'updated_at', now_ms() / 1000)
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'pending', 1)
 return false
 """
+)
 
-#: Finishing a job: final state, no owner, its outcome appended to the outcomes stream (once:
-#: only a fenced, non-final job gets here).
+#: Finishing a job: final state, no owner, and its outcome appended to the outcomes stream when
+#: it had none (``downloaded`` and ``expired`` come after ``succeeded``).
 _FINISH = """
 local function finish(job, leases, counts, outcomes, id, from, to)
-  redis.call('HSET', job, 'state', to, 'owner', '', 'lease', 0)
+  redis.call('HSET', job, 'state', to, 'owner', '', 'lease', 0, 'updated_at', now_ms() / 1000)
   redis.call('HINCRBY', counts, from, -1)
   redis.call('HINCRBY', counts, to, 1)
   redis.call('ZREM', leases, id)
-  redis.call('XADD', outcomes, '*', 'id', id, 'state', to)
+  if not FINAL[from] then redis.call('XADD', outcomes, '*', 'id', id, 'state', to) end
 end
 """
 
@@ -92,8 +95,9 @@ return 1
 """
 
 #: KEYS: job, leases, counts, outcomes, stop, created.
-#: ARGV: id, epoch, expected states (comma separated), new state, lease_ms, max_tasks (0: no
-#: budget), stop value ('' to leave), then field/value pairs.
+#: ARGV: id, epoch ('*': not fenced, for a batch's own driver), expected states (comma
+#: separated), new state, lease_ms, max_tasks (0: no budget), stop value ('' to leave), then
+#: field/value pairs.
 #: Returns 'ok', 'fenced' (another owner or another state), 'stopped' (credits ran out on some
 #: worker) or 'budget' (max_tasks reached). Only the move to "submitting" spends the budget, and
 #: a refusal that provably created nothing ("submitting" -> "pending") gives it back.
@@ -103,7 +107,8 @@ MOVE = (
     + """
 local h = redis.call('HMGET', KEYS[1], 'state', 'epoch')
 local state = h[1]
-if not state or h[2] ~= ARGV[2] or FINAL[state] then return 'fenced' end
+if not state then return 'fenced' end
+if ARGV[2] ~= '*' and (h[2] ~= ARGV[2] or FINAL[state]) then return 'fenced' end
 local expected = false
 for s in string.gmatch(ARGV[3], '[^,]+') do
   if s == state then expected = true end
@@ -125,9 +130,12 @@ for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if FINAL[to] then
   finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], state, to)
 else
-  local lease = now_ms() + tonumber(ARGV[5])
-  redis.call('HSET', KEYS[1], 'state', to, 'lease', lease)
-  redis.call('ZADD', KEYS[2], lease, ARGV[1])
+  local now = now_ms()
+  redis.call('HSET', KEYS[1], 'state', to, 'updated_at', now / 1000)
+  if ARGV[2] ~= '*' then
+    redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[5]))
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1])
+  end
   if to ~= state then
     redis.call('HINCRBY', KEYS[3], state, -1)
     redis.call('HINCRBY', KEYS[3], to, 1)

@@ -23,12 +23,10 @@ from redis.asyncio import Redis
 from taskiq import Context, TaskiqDepends
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
-from taskiq_redis import RedisStreamBroker
 
 from .._batch import SwapResult
 from .._client import Key, MioCreate
 from .._errors import (
-    ConfigurationError,
     InsufficientCreditsError,
     InvalidInputError,
     MioCreateError,
@@ -36,22 +34,27 @@ from .._errors import (
     TaskTimeoutError,
 )
 from .._formats import media_type_of_name
+from .._journal import ErrorInfo, InputChangedError, JobState, JournalMeta, client_fingerprint
+from .._journal._interface import JournalMismatchError
 from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
 from .._poller import Poller, PollPolicy
 from .._retry import refused_without_effect
 from .._sources import StreamSource
+from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
-from ._codec import encode_error, encode_result
+from ._codec import describe, encode_result, input_of
 from ._errors import TaskBudgetError
+from ._journal import BATCHES, RedisJournal
 from ._limits import SharedRateLimiter, SharedUploads, file_digest
-from ._store import BATCHES, SharedJournal, account_fingerprint, check_meta
 
 __all__ = ["Worker"]
 
 logger = logging.getLogger("miocreate_async.distributed")
 
 _CHUNK = 1 << 20
+#: Taskiq hands the task its context (to acknowledge by hand) through this default.
+_CONTEXT: Context = TaskiqDepends()
 
 
 class _Fenced(Exception):
@@ -60,7 +63,7 @@ class _Fenced(Exception):
 
 @attrs.define(eq=False)
 class _Lease:
-    journal: SharedJournal
+    journal: RedisJournal
     epoch: int
     scope: anyio.CancelScope
 
@@ -98,10 +101,10 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._credentials = (client_id, client_secret, base_url)
         env_id = os.environ.get("MIOCREATE_CLIENT_ID") if client_id is None else client_id
-        self.account = account_fingerprint(env_id)
+        self.account = client_fingerprint(env_id)
         self.draining = anyio.Event()
         self._owned: dict[tuple[str, str], _Lease] = {}
-        self._journals: dict[str, SharedJournal] = {}
+        self._journals: dict[str, RedisJournal] = {}
         self._uploads: dict[str, SharedUploads] = {}
 
     # --- running ------------------------------------------------------------------------------
@@ -117,7 +120,7 @@ class Worker:
         self.client = MioCreate(client_id, client_secret, base_url=base_url, rate_limit=limiter)
         self.broker = make_broker(self.redis_url, claim_idle=self.claim_idle)
 
-        async def swap_job(batch: str, job_id: str, context: Context = TaskiqDepends()) -> None:
+        async def swap_job(batch: str, job_id: str, context: Context = _CONTEXT) -> None:
             await self._handle(batch, job_id, context)
 
         self.broker.register_task(swap_job, task_name=TASK_NAME, ack_type="manual")
@@ -181,21 +184,23 @@ class Worker:
             for batch in cast("set[str]", await self.redis.smembers(BATCHES)):
                 try:
                     journal = await self._journal(batch)
-                except ConfigurationError:
+                except JournalMismatchError:
                     continue
                 for job_id in await journal.reap(self.lease):
                     logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
                     await kick(self.broker, batch, job_id)
 
-    async def _journal(self, batch: str) -> SharedJournal:
+    async def _journal(self, batch: str) -> RedisJournal:
+        """The batch's journal, once this worker's host and account are checked against it."""
         journal = self._journals.get(batch)
         if journal is None:
-            journal = SharedJournal(self.redis, batch)
-            check_meta(
-                await journal.meta(),
-                {"base_url": self.client.config.base_url, "account": self.account},
-                batch,
+            journal = RedisJournal(self.redis, batch)
+            meta = JournalMeta(
+                base_url=self.client.config.base_url,
+                client=self.account,
+                library_version=__version__,
             )
+            await journal.check(meta)
             self._journals[batch] = journal
         return journal
 
@@ -204,7 +209,7 @@ class Worker:
     async def _handle(self, batch: str, job_id: str, context: Context) -> None:
         try:
             journal = await self._journal(batch)
-        except ConfigurationError as error:
+        except JournalMismatchError as error:
             # Not acknowledged: a worker of the right account takes it after ``claim_idle``.
             logger.error("job %s of %s refused: %s", job_id, batch, error)
             return
@@ -227,7 +232,7 @@ class Worker:
             finally:
                 del self._owned[(batch, job_id)]
 
-    def shared_uploads(self, journal: SharedJournal, ttl: float) -> SharedUploads:
+    def shared_uploads(self, journal: RedisJournal, ttl: float) -> SharedUploads:
         uploads = self._uploads.get(journal.batch)
         if uploads is None:
             uploads = self._uploads[journal.batch] = SharedUploads(self.redis, journal.prefix, ttl)
@@ -235,51 +240,66 @@ class Worker:
 
 
 class _Job:
-    def __init__(self, worker: Worker, journal: SharedJournal, job_id: str, epoch: int) -> None:
+    def __init__(self, worker: Worker, journal: RedisJournal, job_id: str, epoch: int) -> None:
         self.worker = worker
         self.journal = journal
         self.id = job_id
         self.epoch = epoch
 
-    async def _move(self, expected: tuple[str, ...], to: str, **fields: Any) -> str:
+    async def _move(
+        self, expected: JobState, to: JobState, *, max_tasks: int = 0, stop: str = "", **fields: Any
+    ) -> str:
         reply = await self.journal.move(
-            self.id, self.epoch, expected, to, lease=self.worker.lease, **fields
+            self.id,
+            self.epoch,
+            (expected,),
+            to,
+            lease=self.worker.lease,
+            max_tasks=max_tasks,
+            stop=stop,
+            fields=fields,
         )
         if reply == "fenced":
             raise _Fenced
         return reply
 
-    async def _fail(self, expected: tuple[str, ...], error: MioCreateError, **fields: Any) -> None:
+    async def _fail(
+        self, expected: JobState, error: MioCreateError, *, stop: bool = False, **fields: Any
+    ) -> None:
         if error.task_id is not None:
             fields["task_id"] = error.task_id
-        await self._move(expected, "failed", error=encode_error(error), **fields)
+        info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
+        await self._move(expected, JobState.FAILED, stop="1" if stop else "", error=info, **fields)
 
-    async def run(self, state: str, task_id: int | None) -> None:
-        record = await self.journal.record(self.id)
-        meta = await self.journal.meta()
-        self.deadline = anyio.current_time() + float(meta.get("timeout", "1800"))
-        if state == "submitted":
+    async def run(self, state: JobState, task_id: int | None) -> None:
+        options = await self.journal.options()
+        self.deadline = anyio.current_time() + float(options.get("timeout", "1800"))
+        if state is JobState.SUBMITTED:
             assert task_id is not None
-            kind = TaskKind(record.get("kind", TaskKind.IMAGE_SWAP.value))
+            record = await self.journal.get(self.id)
+            video = record is not None and record.kind == "video"
+            kind = TaskKind.VIDEO_SWAP if video else TaskKind.IMAGE_SWAP
             await self._wait(TaskHandle(task_id, kind))
             return
-        spec = json.loads(record["spec"])
-        stop = await self.journal.stopped()
-        if stop is not None:
-            await self._fail(("pending",), _no_credits(stop))
+        if state is JobState.UPLOADED:  # uploads are free: redone
+            await self._move(JobState.UPLOADED, JobState.PENDING)
+        spec = await self.journal.spec(self.id)
+        if await self.journal.stopped():
+            await self._fail(JobState.PENDING, _no_credits())
             return
         if self.worker.draining.is_set():
             await self._hand_back()
             return
         try:
-            ttl = float(meta.get("upload_ttl", "3600"))
+            ttl = float(options.get("upload_ttl", "3600"))
             face_key = await self._face(spec["face"], ttl)
             image_key = await self._upload(spec["image"], "image")
             is_video = _is_video(image_key, spec.get("kind"))
         except MioCreateError as error:
-            await self._fail(("pending",), error)
+            await self._fail(JobState.PENDING, error)
             return
-        task = await self._create(image_key, face_key, is_video, bool(spec.get("hd")), meta)
+        max_tasks = int(options.get("max_tasks", "0"))
+        task = await self._create(image_key, face_key, is_video, bool(spec.get("hd")), max_tasks)
         if task is not None:
             await self._wait(task)
 
@@ -291,26 +311,21 @@ class _Job:
     # --- inputs -------------------------------------------------------------------------------
 
     async def _upload(self, spec: dict[str, Any], role: str) -> str:
-        client = self.worker.client
-        if "key" in spec:
-            return Key(spec["key"])
-        if "url" in spec:
-            return await self._upload_url(spec["url"], role)
-        path = spec["path"]
-        if "size" in spec:
-            try:
-                stat = await anyio.Path(path).stat()
-            except OSError:
-                stat = None
-            if stat is not None and (stat.st_size, stat.st_mtime_ns) != (
-                spec["size"],
-                spec["mtime_ns"],
-            ):
-                raise InvalidInputError(
-                    f"the {role} {path} changed since the job was submitted (size or "
+        source = input_of(spec)
+        if isinstance(source, Key):
+            return source
+        if source.startswith(("http://", "https://")):
+            return await self._upload_url(source, role)
+        # The driver saw this file (size and mtime): a change since is refused, not swapped.
+        seen = spec.get("fingerprint")
+        if seen and seen != "missing":
+            now = await anyio.to_thread.run_sync(describe, source, role)
+            if now.fingerprint != seen:
+                raise InputChangedError(
+                    f"the {role} {source} changed since the job was submitted (size or "
                     "modification time): refused rather than swapped as if it were the same"
                 )
-        return await client.upload(path)
+        return await self.worker.client.upload(source)
 
     async def _upload_url(self, url: str, role: str) -> str:
         """Stream an http(s) source straight into the presigned PUT, with its Content-Length.
@@ -335,10 +350,11 @@ class _Job:
             raise InvalidInputError(f"cannot read the {role} URL: {error}") from error
 
     async def _face(self, spec: dict[str, Any], ttl: float) -> str:
-        if "path" not in spec:
+        source = input_of(spec)
+        if isinstance(source, Key) or source.startswith(("http://", "https://")):
             return await self._upload(spec, "face")
         try:
-            digest = await anyio.to_thread.run_sync(file_digest, spec["path"])
+            digest = await anyio.to_thread.run_sync(file_digest, source)
         except OSError:
             return await self._upload(spec, "face")  # the upload gives the typed error
         uploads = self.worker.shared_uploads(self.journal, ttl)
@@ -347,35 +363,28 @@ class _Job:
     # --- the paid step ------------------------------------------------------------------------
 
     async def _create(
-        self, image_key: str, face_key: str, is_video: bool, hd: bool, meta: dict[str, str]
+        self, image_key: str, face_key: str, is_video: bool, hd: bool, max_tasks: int
     ) -> TaskHandle[Any] | None:
         client = self.worker.client
         policy = client.config.retry
         refusals = 0
+        kind = "video" if is_video else "image"
         while True:
             if self.worker.draining.is_set():
                 await self._hand_back()
                 return None
             # The intent is durable (Redis with appendfsync always) before the request goes.
             reply = await self._move(
-                ("pending",),
-                "submitting",
-                max_tasks=int(meta.get("max_tasks", "0")),
-                image_key=image_key,
-                face_key=face_key,
+                JobState.PENDING, JobState.SUBMITTING, max_tasks=max_tasks, kind=kind
             )
             if reply == "stopped":
-                await self._fail(("pending",), _no_credits(await self.journal.stopped()))
+                await self._fail(JobState.PENDING, _no_credits())
                 return None
             if reply == "budget":
-                await self._fail(
-                    ("pending",),
-                    TaskBudgetError(
-                        f"the batch's max_tasks budget ({meta.get('max_tasks')}) is used up: "
-                        "not submitted",
-                        operation="distributed",
-                    ),
+                budget = TaskBudgetError(
+                    f"the batch's max_tasks budget ({max_tasks}) is used up: not submitted"
                 )
+                await self._fail(JobState.PENDING, budget)
                 return None
             try:
                 if is_video:
@@ -386,25 +395,26 @@ class _Job:
                     task = await client.create_image_swap(image_key, face_key, hd=hd)
             except InsufficientCreditsError as error:
                 # The first 801 stops submissions on every worker at once.
-                await self._fail(("submitting",), error, stop=encode_error(error))
+                await self._fail(JobState.SUBMITTING, error, stop=True)
                 return None
             except SubmissionUncertainError as error:
-                await self._move(("submitting",), "uncertain", error=encode_error(error))
+                info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
+                await self._move(JobState.SUBMITTING, JobState.UNCERTAIN, error=info)
                 return None
             except MioCreateError as error:
                 if not refused_without_effect(error):
-                    await self._fail(("submitting",), error)
+                    await self._fail(JobState.SUBMITTING, error)
                     return None
                 # Refused, nothing created (802, 429, no connection): pending again, then retry.
-                await self._move(("submitting",), "pending")
+                await self._move(JobState.SUBMITTING, JobState.PENDING)
                 refusals += 1
                 delay = policy.backoff(refusals, error.retry_after)
                 if delay >= self.deadline - anyio.current_time():
-                    await self._fail(("pending",), error)
+                    await self._fail(JobState.PENDING, error)
                     return None
                 await anyio.sleep(delay)
                 continue
-            await self._move(("submitting",), "submitted", task_id=task.id, kind=task.kind.value)
+            await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
             return task
 
     # --- waiting ------------------------------------------------------------------------------
@@ -430,13 +440,17 @@ class _Job:
                 group.start_soon(watch)
                 group.start_soon(drained)
         if failure is not None:
-            await self._fail(("submitted",), failure, task_id=task.id)
+            await self._fail(JobState.SUBMITTED, failure, task_id=task.id)
         elif info is not None:
             result = cast(SwapResult, info.result)
-            await self._move(("submitted",), "succeeded", result=encode_result(result, task.kind))
+            data = json.dumps(encode_result(result), separators=(",", ":"))
+            expires = result.expires_at.timestamp() if result.expires_at else ""
+            await self._move(
+                JobState.SUBMITTED, JobState.SUCCEEDED, result=data, expires_at=expires
+            )
         elif deadline.cancelled_caught:
             await self._fail(
-                ("submitted",),
+                JobState.SUBMITTED,
                 TaskTimeoutError(
                     "the job's deadline passed before the task ended; it may still finish: "
                     "wait for it again",
@@ -447,7 +461,7 @@ class _Job:
             await self._hand_back()
 
 
-def _no_credits(stop: str | None) -> InsufficientCreditsError:
+def _no_credits() -> InsufficientCreditsError:
     return InsufficientCreditsError(
         "credits ran out (801) during this batch: not submitted",
         operation="distributed",

@@ -12,7 +12,13 @@ import pytest
 pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 
 from miocreate_async import InsufficientCreditsError, PollPolicy, SwapJob
-from miocreate_async.distributed import DistributedBatch, DistributedOutcome, Worker
+from miocreate_async._journal import JobState
+from miocreate_async.distributed import (
+    DistributedBatch,
+    DistributedOutcome,
+    TaskBudgetError,
+    Worker,
+)
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
 pytestmark = pytest.mark.anyio
@@ -73,31 +79,31 @@ async def test_a_batch_runs_on_a_worker_and_resubmitting_is_harmless(
         tasks = emu.ledger["tasks"]
         uploads = emu.ledger["uploads"]
     assert sorted(o.index for o in outcomes) == list(range(6))
-    assert all(o.ok and o.state == "succeeded" for o in outcomes), outcomes
+    assert all(o.ok and o.state is JobState.SUCCEEDED for o in outcomes), outcomes
     assert {str(o.job.image) for o in outcomes} == {str(j.image) for j in jobs}
     assert len(tasks) == 6
     # The face is uploaded once for the whole batch.
     face_uploads = [u for u in uploads if u["file_name"] == "face.png"]
     assert len(face_uploads) == 1
-    assert batch.summary()["succeeded"] == 6
+    assert batch.summary()[JobState.SUCCEEDED] == 6
 
 
 async def test_a_restarted_driver_resumes_reading_where_it_stopped(
     redis_url: str, tmp_path: Path
 ) -> None:
     jobs = photos(tmp_path, 4)
-    async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
-        async with running_worker(redis_url, emu):
-            async with batch_of(redis_url, emu, "b2") as batch:
-                await batch.submit(jobs)
-                first = []
-                async for outcome in batch.outcomes():
-                    first.append(outcome)
-                    if len(first) == 2:
-                        break
-            async with batch_of(redis_url, emu, "b2") as again:
-                await again.submit(jobs)
-                rest = await collect(again)
+    emulator = Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu")
+    async with emulator as emu, running_worker(redis_url, emu):
+        async with batch_of(redis_url, emu, "b2") as batch:
+            await batch.submit(jobs)
+            first = []
+            async for outcome in batch.outcomes():
+                first.append(outcome)
+                if len(first) == 2:
+                    break
+        async with batch_of(redis_url, emu, "b2") as again:
+            await again.submit(jobs)
+            rest = await collect(again)
     # The outcome being handled when the reader stopped comes once more; none is lost.
     seen = [o.job_id for o in first] + [o.job_id for o in rest]
     assert len(set(seen)) == 4
@@ -119,8 +125,6 @@ async def test_credits_run_out_everywhere_at_the_first_801(redis_url: str, tmp_p
 
 
 async def test_max_tasks_caps_the_tasks_created(redis_url: str, tmp_path: Path) -> None:
-    from miocreate_async.distributed import TaskBudgetError
-
     jobs = photos(tmp_path, 5)
     async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
         async with (
