@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, cast
 
+import anyio
 import attrs
 from redis.asyncio import Redis
 
@@ -111,7 +112,7 @@ class DistributedBatch:
             job_id, fingerprint, label, spec = encode_job(job)
             chunk.append((NewJob(job_id, offset + position, fingerprint, label), spec))
             position += 1
-            if len(chunk) == 500:
+            if len(chunk) == 100:
                 new += await self._add(chunk)
                 chunk = []
         new += await self._add(chunk)
@@ -120,9 +121,11 @@ class DistributedBatch:
 
     async def _add(self, chunk: list[tuple[NewJob, dict[str, Any]]]) -> int:
         states = await self.journal.add(chunk)
-        for (job, _), state in zip(chunk, states, strict=True):
-            if state in (None, JobState.PENDING):
-                await kick(self._broker, self.name, job.id)
+        # Many at once: Redis writes (and fsyncs) what arrives together in one go.
+        async with anyio.create_task_group() as group:
+            for (job, _), state in zip(chunk, states, strict=True):
+                if state in (None, JobState.PENDING):
+                    group.start_soon(kick, self._broker, self.name, job.id)
         return sum(state is None for state in states)
 
     async def outcomes(self) -> AsyncIterator[DistributedOutcome]:

@@ -34,8 +34,14 @@ from .._errors import (
     TaskTimeoutError,
 )
 from .._formats import media_type_of_name
-from .._journal import ErrorInfo, InputChangedError, JobState, JournalMeta, client_fingerprint
-from .._journal._interface import JournalMismatchError
+from .._journal import (
+    ErrorInfo,
+    InputChangedError,
+    JobState,
+    JournalMeta,
+    JournalMismatchError,
+    client_fingerprint,
+)
 from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
 from .._poller import Poller, PollPolicy
@@ -45,7 +51,7 @@ from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
 from ._codec import describe, encode_result, input_of
 from ._errors import TaskBudgetError
-from ._journal import BATCHES, RedisJournal
+from ._journal import BATCHES, Claim, RedisJournal
 from ._limits import SharedRateLimiter, SharedUploads, file_digest
 
 __all__ = ["Worker"]
@@ -63,9 +69,14 @@ class _Fenced(Exception):
 
 @attrs.define(eq=False)
 class _Lease:
+    """A job this worker owns: renewed in the background; cancelled when lost or drained."""
+
     journal: RedisJournal
     epoch: int
-    scope: anyio.CancelScope
+    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    #: Only polling: a draining worker may give the job back (polls are free to redo).
+    waiting: bool = False
+    drained: bool = False
 
 
 class Worker:
@@ -130,6 +141,7 @@ class Worker:
             async with self.client, aiohttp.ClientSession() as self.fetcher:
                 await self.broker.startup()
                 async with anyio.create_task_group() as group:
+                    self._jobs = group
                     group.start_soon(self.poller.run)
                     group.start_soon(self._renew_leases)
                     group.start_soon(self._reap)
@@ -139,6 +151,10 @@ class Worker:
                         "draining: no new jobs; finishing or handing back %d", len(self._owned)
                     )
                     self.draining.set()
+                    for lease in self._owned.values():
+                        if lease.waiting:
+                            lease.drained = True
+                            lease.scope.cancel()
                     await finish.wait()
                     group.cancel_scope.cancel()
         finally:
@@ -173,7 +189,9 @@ class Worker:
         while True:
             await anyio.sleep(self.lease / 3)
             for key, lease in list(self._owned.items()):
-                if not await lease.journal.renew(key[1], lease.epoch, self.lease):
+                renewed = await lease.journal.renew(key[1], lease.epoch, self.lease)
+                # A job that finished meanwhile has no lease to renew: not a loss.
+                if not renewed and self._owned.get(key) is lease:
                     logger.warning("lost the lease of job %s of %s", key[1], key[0])
                     lease.scope.cancel()
 
@@ -223,14 +241,26 @@ class Worker:
             )
         if claim.outcome != "claimed":
             return
-        with anyio.CancelScope() as scope:
-            self._owned[(batch, job_id)] = _Lease(journal, claim.epoch, scope)
-            try:
-                await _Job(self, journal, job_id, claim.epoch).run(claim.state, claim.task_id)
-            except _Fenced:
-                logger.warning("job %s of %s now belongs to another worker", job_id, batch)
-            finally:
-                del self._owned[(batch, job_id)]
+        # The job runs in this worker's own task group, not in taskiq's task: cancelling a scope
+        # in a task whose repr is taskiq's (it names every running task) costs milliseconds.
+        done = anyio.Event()
+        self._jobs.start_soon(self._run, journal, job_id, claim, done)
+        await done.wait()
+
+    async def _run(
+        self, journal: RedisJournal, job_id: str, claim: Claim, done: anyio.Event
+    ) -> None:
+        lease = self._owned[(journal.batch, job_id)] = _Lease(journal, claim.epoch)
+        try:
+            with lease.scope:
+                await _Job(self, journal, job_id, lease).run(claim.state, claim.task_id)
+            if lease.drained:
+                await _Job(self, journal, job_id, lease).hand_back()
+        except _Fenced:
+            logger.warning("job %s of %s now belongs to another worker", job_id, journal.batch)
+        finally:
+            del self._owned[(journal.batch, job_id)]
+            done.set()
 
     def shared_uploads(self, journal: RedisJournal, ttl: float) -> SharedUploads:
         uploads = self._uploads.get(journal.batch)
@@ -240,11 +270,12 @@ class Worker:
 
 
 class _Job:
-    def __init__(self, worker: Worker, journal: RedisJournal, job_id: str, epoch: int) -> None:
+    def __init__(self, worker: Worker, journal: RedisJournal, job_id: str, lease: _Lease) -> None:
         self.worker = worker
         self.journal = journal
         self.id = job_id
-        self.epoch = epoch
+        self.lease = lease
+        self.epoch = lease.epoch
 
     async def _move(
         self, expected: JobState, to: JobState, *, max_tasks: int = 0, stop: str = "", **fields: Any
@@ -288,7 +319,7 @@ class _Job:
             await self._fail(JobState.PENDING, _no_credits())
             return
         if self.worker.draining.is_set():
-            await self._hand_back()
+            await self.hand_back()
             return
         try:
             ttl = float(options.get("upload_ttl", "3600"))
@@ -303,7 +334,7 @@ class _Job:
         if task is not None:
             await self._wait(task)
 
-    async def _hand_back(self) -> None:
+    async def hand_back(self) -> None:
         """Draining: give the job back to the queue for another worker."""
         if await self.journal.release(self.id, self.epoch):
             await kick(self.worker.broker, self.journal.batch, self.id)
@@ -371,7 +402,7 @@ class _Job:
         kind = "video" if is_video else "image"
         while True:
             if self.worker.draining.is_set():
-                await self._hand_back()
+                await self.hand_back()
                 return None
             # The intent is durable (Redis with appendfsync always) before the request goes.
             reply = await self._move(
@@ -420,25 +451,19 @@ class _Job:
     # --- waiting ------------------------------------------------------------------------------
 
     async def _wait(self, task: TaskHandle[Any]) -> None:
+        if self.worker.draining.is_set():
+            await self.hand_back()
+            return
         info: TaskInfo[Any] | None = None
         failure: MioCreateError | None = None
-
-        async def watch() -> None:
-            nonlocal info, failure
-            try:
+        self.lease.waiting = True  # a draining worker may cancel this wait and hand it back
+        try:
+            with anyio.move_on_after(max(0.0, self.deadline - anyio.current_time())):
                 info = await self.worker.poller.watch(task)
-            except MioCreateError as error:
-                failure = error
-            group.cancel_scope.cancel()
-
-        async def drained() -> None:
-            await self.worker.draining.wait()
-            group.cancel_scope.cancel()
-
-        with anyio.move_on_after(max(0.0, self.deadline - anyio.current_time())) as deadline:
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch)
-                group.start_soon(drained)
+        except MioCreateError as error:
+            failure = error
+        finally:
+            self.lease.waiting = False
         if failure is not None:
             await self._fail(JobState.SUBMITTED, failure, task_id=task.id)
         elif info is not None:
@@ -448,17 +473,13 @@ class _Job:
             await self._move(
                 JobState.SUBMITTED, JobState.SUCCEEDED, result=data, expires_at=expires
             )
-        elif deadline.cancelled_caught:
-            await self._fail(
-                JobState.SUBMITTED,
-                TaskTimeoutError(
-                    "the job's deadline passed before the task ended; it may still finish: "
-                    "wait for it again",
-                    task_id=task.id,
-                ),
-            )
         else:
-            await self._hand_back()
+            timeout = TaskTimeoutError(
+                "the job's deadline passed before the task ended; it may still finish: wait "
+                "for it again",
+                task_id=task.id,
+            )
+            await self._fail(JobState.SUBMITTED, timeout)
 
 
 def _no_credits() -> InsufficientCreditsError:
