@@ -58,6 +58,11 @@ class Options:
         assert isinstance(value, (int, float)), name
         return float(value)
 
+    def optional_number(self, name: str) -> float | None:
+        value = self._values.get(name)
+        assert value is None or isinstance(value, (int, float)), name
+        return None if value is None else float(value)
+
     def count(self, name: str) -> int:
         value = self._values[name]
         assert isinstance(value, int), name

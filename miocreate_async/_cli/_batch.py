@@ -11,6 +11,7 @@ before anything is spent, unless ``--overwrite``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import time
 from collections import deque
@@ -38,6 +39,7 @@ from ._common import (
     taken,
 )
 from ._console import stderr_console, stdout_console
+from ._worker import add_redis, check_extra
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -311,6 +313,62 @@ class _Run:
                     group.start_soon(fetch, row, outcome.result)
 
 
+async def _run_distributed(
+    client: MioCreate, rows: list[Row], options: Options, bars: Progress, output: Path
+) -> None:
+    """The batch on the workers of a Redis (``miocreate worker``): inputs by their paths on the
+    shared file system; results downloaded here as they arrive, from whichever worker."""
+    check_extra()
+    from ..distributed import DistributedBatch
+    from ..distributed._codec import encode_job
+
+    jobs = [SwapJob(row.image.resolve(), row.face.resolve(), hd=row.hd) for row in rows]
+    by_id = {encode_job(job)[0]: row for job, row in zip(jobs, rows, strict=True)}
+    name = options.optional_text("batch_name") or _batch_name(output)
+    tasks = bars.add_task("tasks", total=len(rows), detail="")
+    counts = {"ok": 0, "failed": 0}
+
+    async def fetch(row: Row, result: SwapResult) -> None:
+        try:
+            target = row.stem.with_name(row.stem.name + suffix_of(result))
+            row.path = await result.download(target, overwrite=options.overwrite)
+            counts["ok"] += 1
+        except Exception as error:
+            row.error = error
+            counts["failed"] += 1
+        bars.update(tasks, detail=_tally(counts["ok"], counts["failed"]))
+
+    async with (
+        DistributedBatch(
+            options.text("redis"),
+            batch=name,
+            base_url=client.config.base_url,
+            timeout=options.number("timeout"),
+            client=client,
+        ) as batch,
+        anyio.create_task_group() as group,
+    ):
+        await batch.submit(jobs)
+        async for outcome in batch.outcomes():
+            row = by_id.get(outcome.job_id or "")
+            if row is None:  # a job an earlier run of this batch added
+                continue
+            row.task_id = outcome.task_id
+            bars.advance(tasks)
+            if outcome.error is not None or outcome.result is None:
+                row.error = outcome.error or RuntimeError("no result")
+                counts["failed"] += 1
+                bars.update(tasks, detail=_tally(counts["ok"], counts["failed"]))
+            else:
+                group.start_soon(fetch, row, outcome.result)
+
+
+def _batch_name(output: Path) -> str:
+    """One distributed batch per output folder: the same command again resumes it."""
+    digest = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:16]
+    return f"cli-{digest}"
+
+
 def _tally(succeeded: int, failed: int) -> str:
     return f"{succeeded} ok, {failed} failed" if failed else f"{succeeded} ok"
 
@@ -369,6 +427,13 @@ def register(commands: Subcommands) -> None:
         help="jobs in flight at once (default: 8)",
     )
     add_timeout(parser, 1800)
+    add_redis(parser, required=False)
+    parser.add_argument(
+        "--batch-name",
+        metavar="NAME",
+        help="with --redis: the batch's name (default: one per output folder, so running the "
+        "same command again resumes it)",
+    )
 
 
 async def run_batch(options: Options) -> int:
@@ -376,9 +441,12 @@ async def run_batch(options: Options) -> int:
     started = time.monotonic()
     async with make_client(options) as client:
         with _progress(disable=options.json) as bars:
-            run = _Run(client, rows, options, bars)
-            await run.upload()
-            await run.swap()
+            if options.optional_text("redis"):
+                await _run_distributed(client, rows, options, bars, output)
+            else:
+                run = _Run(client, rows, options, bars)
+                await run.upload()
+                await run.swap()
     elapsed = time.monotonic() - started
     succeeded = sum(row.ok for row in rows)
     if options.json:

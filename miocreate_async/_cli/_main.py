@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 
 _PROG = "miocreate"
 #: Commands that work without rich (the ``cli`` extra).
-_PLAIN_COMMANDS = frozenset({"demo", "emulator"})
+_PLAIN_COMMANDS = frozenset({"demo", "emulator", "worker"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

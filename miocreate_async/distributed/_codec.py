@@ -9,35 +9,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from .. import _errors
-from .._batch import SwapJob, SwapResult
-from .._client import Key
-from .._converter import structure_result, unstructure
+from .._batch import SwapJob
 from .._errors import InvalidInputError, MioCreateError
 from .._journal import ErrorInfo, InputRef, describe_input, job_identity
-from .._operations import TaskKind
+from .._journal._tracker import _restored_error as restored_error
+from .._transfer._inputs import Key
 from ._errors import TaskBudgetError
 
 __all__ = [
     "decode_error",
-    "decode_result",
     "describe",
     "encode_job",
-    "encode_result",
     "input_of",
     "is_url",
 ]
 
 Spec = dict[str, Any]
-
-_ERROR_TYPES: dict[str, type[MioCreateError]] = {
-    cls.__name__: cls
-    for cls in [*(getattr(_errors, name) for name in _errors.__all__), TaskBudgetError]
-    if isinstance(cls, type) and issubclass(cls, MioCreateError)
-}
 
 
 def is_url(value: str) -> bool:
@@ -80,16 +70,8 @@ def input_of(spec: Mapping[str, Any]) -> str:
     return Key(value) if scheme == "key" else value
 
 
-def encode_result(result: SwapResult) -> dict[str, Any]:
-    data: dict[str, Any] = unstructure(result)
-    return data
-
-
-def decode_result(data: Mapping[str, Any], kind: str | None) -> SwapResult:
-    task_kind = TaskKind.VIDEO_SWAP if kind == "video" else TaskKind.IMAGE_SWAP
-    return cast(SwapResult, structure_result(dict(data), task_kind))
-
-
 def decode_error(info: ErrorInfo, task_id: int | None) -> MioCreateError:
-    cls = _ERROR_TYPES.get(info.type, MioCreateError)
-    return cls(info.message, code=info.code, task_id=task_id)
+    """The recorded error as its own type (the journal's rule, plus this edge's own error)."""
+    if info.type == TaskBudgetError.__name__:
+        return TaskBudgetError(info.message, code=info.code, task_id=task_id)
+    return restored_error(info, task_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -14,9 +15,10 @@ from redis.asyncio import Redis
 from .._batch import SwapJob, SwapOutcome
 from .._config import Config
 from .._journal import JobState, JournalMeta, NewJob, Summary, client_fingerprint
+from .._journal._tracker import ResultFetcher, restored_result
 from .._version import __version__
 from ._broker import kick, make_broker
-from ._codec import decode_error, decode_result, encode_job, input_of
+from ._codec import decode_error, encode_job, input_of
 from ._journal import RedisJournal
 
 __all__ = ["DistributedBatch", "DistributedOutcome"]
@@ -26,12 +28,8 @@ __all__ = ["DistributedBatch", "DistributedOutcome"]
 class DistributedOutcome(SwapOutcome):
     """A job's outcome, from whichever worker ran it. ``index`` is its submission order."""
 
-    #: The job's id in the shared journal.
-    job_id: str
     #: Its final state: succeeded, failed or uncertain.
     state: JobState
-    #: True when it ended before this driver started reading (an earlier run's outcome).
-    resumed: bool = False
 
 
 class DistributedBatch:
@@ -53,9 +51,11 @@ class DistributedBatch:
         timeout: float = 1800.0,
         max_tasks: int | None = None,
         upload_ttl: float = 3600.0,
+        client: ResultFetcher | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.name = batch
+        self._client = client
         config = Config.from_env() if base_url is None else Config(base_url=base_url)
         self._meta = JournalMeta(
             base_url=config.base_url,
@@ -156,7 +156,9 @@ class DistributedBatch:
         record = await self.journal.get(job_id)
         assert record is not None  # records are never deleted
         spec = await self.journal.spec(job_id)
-        result = decode_result(record.result, record.kind) if record.result else None
+        result = None
+        if record.result:
+            result = restored_result(record, self._client or _NO_CLIENT)
         error = decode_error(record.error, record.task_id) if record.error else None
         return DistributedOutcome(
             job=SwapJob(input_of(spec["image"]), input_of(spec["face"]), spec["hd"], spec["kind"]),
@@ -192,3 +194,20 @@ def _checked(job: object) -> SwapJob:
     if not isinstance(job, SwapJob):
         raise TypeError(f"submit takes SwapJob items, got {type(job).__name__}")
     return job
+
+
+class _Unbound:
+    """Results read without a client: downloading them says to give the batch a client."""
+
+    @property
+    def config(self) -> Config:
+        raise RuntimeError("give DistributedBatch(client=...) to download results")
+
+    async def get_access_url(self, key: str) -> str:
+        raise RuntimeError("give DistributedBatch(client=...) to download results")
+
+    async def download(self, *args: object, **kwargs: object) -> Path:
+        raise RuntimeError("give DistributedBatch(client=...) to download results")
+
+
+_NO_CLIENT = _Unbound()

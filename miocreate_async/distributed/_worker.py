@@ -25,7 +25,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from .._batch import SwapResult
-from .._client import Key, MioCreate
+from .._client import MioCreate
 from .._errors import (
     InsufficientCreditsError,
     InvalidInputError,
@@ -42,14 +42,15 @@ from .._journal import (
     JournalMismatchError,
     client_fingerprint,
 )
+from .._journal._tracker import stored_result
 from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
 from .._poller import Poller, PollPolicy
 from .._retry import refused_without_effect
-from .._sources import StreamSource
+from .._transfer._inputs import Key, StreamSource
 from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
-from ._codec import describe, encode_result, input_of
+from ._codec import describe, input_of
 from ._errors import TaskBudgetError
 from ._journal import BATCHES, Claim, RedisJournal
 from ._limits import SharedRateLimiter, SharedUploads, file_digest
@@ -94,6 +95,7 @@ class Worker:
         concurrency: int = 32,
         client_id: str | None = None,
         client_secret: str | None = None,
+        token: str | None = None,
         base_url: str | None = None,
         rate_limit: float | None = None,
         lease: float = 30.0,
@@ -110,8 +112,10 @@ class Worker:
         self.rate_limit = rate_limit
         self.poll = poll or PollPolicy()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._credentials = (client_id, client_secret, base_url)
-        env_id = os.environ.get("MIOCREATE_CLIENT_ID") if client_id is None else client_id
+        self._credentials = (client_id, client_secret, token, base_url)
+        env_id = client_id
+        if client_id is None and token is None and not os.environ.get("MIOCREATE_TOKEN"):
+            env_id = os.environ.get("MIOCREATE_CLIENT_ID")
         self.account = client_fingerprint(env_id)
         self.draining = anyio.Event()
         self._owned: dict[tuple[str, str], _Lease] = {}
@@ -122,13 +126,15 @@ class Worker:
 
     async def run(self, drain: anyio.Event | None = None) -> None:
         """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
-        client_id, client_secret, base_url = self._credentials
+        client_id, client_secret, token, base_url = self._credentials
         self.redis = Redis.from_url(self.redis_url, decode_responses=True)
         limiter = None
         if self.rate_limit:
             key = f"miocreate:rate:{self.account or 'default'}"
             limiter = SharedRateLimiter(self.redis, key, self.rate_limit)
-        self.client = MioCreate(client_id, client_secret, base_url=base_url, rate_limit=limiter)
+        self.client = MioCreate(
+            client_id, client_secret, token=token, base_url=base_url, rate_limit=limiter
+        )
         self.broker = make_broker(self.redis_url, claim_idle=self.claim_idle)
 
         async def swap_job(batch: str, job_id: str, context: Context = _CONTEXT) -> None:
@@ -468,7 +474,8 @@ class _Job:
             await self._fail(JobState.SUBMITTED, failure, task_id=task.id)
         elif info is not None:
             result = cast(SwapResult, info.result)
-            data = json.dumps(encode_result(result), separators=(",", ":"))
+            # Keys and sizes, not signed URLs: a driver fetches a fresh URL to download.
+            data = json.dumps(stored_result(result), separators=(",", ":"))
             expires = result.expires_at.timestamp() if result.expires_at else ""
             await self._move(
                 JobState.SUBMITTED, JobState.SUCCEEDED, result=data, expires_at=expires

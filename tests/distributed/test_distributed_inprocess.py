@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 
 pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 
-from miocreate_async import InsufficientCreditsError, PollPolicy, SwapJob
+from miocreate_async import InsufficientCreditsError, MioCreate, PollPolicy, SwapJob
 from miocreate_async._journal import JobState
 from miocreate_async.distributed import (
     DistributedBatch,
@@ -23,6 +26,7 @@ from miocreate_async.emulator import Emulator, write_sample_face, write_sample_p
 
 pytestmark = pytest.mark.anyio
 
+CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 FAST_POLL = PollPolicy(first=0.05, minimum=0.05, maximum=0.2, settle=0.1)
 
 
@@ -51,9 +55,21 @@ async def running_worker(redis_url: str, emu: Emulator, **options: float) -> Asy
         drain.set()
 
 
-def batch_of(redis_url: str, emu: Emulator, name: str, **options: int) -> DistributedBatch:
+def batch_of(
+    redis_url: str,
+    emu: Emulator,
+    name: str,
+    max_tasks: int | None = None,
+    client: MioCreate | None = None,
+) -> DistributedBatch:
     return DistributedBatch(
-        redis_url, batch=name, base_url=emu.url, client_id=emu.client_id, timeout=60, **options
+        redis_url,
+        batch=name,
+        base_url=emu.url,
+        client_id=emu.client_id,
+        timeout=60,
+        max_tasks=max_tasks,
+        client=client,
     )
 
 
@@ -72,10 +88,15 @@ async def test_a_batch_runs_on_a_worker_and_resubmitting_is_harmless(
 ) -> None:
     jobs = photos(tmp_path, 6)
     async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
-        async with running_worker(redis_url, emu), batch_of(redis_url, emu, "b1") as batch:
+        async with (
+            emu.client() as client,
+            running_worker(redis_url, emu),
+            batch_of(redis_url, emu, "b1", client=client) as batch,
+        ):
             assert await batch.submit(jobs) == 6
             assert await batch.submit(jobs) == 0
             outcomes = await collect(batch)
+            saved = await outcomes[0].unwrap().download(tmp_path / "out/")
         tasks = emu.ledger["tasks"]
         uploads = emu.ledger["uploads"]
     assert sorted(o.index for o in outcomes) == list(range(6))
@@ -86,6 +107,8 @@ async def test_a_batch_runs_on_a_worker_and_resubmitting_is_harmless(
     face_uploads = [u for u in uploads if u["file_name"] == "face.png"]
     assert len(face_uploads) == 1
     assert batch.summary()[JobState.SUCCEEDED] == 6
+    # Redis keeps keys, not signed URLs: the driver's client fetches a fresh one to download.
+    assert saved.stat().st_size > 0
 
 
 async def test_a_restarted_driver_resumes_reading_where_it_stopped(
@@ -136,3 +159,32 @@ async def test_max_tasks_caps_the_tasks_created(redis_url: str, tmp_path: Path) 
         assert len(emu.ledger["tasks"]) == 2
     assert sum(o.ok for o in outcomes) == 2
     assert all(isinstance(o.error, TaskBudgetError) for o in outcomes if not o.ok)
+
+
+async def test_the_cli_batch_runs_on_the_workers_of_a_redis(redis_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    jobs = photos(folder, 3)
+    face = tmp_path / "face.png"
+    (folder / "face.png").rename(face)
+    out = tmp_path / "out"
+    async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
+        env = {
+            **os.environ,
+            "MIOCREATE_BASE_URL": emu.url,
+            "MIOCREATE_CLIENT_ID": emu.client_id,
+            "MIOCREATE_CLIENT_SECRET": emu.client_secret,
+        }
+        command = [sys.executable, "-c", CLI, "batch", str(folder), "--face", str(face)]
+        command += ["-o", str(out), "--redis", redis_url, "--json"]
+        async with running_worker(redis_url, emu):
+            with anyio.fail_after(60):
+                done = await anyio.run_process(command, env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["succeeded"] == len(jobs) == 3
+    assert sorted(path.name for path in out.iterdir()) == [
+        "p0-swapped.jpg",
+        "p1-swapped.jpg",
+        "p2-swapped.jpg",
+    ]

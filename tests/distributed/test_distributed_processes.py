@@ -22,6 +22,8 @@ pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 from miocreate_async.emulator import write_sample_face, write_sample_photo
 
 DRIVER = Path(__file__).with_name("distributed_driver.py")
+#: ``miocreate`` (the console script), run by this interpreter.
+CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 CLIENT = {
     "MIOCREATE_CLIENT_ID": "emulator-client-id",
     "MIOCREATE_CLIENT_SECRET": "emulator-client-secret",
@@ -91,7 +93,7 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     return processes.start(
         f"worker{n}",
-        "-m", "miocreate_async.distributed", "worker", "--redis", redis_url,
+        "-c", CLI, "worker", "--redis", redis_url,
         "-j", "8", "--lease", "2", "--claim-idle", "3", "--poll-maximum", "0.3", *options,
     )  # fmt: skip
 
