@@ -37,6 +37,7 @@ PRIVATE_ALIASES = (
     "LatencyInput",  # Emulator(latency=...): seconds, a range, or a mapping by kind
     "ResultDownloader",  # the client's download method, bound into a result
     "Journal",  # swap_many(journal=...): the journal protocol, while it is not exported
+    "JobState",  # DistributedOutcome.state: a job's state name in the journal (an enum)
 )
 
 
