@@ -11,7 +11,9 @@ How a page's samples run:
   ``MIOCREATE_CLIENT_ID`` and ``MIOCREATE_CLIENT_SECRET`` pointing at a fresh emulator, so
   ``MioCreate()`` works unchanged.
 - The namespace starts with ``mc`` (a ``MioCreate()`` made from that environment, for fragments
-  written as lines inside ``async with MioCreate() as mc:``) and ``emulator`` (for hidden set-up).
+  written as lines inside ``async with MioCreate() as mc:``), and for hidden set-up ``emulator``
+  and ``serve_redis()`` (starts a real redis-server and sets ``REDIS_URL``; the page is skipped
+  where redis-server or the distributed extra is missing).
 
 Markers, an HTML comment on the line just before the fence (invisible on the site and on GitHub):
 - ``<!-- sample: not run: REASON -->``: the sample is not executed; the reason is required.
@@ -23,13 +25,15 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,11 +168,16 @@ def _execute(code: object, namespace: dict[str, object], loop: asyncio.AbstractE
         exec(code, namespace)
 
 
-def run_page(page: Path, emulator: Emulator) -> None:
+def run_page(page: Path, emulator: Emulator, serve_redis: Callable[[], str]) -> None:
     samples = [sample for sample in extract(page) if sample.mode == "run"]
     loop = asyncio.new_event_loop()
     mc = MioCreate()
-    namespace: dict[str, object] = {"__name__": "__main__", "mc": mc, "emulator": emulator}
+    namespace: dict[str, object] = {
+        "__name__": "__main__",
+        "mc": mc,
+        "emulator": emulator,
+        "serve_redis": serve_redis,
+    }
     try:
         for sample in samples:
             if sample.setup:
@@ -197,8 +206,17 @@ def run_pytest_samples(page: Path, folder: Path) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=str)
-def test_samples_of_page_run(page: Path, emulated: Emulator, tmp_path: Path) -> None:
-    run_page(page, emulated)
+def test_samples_of_page_run(
+    page: Path, emulated: Emulator, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def serve_redis() -> str:
+        if shutil.which("redis-server") is None or importlib.util.find_spec("taskiq_redis") is None:
+            pytest.skip(f"{page} needs redis-server and the distributed extra")
+        url: str = request.getfixturevalue("redis_url")
+        monkeypatch.setenv("REDIS_URL", url)
+        return url
+
+    run_page(page, emulated, serve_redis)
     run_pytest_samples(page, Path.cwd())
 
 
