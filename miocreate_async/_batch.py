@@ -545,47 +545,45 @@ class _Job:
 
     async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
         batch, client = self.batch, self.batch.client
-        policy = client.config.retry
-        refusals = 0
-        while True:
-            async with batch.submissions:
-                stop = batch.no_credits_left()
-                if stop is not None:
-                    raise stop
-                # The intent, durably on disk before the request: a crash now means uncertain.
-                await self.entry.intent("video" if is_video else "image")
-                try:
-                    if is_video:
-                        task: TaskHandle[Any] = await client.create_video_swap(
-                            image_key, face_key, hd=self.job.hd
-                        )
-                    else:
-                        task = await client.create_image_swap(image_key, face_key, hd=self.job.hd)
-                except InsufficientCreditsError as error:
-                    if batch.out_of_credits is None:
-                        batch.out_of_credits = error
-                    raise
-                except MioCreateError as error:
-                    if not refused_without_effect(error):
+        # Refused, nothing created (802, 429, no connection): try again while time is left.
+        retrying = client.config.retry.retrying(
+            on=refused_without_effect, until=self.deadline, what="task creation"
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with batch.submissions:
+                    stop = batch.no_credits_left()
+                    if stop is not None:
+                        raise stop
+                    # The intent, durably on disk before the request: a crash now means
+                    # uncertain.
+                    await self.entry.intent("video" if is_video else "image")
+                    try:
+                        if is_video:
+                            task: TaskHandle[Any] = await client.create_video_swap(
+                                image_key, face_key, hd=self.job.hd
+                            )
+                        else:
+                            task = await client.create_image_swap(
+                                image_key, face_key, hd=self.job.hd
+                            )
+                    except InsufficientCreditsError as error:
+                        if batch.out_of_credits is None:
+                            batch.out_of_credits = error
                         raise
-                    refusal = error
-                    await self.entry.refused()
-                except anyio.get_cancelled_exc_class():
-                    # The block was left while the request was out: a task may exist.
-                    batch.uncertain.append(self.job)
-                    raise
-                else:
+                    except MioCreateError as error:
+                        if refused_without_effect(error):
+                            await self.entry.refused()
+                        raise
+                    except anyio.get_cancelled_exc_class():
+                        # The block was left while the request was out: a task may exist.
+                        batch.uncertain.append(self.job)
+                        raise
                     await self.entry.created(task.id)
-                    batch.created.append(task.id)
-                    batch.pending[task.id] = self.job
-                    batch.stats.tasks_created += 1
-                    return task
-            # Refused, nothing created (802, 429, no connection): try again while time is left.
-            refusals += 1
-            delay = policy.backoff(refusals, refusal.retry_after)
-            if delay >= self._remaining():
-                raise refusal
-            await anyio.sleep(delay)
+        batch.created.append(task.id)
+        batch.pending[task.id] = self.job
+        batch.stats.tasks_created += 1
+        return task
 
 
 _TASK_KINDS = {False: TaskKind.IMAGE_SWAP, True: TaskKind.VIDEO_SWAP}

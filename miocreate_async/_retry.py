@@ -4,13 +4,26 @@ Exponential backoff, capped, with full jitter; ``Retry-After`` wins when the ser
 Requests that change nothing are retried on any transient failure. Requests that create a task
 (and spend credits) are retried only when they provably created nothing: the connection was
 never made, or the server refused them (802, 429).
+
+Callers never write the retry loop (as with stamina's ``retry_context``)::
+
+    async for attempt in policy.retrying(on=is_transient):
+        with attempt:
+            reply = await send()
+
+The loop counts the failures, checks ``allows``, waits ``backoff`` (``Retry-After`` first) and
+raises the last error when no try is left. Waiting is its only use of the event loop.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timezone
+from types import TracebackType
 
+import anyio
 import attrs
 
 from ._errors import (
@@ -24,7 +37,16 @@ from ._errors import (
     TransportError,
 )
 
-__all__ = ["RetryPolicy", "is_transient", "parse_retry_after", "refused_without_effect"]
+__all__ = [
+    "Attempt",
+    "RetryPolicy",
+    "Retrying",
+    "is_transient",
+    "parse_retry_after",
+    "refused_without_effect",
+]
+
+logger = logging.getLogger("miocreate_async")
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -58,6 +80,95 @@ class RetryPolicy:
             return min(retry_after, self.max_retry_after)
         ceiling = min(self.maximum, self.initial * self.multiplier ** (retry - 1))
         return random.uniform(0, ceiling) if self.jitter else ceiling
+
+    def retrying(
+        self,
+        *,
+        on: Callable[[MioCreateError], bool],
+        until: float | None = None,
+        what: str = "request",
+    ) -> Retrying:
+        """The retry loop: ``async for attempt in policy.retrying(on=...): with attempt: ...``.
+
+        A MioCreateError for which ``on`` is true is retried; any other exception goes through.
+        With ``until`` (an ``anyio.current_time()`` deadline) retries go on, however many, while
+        the wait before the next one ends before it; otherwise ``allows`` decides.
+        """
+        return Retrying(self, on, until, what)
+
+
+class Retrying:
+    """The attempts of one retried operation; see ``RetryPolicy.retrying``."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        on: Callable[[MioCreateError], bool],
+        until: float | None,
+        what: str,
+    ) -> None:
+        self._policy = policy
+        self._on = on
+        self._until = until
+        self._what = what
+        #: Failed tries so far.
+        self.failures = 0
+        self._error: MioCreateError | None = None
+        self._succeeded = False
+
+    def __aiter__(self) -> Retrying:
+        return self
+
+    async def __anext__(self) -> Attempt:
+        if self._succeeded:
+            raise StopAsyncIteration
+        error, self._error = self._error, None
+        if error is not None:
+            self.failures += 1
+            delay = self._policy.backoff(self.failures, error.retry_after)
+            if self._until is not None:
+                if delay >= self._until - anyio.current_time():
+                    raise error
+            elif not self._policy.allows(self.failures, error.retry_after):
+                raise error
+            logger.debug(
+                "%s failed (%s); retry %d in %.2fs", self._what, error, self.failures, delay
+            )
+            await anyio.sleep(delay)
+        return Attempt(self)
+
+    def _failed(self, error: MioCreateError) -> bool:
+        if not self._on(error):
+            return False
+        self._error = error
+        return True
+
+
+class Attempt:
+    """One try: a block that either succeeds (the loop ends) or fails (the loop decides)."""
+
+    def __init__(self, retrying: Retrying) -> None:
+        self._retrying = retrying
+
+    @property
+    def number(self) -> int:
+        """1 for the first try."""
+        return self._retrying.failures + 1
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            self._retrying._succeeded = True
+            return False
+        # A retryable failure is kept (and swallowed) for the loop to retry or raise.
+        return isinstance(exc, MioCreateError) and self._retrying._failed(exc)
 
 
 def is_transient(error: MioCreateError) -> bool:

@@ -122,24 +122,14 @@ class Session:
         A task-creating operation is re-sent only when it provably created nothing; any other
         failure after it may have reached the server is a SubmissionUncertainError.
         """
-        policy = self.config.retry
-        refreshed = False
-        retry = 0
-        while True:
-            token = await self.auth.token() if authenticated and self.auth else None
-            try:
-                return await self._send_once(operation, method, body, params, token)
-            except AuthenticationError:
-                if token is None or refreshed or self.auth is None or not self.auth.refreshable:
-                    raise
-                # One fresh token per call: the old one may have expired early.
-                self.auth.invalidate(token)
-                refreshed = True
-            except MioCreateError as error:
-                retry += 1
-                if operation.creates_task:
-                    safe = refused_without_effect(error)
-                    if not safe and _may_have_reached_server(error):
+        safe = refused_without_effect if operation.creates_task else is_transient
+        async for attempt in self.config.retry.retrying(on=safe, what=operation.value):
+            with attempt:
+                try:
+                    data = await self._send(operation, method, body, params, authenticated)
+                except MioCreateError as error:
+                    uncertain = not safe(error) and _may_have_reached_server(error)
+                    if operation.creates_task and uncertain:
                         raise SubmissionUncertainError(
                             f"the request may have reached the server ({error.message}); "
                             "not re-sent, so as not to pay twice: check for the task "
@@ -147,15 +137,27 @@ class Session:
                             operation=operation.value,
                             http_status=error.http_status,
                         ) from error
-                else:
-                    safe = is_transient(error)
-                if not safe or not policy.allows(retry, error.retry_after):
                     raise
-                delay = policy.backoff(retry, error.retry_after)
-                logger.debug(
-                    "%s failed (%s); retry %d in %.2fs", operation.value, error, retry, delay
-                )
-                await anyio.sleep(delay)
+        return data
+
+    async def _send(
+        self,
+        operation: Operation,
+        method: str,
+        body: Any,
+        params: dict[str, str] | None,
+        authenticated: bool,
+    ) -> Any:
+        """One request, and once more with a fresh token if the service refused the token."""
+        token = await self.auth.token() if authenticated and self.auth else None
+        try:
+            return await self._send_once(operation, method, body, params, token)
+        except AuthenticationError:
+            if token is None or self.auth is None or not self.auth.refreshable:
+                raise
+            # The old token may have expired early.
+            self.auth.invalidate(token)
+            return await self._send_once(operation, method, body, params, await self.auth.token())
 
     async def _send_once(
         self,

@@ -49,19 +49,14 @@ async def download(
     target = await anyio.to_thread.run_sync(_resolve, destination, default_name)
     if not overwrite and await anyio.to_thread.run_sync(os.path.lexists, target):
         raise _exists(target)
-    failures = 0
-    while True:
-        async with limiter:
-            error, retry_after = await _download_once(
-                http, url, target, overwrite, config, progress
-            )
-        if error is None:
-            return target
-        # A broken connection, a stall (MioCreateTimeoutError) or a 5xx may pass on retry.
-        failures += 1
-        if not is_transient(error) or not config.retry.allows(failures, retry_after):
-            raise error
-        await anyio.sleep(config.retry.backoff(failures, retry_after))
+    # A broken connection, a stall (MioCreateTimeoutError) or a 5xx may pass on retry.
+    async for attempt in config.retry.retrying(on=is_transient, what=_OPERATION):
+        with attempt:
+            async with limiter:
+                error = await _download_once(http, url, target, overwrite, config, progress)
+            if error is not None:
+                raise error
+    return target
 
 
 def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
@@ -92,8 +87,8 @@ async def _download_once(
     overwrite: bool,
     config: Config,
     callback: ProgressCallback | None,
-) -> tuple[MioCreateError | None, float | None]:
-    """One GET; returns the error to raise or retry (and its Retry-After), None when done."""
+) -> MioCreateError | None:
+    """One GET; returns the error to raise or retry (its Retry-After kept), None when done."""
     # What the finally clause cleans up, set while it exists.
     to_remove: Path | None = None
     to_close: BinaryIO | None = None
@@ -114,7 +109,8 @@ async def _download_once(
                     operation=_OPERATION,
                     reason=response.reason or "",
                 )
-                return error, parse_retry_after(response.headers.get("Retry-After"))
+                error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                return error
             expected = response.content_length
             if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                 expected = None  # aiohttp decodes it: the length on disk differs
@@ -134,16 +130,16 @@ async def _download_once(
                 return TransportError(
                     f"the download ended after {received} of {expected} bytes ({redact_url(url)})",
                     operation=_OPERATION,
-                ), None
+                )
             to_close = None  # _finish closes it, whatever happens
             await anyio.to_thread.run_sync(_finish, file, bytes(block))
             await anyio.to_thread.run_sync(_move_into_place, partial, target, overwrite)
             to_remove = None
             await meter.finish(received)
-            return None, None
+            return None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         # aiohttp's messages hold the full signed URL: the typed error shows it redacted.
-        return transport_error(exc, operation=_OPERATION, url=url), None
+        return transport_error(exc, operation=_OPERATION, url=url)
     finally:
         # Synchronous on purpose: it must run even when the download is cancelled.
         if to_close is not None:

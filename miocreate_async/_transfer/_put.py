@@ -61,12 +61,6 @@ class _Attempt:
     callback_error: BaseException | None = None
 
 
-@attrs.frozen
-class _Outcome:
-    error: MioCreateError | None = None
-    retry_after: float | None = None
-
-
 class _Body:
     """The request body handed to aiohttp: chunks from the producer, counted as they go."""
 
@@ -105,46 +99,78 @@ async def put_object(
     """
     _refuse_session_auth(http)
     meter = ProgressMeter(progress, upload.size)
-    target = await get_target()
-    renewals = failures = 0
-    trust_local_clock = True
+    targets = _Targets(get_target)
+    await targets.renew()
+    # A stream is read once: its failures are not retried, and say why.
+    retryable = is_transient if upload.replayable else _never
+    async for attempt in config.retry.retrying(on=retryable, what=_OPERATION):
+        with attempt:
+            if attempt.number > 1:
+                await meter.restart()
+            key = await _put_until_not_expired(http, upload, targets, config, limiter, meter)
+    await meter.finish(upload.size)
+    return key
+
+
+def _never(_: MioCreateError) -> bool:
+    return False
+
+
+class _Targets:
+    """The upload URL in use, and how many times it was renewed."""
+
+    def __init__(self, get_target: Callable[[], Awaitable[UploadTarget]]) -> None:
+        self._get_target = get_target
+        self.target: UploadTarget | None = None
+        self.renewals = -1  # the first URL is no renewal
+        self.trust_local_clock = True
+
+    async def renew(self) -> UploadTarget:
+        self.renewals += 1
+        self.target = await self._get_target()
+        return self.target
+
+    async def usable(self) -> UploadTarget:
+        """The URL, renewed first when this machine's clock says it has expired."""
+        target = self.target
+        assert target is not None
+        while self.trust_local_clock and _expired(target.upload_url):
+            # Known expired: ask for another rather than send 500 MB to be refused.
+            if self.renewals >= MAX_RENEWALS:
+                raise UrlExpiredError(
+                    f"every upload URL given was already expired ({redact_url(target.upload_url)})",
+                    operation=_OPERATION,
+                )
+            target = await self.renew()
+            # A fresh URL that looks expired means this machine's clock is off: let storage,
+            # whose clock counts, decide from now on.
+            self.trust_local_clock = not _expired(target.upload_url)
+        return target
+
+
+async def _put_until_not_expired(
+    http: aiohttp.ClientSession,
+    upload: PreparedUpload,
+    targets: _Targets,
+    config: Config,
+    limiter: anyio.CapacityLimiter,
+    meter: ProgressMeter,
+) -> str:
+    """One try of the PUT, on fresh URLs for as long as storage says the URL expired."""
     while True:
         async with limiter:
             # Checked once a transfer slot is ours: the wait for one can outlast an URL.
-            while trust_local_clock and _expired(target.upload_url):
-                # Known expired: ask for another rather than send 500 MB to be refused.
-                renewals += 1
-                if renewals > MAX_RENEWALS:
-                    raise UrlExpiredError(
-                        "every upload URL given was already expired "
-                        f"({redact_url(target.upload_url)})",
-                        operation=_OPERATION,
-                    )
-                target = await get_target()
-                # A fresh URL that looks expired means this machine's clock is off: let
-                # storage, whose clock counts, decide from now on.
-                trust_local_clock = not _expired(target.upload_url)
-            outcome = await _attempt(http, upload, target.upload_url, config, meter)
-        error = outcome.error
+            target = await targets.usable()
+            error = await _attempt(http, upload, target.upload_url, config, meter)
         if error is None:
-            await meter.finish(upload.size)
             return target.key
-        if isinstance(error, UrlExpiredError):
-            renewals += 1
-            if not upload.replayable:
-                raise _not_replayable(error)
-            if renewals > MAX_RENEWALS:
-                raise error
-            target = await get_target()
-        elif is_transient(error):
-            failures += 1
-            if not upload.replayable:
-                raise _not_replayable(error)
-            if not config.retry.allows(failures, outcome.retry_after):
-                raise error
-            await anyio.sleep(config.retry.backoff(failures, outcome.retry_after))
-        else:
+        if not upload.replayable and (is_transient(error) or isinstance(error, UrlExpiredError)):
+            raise _not_replayable(error)
+        if not isinstance(error, UrlExpiredError):
             raise error
+        if targets.renewals >= MAX_RENEWALS:
+            raise error
+        await targets.renew()
         await meter.restart()
 
 
@@ -199,16 +225,19 @@ async def _attempt(
     url: str,
     config: Config,
     meter: ProgressMeter,
-) -> _Outcome:
+) -> MioCreateError | None:
+    """One PUT: None when stored, else the error to retry or raise (its Retry-After kept)."""
     attempt = _Attempt(upload)
     send, receive = anyio.create_memory_object_stream[bytes](1)
-    outcome: _Outcome | None = None
+    error: MioCreateError | None = None
+    answered = False
     request_error: BaseException | None = None
     async with anyio.create_task_group() as group:
         group.start_soon(_produce, attempt, send)
         group.start_soon(_monitor, attempt, meter, config.stall_timeout, group.cancel_scope)
         try:
-            outcome = await _request(http, upload, url, config, _Body(receive, attempt), attempt)
+            error = await _request(http, upload, url, config, _Body(receive, attempt), attempt)
+            answered = True
         except Exception as exc:
             # Raised after the group, so callers see it as is, not in an ExceptionGroup.
             request_error = exc
@@ -216,18 +245,15 @@ async def _attempt(
             attempt.finished = True
             group.cancel_scope.cancel()
             receive.close()
-    for error in (attempt.callback_error, attempt.source_error, request_error):
-        if error is not None:
-            raise error
-    if outcome is None:  # the monitor cancelled the request
-        return _Outcome(
-            MioCreateTimeoutError(
-                f"the upload stalled: no data moved for {config.stall_timeout:g} s "
-                f"({redact_url(url)})",
-                operation=_OPERATION,
-            )
+    for raised in (attempt.callback_error, attempt.source_error, request_error):
+        if raised is not None:
+            raise raised
+    if not answered:  # the monitor cancelled the request
+        return MioCreateTimeoutError(
+            f"the upload stalled: no data moved for {config.stall_timeout:g} s ({redact_url(url)})",
+            operation=_OPERATION,
         )
-    return outcome
+    return error
 
 
 async def _request(
@@ -237,7 +263,7 @@ async def _request(
     config: Config,
     body: _Body,
     attempt: _Attempt,
-) -> _Outcome:
+) -> MioCreateError | None:
     headers, skip = _headers(upload, url)
     try:
         async with http.put(
@@ -253,19 +279,14 @@ async def _request(
             # Storage replies are small; a bounded read keeps a hostile one from filling memory.
             content = await response.content.read(ERROR_BODY_LIMIT)
             if 200 <= response.status < 300:
-                return _Outcome()
-            return _Outcome(
-                storage_error(
-                    response.status,
-                    content,
-                    url,
-                    operation=_OPERATION,
-                    reason=response.reason or "",
-                ),
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                return None
+            error = storage_error(
+                response.status, content, url, operation=_OPERATION, reason=response.reason or ""
             )
+            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return error
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-        return _Outcome(transport_error(exc, operation=_OPERATION, url=url))
+        return transport_error(exc, operation=_OPERATION, url=url)
 
 
 async def _produce(attempt: _Attempt, send: ObjectSendStream[bytes]) -> None:
