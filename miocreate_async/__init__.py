@@ -11,7 +11,7 @@ import importlib as _importlib
 import typing as _typing
 
 from ._client import MioCreate, TaskRef
-from ._config import DEFAULT_BASE_URL, Config, PollSchedule
+from ._config import DEFAULT_BASE_URL, Config, PollPolicy, PollSchedule
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -67,11 +67,32 @@ from ._transfer._inputs import Key, MediaInput, StreamSource, UploadSource
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from ._batch import BatchStats, PollPolicy, SwapJob, SwapOutcome, SwapResults
+    from ._batch import (
+        BatchEvent,
+        BatchStats,
+        JobDone,
+        SwapJob,
+        SwapOutcome,
+        SwapResults,
+        TaskCreated,
+        TaskPolled,
+        UploadProgress,
+    )
 
 # The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
 _LAZY = dict.fromkeys(
-    ("BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults"), "._batch"
+    (
+        "BatchEvent",
+        "BatchStats",
+        "JobDone",
+        "SwapJob",
+        "SwapOutcome",
+        "SwapResults",
+        "TaskCreated",
+        "TaskPolled",
+        "UploadProgress",
+    ),
+    "._batch",
 )
 
 
@@ -93,6 +114,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchEvent",
     "BatchStats",
     "ClientClosedError",
     "Config",
@@ -111,6 +133,7 @@ __all__ = [
     "ImageSwapResult",
     "InsufficientCreditsError",
     "InvalidInputError",
+    "JobDone",
     "Key",
     "KeyNotFoundError",
     "Keypoints",
@@ -139,17 +162,20 @@ __all__ = [
     "SwapOutcome",
     "SwapResults",
     "TargetPolicyError",
+    "TaskCreated",
     "TaskExceptionError",
     "TaskFailedError",
     "TaskHandle",
     "TaskInfo",
     "TaskKind",
+    "TaskPolled",
     "TaskRef",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
     "TransportError",
     "UnsupportedFormatError",
+    "UploadProgress",
     "UploadSource",
     "UploadTarget",
     "UrlExpiredError",

@@ -4,13 +4,14 @@
 
     jobs (any iterable or async iterable, read lazily)
       -> feeder -> [bounded stream] -> ``concurrency`` workers, each one job at a time:
-             upload (single-flight cache; the client's transfer limiter)
+             upload (the single-flight UploadCache; the client's transfer limiter)
              create (the submission limiter; refusals retried until the job's deadline)
              wait   (the one shared Poller, with its own bound on poll requests)
       -> [stream of outcomes] -> ``async for outcome in results`` (completion order)
 
 Everything runs in one anyio task group owned by the ``async with`` block: leaving the block
-cancels whatever still runs, at once.
+cancels whatever still runs, at once. ``events`` (a callback) hears of upload bytes, tasks
+created, polls and jobs done, for progress displays.
 
 With a journal (``journal=``), the feeder first asks it where each job stands
 (``BatchJournal.admit``): finished jobs end at once from their records, jobs whose task exists
@@ -20,9 +21,10 @@ before its creation request.
 
 from __future__ import annotations
 
+import enum
 import os
 from array import array
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -32,7 +34,7 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._config import Config
+from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, PollPolicy
 from ._errors import (
     InsufficientCreditsError,
     InvalidInputError,
@@ -40,17 +42,36 @@ from ._errors import (
     MioCreateTimeoutError,
     TaskTimeoutError,
 )
-from ._formats import MediaType, media_type_of_name
+from ._formats import MediaType, is_video_name
 from ._journal import Journal, Summary, as_journal
 from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
-from ._models import ImageSwapResult, TaskHandle, VideoSwapResult
+from ._models import (
+    ImageSwapResult,
+    ProgressCallback,
+    TaskHandle,
+    TaskInfo,
+    TaskStatus,
+    VideoSwapResult,
+)
 from ._operations import TaskKind
-from ._poller import Poller, PollPolicy, TaskReader
+from ._poller import Poller, TaskReader
 from ._retry import refused_without_effect
 from ._transfer._cache import Put, UploadCache
-from ._transfer._inputs import UploadSource
+from ._transfer._inputs import PreparedUpload, UploadSource
 
-__all__ = ["BatchStats", "PollPolicy", "SwapJob", "SwapOutcome", "SwapResults", "swap_many"]
+__all__ = [
+    "BatchEvent",
+    "BatchStats",
+    "JobDone",
+    "SwapJob",
+    "SwapOptions",
+    "SwapOutcome",
+    "SwapResults",
+    "TaskCreated",
+    "TaskPolled",
+    "UploadProgress",
+    "swap_many",
+]
 
 JobKind = Literal["image", "video"]
 
@@ -71,24 +92,18 @@ class BatchClient(TaskReader, ResultFetcher, Protocol):
 
 SwapResult = ImageSwapResult | VideoSwapResult
 
-#: Deadlines of a job when none is given: as the one-call ``swap_image``/``swap_video``.
-_IMAGE_TIMEOUT = 600.0
-_VIDEO_TIMEOUT = 1800.0
 
-
-_is_str = attrs.validators.instance_of(str)
-
-
-@attrs.frozen
+@attrs.frozen(init=False)
 class SwapJob:
-    """One swap of a batch: put ``face`` into ``image`` (an image or a video).
+    """One swap of a batch: put ``face`` into ``media`` (an image or a video).
 
-    ``image`` and ``face`` take what the one-call jobs take: a path, bytes, a binary file, a
+    ``media`` and ``face`` take what the one-call jobs take: a path, bytes, a binary file, a
     ``StreamSource`` or an uploaded ``Key``. ``kind`` is "image" or "video"; None tells by the
-    file's content (or by a key's extension).
+    file's content (or by a key's extension). ``image`` is an alias of ``media``, as a keyword
+    and as an attribute (the name it had before videos were batched too).
     """
 
-    image: UploadSource
+    media: UploadSource
     face: UploadSource
     hd: bool = False
     kind: JobKind | None = attrs.field(
@@ -100,6 +115,29 @@ class SwapJob:
         kw_only=True,
         validator=attrs.validators.optional(attrs.validators.instance_of(str)),
     )
+
+    def __init__(
+        self,
+        media: UploadSource | None = None,
+        face: UploadSource | None = None,
+        hd: bool = False,
+        kind: JobKind | None = None,
+        *,
+        image: UploadSource | None = None,
+        id: str | None = None,
+    ) -> None:
+        if (media is None) == (image is None):
+            raise TypeError("SwapJob takes the media to edit once: media=... (or image=...)")
+        if face is None:
+            raise TypeError("SwapJob needs a face")
+        chosen = media if media is not None else image
+        assert chosen is not None
+        self.__attrs_init__(chosen, face, hd, kind, id=id)
+
+    @property
+    def image(self) -> UploadSource:
+        """Alias of ``media``: the image or video to edit."""
+        return self.media
 
 
 #: What ``swap_many`` accepts: SwapJobs from a list, a generator, or an async iterable.
@@ -136,6 +174,79 @@ class SwapOutcome:
         return self.result
 
 
+# --- events, for progress displays -------------------------------------------------------------
+
+
+@attrs.frozen
+class UploadProgress:
+    """Bytes of an upload went out. A source shared by several jobs (the face) is uploaded once,
+    so its progress is reported once, not per job."""
+
+    source: UploadSource
+    file_name: str
+    done: int
+    total: int | None
+
+
+@attrs.frozen
+class TaskCreated:
+    """The job's task was created on the server."""
+
+    index: int
+    job: SwapJob
+    task_id: int
+
+
+@attrs.frozen
+class TaskPolled:
+    """The shared poller read the job's task; it may have ended."""
+
+    index: int
+    job: SwapJob
+    task_id: int
+    status: TaskStatus
+
+
+@attrs.frozen
+class JobDone:
+    """The job ended; its outcome is about to be handed out."""
+
+    outcome: SwapOutcome
+
+
+#: What ``swap_many(events=...)`` is called with.
+BatchEvent = UploadProgress | TaskCreated | TaskPolled | JobDone
+
+
+def _positive_or_none(
+    _: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
+def _journal_or_none(value: str | os.PathLike[str] | Journal | None) -> Journal | None:
+    return None if value is None else as_journal(value)
+
+
+@attrs.frozen(kw_only=True)
+class SwapOptions:
+    """The options of ``swap_many``, checked once (see ``MioCreate.swap_many``)."""
+
+    concurrency: int = attrs.field(default=16, validator=attrs.validators.ge(1))
+    fail_fast: bool = False
+    #: Each job's deadline; None: ``IMAGE_TIMEOUT`` or ``VIDEO_TIMEOUT`` by its kind.
+    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    max_submissions: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    #: None: the client's ``config.poll``.
+    poll: PollPolicy | None = None
+    upload_cache_size: int = attrs.field(default=1024, validator=attrs.validators.ge(0))
+    #: A path (a SQLite journal) or a ``Journal``.
+    journal: Journal | None = attrs.field(default=None, converter=_journal_or_none)
+    resubmit_uncertain: bool = False
+    events: Callable[[BatchEvent], object] | None = None
+
+
 @attrs.define
 class BatchStats:
     """Counters of a batch, live while it runs."""
@@ -147,6 +258,15 @@ class BatchStats:
     uploads: int = 0
     upload_cache_hits: int = 0
     polls: int = 0
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    #: The block was left: nothing more comes.
+    ENDED = "ended"
+    #: Every outcome was handed out.
+    EXHAUSTED = "exhausted"
 
 
 class SwapResults:
@@ -162,13 +282,13 @@ class SwapResults:
         client: BatchClient,
         put: Put,
         jobs: Jobs,
-        options: _Options,
+        options: SwapOptions,
         client_id: str | None = None,
     ) -> None:
         self._batch = _Batch(client, put, jobs, options, client_id)
         self._context: AbstractAsyncContextManager[None] | None = None
         self._receive: ObjectReceiveStream[SwapOutcome | _Abort] | None = None
-        self._state = "new"
+        self._state = _State.NEW
 
     @property
     def stats(self) -> BatchStats:
@@ -181,13 +301,13 @@ class SwapResults:
     # --- the block ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> SwapResults:
-        if self._state != "new":
+        if self._state is not _State.NEW:
             raise RuntimeError("a SwapResults is entered once; call swap_many() again")
-        self._state = "running"
+        self._state = _State.RUNNING
         try:
             await self._batch.journal.open()
         except BaseException:
-            self._state = "ended"
+            self._state = _State.ENDED
             raise
         self._context = self._run()
         try:
@@ -224,7 +344,7 @@ class SwapResults:
                 finally:
                     group.cancel_scope.cancel()
         finally:
-            self._state = "ended"
+            self._state = _State.ENDED
             self._receive.close()
             with anyio.CancelScope(shield=True):
                 await self._batch.journal.close()
@@ -237,16 +357,16 @@ class SwapResults:
         return self
 
     async def __anext__(self) -> SwapOutcome:
-        if self._state == "new":
+        if self._state is _State.NEW:
             raise RuntimeError("iterate inside `async with client.swap_many(jobs) as results:`")
-        if self._state == "exhausted":
+        if self._state is _State.EXHAUSTED:
             raise StopAsyncIteration
-        if self._state == "ended" or self._receive is None:
+        if self._state is _State.ENDED or self._receive is None:
             raise RuntimeError("the batch has ended (its `async with` block was left)")
         try:
             item = await self._receive.receive()
         except anyio.EndOfStream:
-            self._state = "exhausted"
+            self._state = _State.EXHAUSTED
             raise StopAsyncIteration from None
         if isinstance(item, _Abort):
             raise item.error
@@ -294,60 +414,21 @@ class _Abort:
     error: BaseException
 
 
-@attrs.frozen(kw_only=True)
-class _Options:
-    concurrency: int
-    fail_fast: bool
-    timeout: float | None
-    max_submissions: int
-    poll: PollPolicy
-    upload_cache_size: int
-    journal: Journal | None = None
-    resubmit_uncertain: bool = False
-
-
 def swap_many(
     client: BatchClient,
     jobs: Jobs,
+    options: SwapOptions,
     *,
     put: Put,
-    concurrency: int = 16,
-    fail_fast: bool = False,
-    timeout: float | None = None,
-    max_submissions: int = 8,
-    poll: PollPolicy | None = None,
-    upload_cache_size: int = 1024,
-    journal: str | os.PathLike[str] | Journal | None = None,
-    resubmit_uncertain: bool = False,
     client_id: str | None = None,
 ) -> SwapResults:
-    """See ``MioCreate.swap_many``."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    if max_submissions < 1:
-        raise ValueError("max_submissions must be at least 1")
-    if timeout is not None and timeout <= 0:
-        raise ValueError("timeout must be positive")
-    if upload_cache_size < 0:
-        raise ValueError("upload_cache_size must not be negative")
+    """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
+    account in a journal."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
-    options = _Options(
-        concurrency=concurrency,
-        fail_fast=fail_fast,
-        timeout=timeout,
-        max_submissions=max_submissions,
-        poll=poll if poll is not None else _default_poll(client),
-        upload_cache_size=upload_cache_size,
-        journal=None if journal is None else as_journal(journal),
-        resubmit_uncertain=resubmit_uncertain,
-    )
+    if options.poll is None:
+        options = attrs.evolve(options, poll=client.config.poll)
     return SwapResults(client, put, jobs, options, client_id)
-
-
-def _default_poll(client: BatchClient) -> PollPolicy:
-    schedule = client.config.poll
-    return PollPolicy(first=schedule.first, maximum=schedule.maximum)
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -359,15 +440,21 @@ class _Batch:
         client: BatchClient,
         put: Put,
         jobs: Jobs,
-        options: _Options,
+        options: SwapOptions,
         client_id: str | None = None,
     ) -> None:
         self.client = client
         self.jobs = jobs
         self.options = options
+        assert options.poll is not None
         self.poller = Poller(client, options.poll)
         self.stats = BatchStats()
-        self.uploads = UploadCache(put, options.upload_cache_size)
+        self.events = options.events
+        self.uploads = UploadCache(
+            put,
+            size=options.upload_cache_size,
+            progress=self._upload_progress if self.events else None,
+        )
         self.submissions = anyio.CapacityLimiter(options.max_submissions)
         self.created = array("q")
         self.pending: dict[int, SwapJob] = {}
@@ -392,6 +479,18 @@ class _Batch:
                 group.start_soon(self._worker, receive_jobs.clone(), outcomes.clone())
         group.start_soon(self._feed, send_jobs, outcomes)
         group.start_soon(self.poller.run)
+
+    def _upload_progress(
+        self, source: UploadSource, prepared: PreparedUpload
+    ) -> ProgressCallback | None:
+        events = self.events
+        if events is None:
+            return None
+
+        def report(done: int, total: int | None) -> None:
+            events(UploadProgress(source, prepared.file_name, done, total))
+
+        return report
 
     def handed_out(self, outcome: SwapOutcome) -> None:
         self.stats.outcomes_yielded += 1
@@ -456,6 +555,8 @@ class _Batch:
                 outcome = await _Job(self, index, job, entry).run()
                 if outcome.error is not None:
                     self.stats.failures += 1
+                if self.events is not None:
+                    self.events(JobDone(outcome))
                 await outcomes.send(outcome)
 
     def no_credits_left(self) -> InsufficientCreditsError | None:
@@ -499,7 +600,7 @@ class _Job:
         timeout = self.batch.options.timeout
         if timeout is None:
             # Until the upload tells an image from a video, the longer deadline; shortened then.
-            timeout = _IMAGE_TIMEOUT if self.job.kind == "image" else _VIDEO_TIMEOUT
+            timeout = IMAGE_TIMEOUT if self.job.kind == "image" else VIDEO_TIMEOUT
         self.deadline = anyio.current_time() + timeout
         try:
             result = await (self._wait() if self.task is not None else self._swap())
@@ -517,14 +618,14 @@ class _Job:
         with anyio.move_on_after(self._remaining()) as scope:
             face_key, _ = await batch.uploads.key_of(job.face, video=False, role="face")
             want = None if job.kind is None else job.kind == "video"
-            image_key, media = await batch.uploads.key_of(job.image, video=want, role="image")
+            image_key, media = await batch.uploads.key_of(job.media, video=want, role="media")
         if scope.cancelled_caught:
             raise MioCreateTimeoutError(
                 "the job's deadline passed while uploading", operation="upload"
             )
         is_video = want if want is not None else _is_video(image_key, media)
         if self.batch.options.timeout is None and job.kind is None and not is_video:
-            self.deadline -= _VIDEO_TIMEOUT - _IMAGE_TIMEOUT
+            self.deadline -= VIDEO_TIMEOUT - IMAGE_TIMEOUT
         await self.entry.uploaded()
         self.task = await self._create(image_key, face_key, is_video)
         return await self._wait()
@@ -532,7 +633,7 @@ class _Job:
     async def _wait(self) -> SwapResult:
         assert self.task is not None
         with anyio.move_on_after(self._remaining()) as scope:
-            info = await self.batch.poller.watch(self.task)
+            info = await self.batch.poller.watch(self.task, on_poll=self._polled)
         if scope.cancelled_caught:
             raise TaskTimeoutError(
                 "the job's deadline passed before the task ended; it may still finish: "
@@ -542,6 +643,10 @@ class _Job:
         result: SwapResult | None = info.result
         assert result is not None  # a succeeded task always has one (or get_task raised)
         return result
+
+    def _polled(self, info: TaskInfo[Any]) -> None:
+        if self.batch.events is not None:
+            self.batch.events(TaskPolled(self.index, self.job, info.id, info.status))
 
     async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
         batch, client = self.batch, self.batch.client
@@ -583,6 +688,8 @@ class _Job:
         batch.created.append(task.id)
         batch.pending[task.id] = self.job
         batch.stats.tasks_created += 1
+        if batch.events is not None:
+            batch.events(TaskCreated(self.index, self.job, task.id))
         return task
 
 
@@ -613,10 +720,9 @@ def _checked(job: object) -> SwapJob:
 
 
 def _is_video(key: str, media: MediaType | None) -> bool:
-    if media is None:
-        media = media_type_of_name(key)
-    if media is None:
+    video = media.is_video if media is not None else is_video_name(key)
+    if video is None:
         raise InvalidInputError(
             f"cannot tell whether {key!r} is an image or a video: give the job a kind"
         )
-    return media.is_video
+    return video

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -17,18 +17,16 @@ import anyio
 import attrs
 
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
-from ._config import Config
+from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy
 from ._converter import structure, structure_result, unstructure
 from ._errors import (
     ClientClosedError,
     ConfigurationError,
     InvalidInputError,
-    MioCreateError,
     TaskFailedError,
     TaskTimeoutError,
-    UnsupportedFormatError,
 )
-from ._formats import media_type_of_name
+from ._formats import is_video_name
 from ._models import (
     AccessUrlData,
     AccessUrlRequest,
@@ -63,13 +61,13 @@ from ._transfer._inputs import (
     MediaInput,
     PreparedUpload,
     UploadSource,
-    as_key,
     prepare_upload,
 )
 
 if TYPE_CHECKING:
-    from ._batch import Jobs, PollPolicy, SwapResults
+    from ._batch import BatchEvent, Jobs, SwapResults
     from ._journal import Journal
+    from ._transfer._cache import ProgressFor, UploadCache, Wanted
 
 __all__ = ["MioCreate", "TaskRef"]
 
@@ -131,12 +129,11 @@ class MioCreate:
     def _make_auth(
         self, client_id: str | None, client_secret: str | None, token: str | None
     ) -> Auth:
-        env = os.environ
         if client_id is None and client_secret is None and token is None:
-            token = env.get("MIOCREATE_TOKEN") or None
+            env = Environment.read()
+            token = env.token
             if token is None:
-                client_id = env.get("MIOCREATE_CLIENT_ID") or None
-                client_secret = env.get("MIOCREATE_CLIENT_SECRET") or None
+                client_id, client_secret = env.client_id, env.client_secret
         if token is not None:
             return StaticTokenAuth(token)
         if client_id and client_secret:
@@ -212,7 +209,7 @@ class MioCreate:
         *,
         file_name: str | None = None,
         progress: ProgressCallback | None = None,
-    ) -> str:
+    ) -> Key:
         """Check the file locally, then stream it to storage in one PUT; returns its key."""
         self._call_ready()
         return await self._put(await prepare_upload(source, file_name=file_name), progress)
@@ -344,7 +341,7 @@ class MioCreate:
     async def wait(self, task: TaskHandle[R], *, timeout: float = ...) -> R: ...
     @overload
     async def wait(self, task: int | str, *, timeout: float = ...) -> TaskResult: ...
-    async def wait(self, task: TaskRef, *, timeout: float = 600.0) -> Any:
+    async def wait(self, task: TaskRef, *, timeout: float = IMAGE_TIMEOUT) -> Any:
         """Poll until the task ends: its typed result, or TaskFailedError.
 
         Polls soon, then slower up to ``config.poll.maximum``. Past ``timeout`` seconds it raises
@@ -359,12 +356,7 @@ class MioCreate:
                 if info.succeeded:
                     return info.result
                 if info.failed:
-                    raise TaskFailedError(
-                        info.message or f"the task failed (status {info.status_code})",
-                        code=info.status_code,
-                        operation=Operation.TASK_DETAIL.value,
-                        task_id=task_id,
-                    )
+                    raise TaskFailedError.of_task(task_id, info.status_code, info.message)
                 await anyio.sleep(schedule.delay(polls))
                 polls += 1
         assert scope.cancel_called
@@ -376,26 +368,36 @@ class MioCreate:
     # --- one call each for the common jobs ----------------------------------------------------
 
     async def swap_image(
-        self, image: MediaInput, face: MediaInput, *, hd: bool = False, timeout: float = 600.0
+        self,
+        image: MediaInput,
+        face: MediaInput,
+        *,
+        hd: bool = False,
+        timeout: float = IMAGE_TIMEOUT,
     ) -> ImageSwapResult:
         """Upload the image and the face (concurrently), swap, and wait for the result."""
-        image_key, face_key = await self._resolve_all([(image, False), (face, False)])
+        image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
         task = await self.create_image_swap(image_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
 
     async def swap_video(
-        self, video: MediaInput, face: MediaInput, *, hd: bool = False, timeout: float = 1800.0
+        self,
+        video: MediaInput,
+        face: MediaInput,
+        *,
+        hd: bool = False,
+        timeout: float = VIDEO_TIMEOUT,
     ) -> VideoSwapResult:
         """Upload the video and the face (concurrently), swap, and wait for the result."""
-        video_key, face_key = await self._resolve_all([(video, True), (face, False)])
+        video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
         task = await self.create_video_swap(video_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
 
     async def detect_faces(
-        self, media: MediaInput, *, timeout: float = 600.0
+        self, media: MediaInput, *, timeout: float = IMAGE_TIMEOUT
     ) -> list[DetectedFace]:
         """Upload an image or video and list its faces (each usable as a ``swap_faces`` key)."""
-        (key,) = await self._resolve_all([(media, None)])
+        (key,) = await self._keys([(media, None, "media")])
         task = await self.create_face_detection(key)
         return await self.wait(task, timeout=timeout)
 
@@ -406,7 +408,7 @@ class MioCreate:
         *,
         detection: TaskRef | None = None,
         hd: bool = False,
-        timeout: float = 1800.0,
+        timeout: float = VIDEO_TIMEOUT,
     ) -> ImageSwapResult | VideoSwapResult:
         """Swap several faces found by ``detect_faces``: {detected face: new face}.
 
@@ -416,7 +418,7 @@ class MioCreate:
         if not faces:
             raise InvalidInputError("swap_faces needs at least one face to swap")
         is_video = _is_video(media)
-        new_keys = await self._resolve_all([(face, False) for face in faces.values()])
+        new_keys = await self._keys([(face, False, "face") for face in faces.values()])
         mapping = dict(zip(faces.keys(), new_keys, strict=False))
         ref: TaskRef = detection if detection is not None else _detection_of(faces.keys())
         if is_video:
@@ -437,6 +439,7 @@ class MioCreate:
         upload_cache_size: int = 1024,
         journal: str | PathLike[str] | Journal | None = None,
         resubmit_uncertain: bool = False,
+        events: Callable[[BatchEvent], object] | None = None,
     ) -> SwapResults:
         """Run many swaps at once; outcomes come as they finish.
 
@@ -452,7 +455,11 @@ class MioCreate:
         share the client's transfer limit, at most ``max_submissions`` creation requests are in
         flight, and one poller watches every task (``poll`` tunes it). A source used by several
         jobs (the face) is uploaded once. ``timeout`` is each job's deadline in seconds (default
-        600 for images, 1800 for videos).
+        ``IMAGE_TIMEOUT``, 600, for images; ``VIDEO_TIMEOUT``, 1800, for videos).
+
+        ``events``, if given, is called (in the batch's tasks; keep it quick) with each
+        ``UploadProgress``, ``TaskCreated``, ``TaskPolled`` and ``JobDone``: enough to draw
+        progress bars.
 
         A failed job is an outcome whose ``error`` is the typed error; with ``fail_fast`` the
         iteration raises the first one instead. Credits running out (801) stops submissions:
@@ -465,12 +472,9 @@ class MioCreate:
         A job whose creation request may have reached the service without an answer is
         "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
         """
-        from ._batch import swap_many
+        from ._batch import SwapOptions, swap_many
 
-        return swap_many(
-            self,
-            jobs,
-            put=self._put,
+        options = SwapOptions(
             concurrency=concurrency,
             fail_fast=fail_fast,
             timeout=timeout,
@@ -479,49 +483,24 @@ class MioCreate:
             upload_cache_size=upload_cache_size,
             journal=journal,
             resubmit_uncertain=resubmit_uncertain,
-            client_id=getattr(self._session.auth, "client_id", None),
+            events=events,
         )
+        client_id = getattr(self._session.auth, "client_id", None)
+        return swap_many(self, jobs, options, put=self._put, client_id=client_id)
 
     # --- helpers --------------------------------------------------------------------------------
 
-    async def _resolve_all(self, inputs: list[tuple[MediaInput, bool | None]]) -> list[str]:
-        """Keys for the inputs, uploading those that are not keys yet, concurrently.
+    async def _keys(self, inputs: list[Wanted]) -> list[str]:
+        """Keys for the inputs, uploading those that are not keys yet, concurrently (each
+        distinct one once). Every input is checked first: a bad face costs no image upload."""
+        return await self._upload_cache().keys_of(inputs)
 
-        Each input comes with whether it must be a video (True), an image (False) or either.
-        Every input is checked before any is uploaded: a bad face costs no image upload.
-        """
-        checked = [await self._check(source, video) for source, video in inputs]
-        keys = [item if isinstance(item, str) else "" for item in checked]
-        failures: list[MioCreateError] = []
+    def _upload_cache(self, progress: ProgressFor | None = None) -> UploadCache:
+        """Uploads through this client, each distinct source once (the CLI's bars use
+        ``progress``)."""
+        from ._transfer._cache import UploadCache
 
-        async def put(index: int, prepared: PreparedUpload) -> None:
-            try:
-                keys[index] = await self._put(prepared, None)
-            except MioCreateError as error:
-                # The first failure stops the other uploads and is raised as itself.
-                failures.append(error)
-                group.cancel_scope.cancel()
-
-        async with anyio.create_task_group() as group:
-            for index, item in enumerate(checked):
-                if not isinstance(item, str):
-                    group.start_soon(put, index, item)
-        if failures:
-            raise failures[0]
-        return keys
-
-    async def _check(self, source: MediaInput, video: bool | None) -> str | PreparedUpload:
-        """The input's key, or the input checked and ready to upload; no network used."""
-        key = as_key(source)
-        if key is not None:
-            return key
-        prepared = await prepare_upload(source)
-        if video is not None and prepared.media_type.is_video != video:
-            wanted, got = ("a video", "an image") if video else ("an image", "a video")
-            raise UnsupportedFormatError(
-                f"{prepared.file_name} is {got}; {wanted} is needed here", operation="upload"
-            )
-        return prepared
+        return UploadCache(self._put, progress=progress)
 
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
@@ -544,13 +523,13 @@ def _is_video(media: MediaInput) -> bool:
         name = os.fspath(media)
     elif hasattr(media, "file_name"):
         name = str(media.file_name)
-    kind = media_type_of_name(name) if name else None
-    if kind is None:
+    video = is_video_name(name) if name else None
+    if video is None:
         raise InvalidInputError(
             "cannot tell whether the media is an image or a video: pass its path or key "
             "with its extension"
         )
-    return kind.is_video
+    return video
 
 
 def _task_ref(task: TaskRef) -> tuple[int, TaskKind | None]:

@@ -14,10 +14,47 @@ from ._operations import DEFAULT_PATHS, Operation
 from ._retry import RetryPolicy
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "Config", "PollSchedule"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "IMAGE_TIMEOUT",
+    "VIDEO_TIMEOUT",
+    "Config",
+    "Environment",
+    "PollPolicy",
+    "PollSchedule",
+]
 
 DEFAULT_BASE_URL = "https://devapi.miocreate.com"
 USER_AGENT = f"miocreate-async/{__version__}"
+
+#: How long a task is waited for when no ``timeout`` is given: an image swap or a face detection
+#: ends in seconds to minutes, a video swap may take many minutes.
+IMAGE_TIMEOUT = 600.0
+VIDEO_TIMEOUT = 1800.0
+
+
+@attrs.frozen
+class Environment:
+    """The settings read from the environment: the one place that reads it."""
+
+    base_url: str | None = None
+    token: str | None = attrs.field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        env = os.environ if environ is None else environ
+        return cls(
+            base_url=env.get("MIOCREATE_BASE_URL") or None,
+            token=env.get("MIOCREATE_TOKEN") or None,
+            client_id=env.get("MIOCREATE_CLIENT_ID") or None,
+            client_secret=env.get("MIOCREATE_CLIENT_SECRET") or None,
+        )
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.token or (self.client_id and self.client_secret))
 
 
 def _paths(value: Mapping[Operation | str, str] | None) -> Mapping[Operation, str]:
@@ -40,16 +77,53 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
-@attrs.frozen
-class PollSchedule:
-    """How ``wait()`` polls a task: soon at first, then slower, up to a cap."""
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
-    first: float = 0.5
-    multiplier: float = 1.5
-    maximum: float = 5.0
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """How tasks are polled (all in seconds): by ``wait()``, and by the batch's shared poller.
+
+    ``wait()`` polls after ``first``, then each gap ``multiplier`` times the previous one, up to
+    ``maximum``. The batch's poller spaces each task's polls by the task's age (``ratio``,
+    ``minimum``, ``maximum``) and learns how long tasks take (``adaptive``).
+    """
+
+    #: The first poll of a task, this long after its creation (until its kind's durations are
+    #: learnt, with ``adaptive``).
+    first: float = attrs.field(default=0.5, validator=_positive)
+    #: ``wait()``: each gap is this many times the previous one...
+    multiplier: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
+    #: Later polls come ``ratio`` times the task's age after the previous one...
+    ratio: float = attrs.field(default=0.15, validator=_positive)
+    #: ...but never sooner than ``minimum``...
+    minimum: float = attrs.field(default=0.1, validator=_positive)
+    #: ...nor later than ``maximum``.
+    maximum: float = attrs.field(default=5.0, validator=_positive)
+    #: Learn each kind's durations: the first poll then comes just before the quickest usual
+    #: end (the ``quantile`` of the durations seen), once ``learn_after`` tasks were seen.
+    adaptive: bool = True
+    quantile: float = 0.05
+    learn_after: int = 8
+    #: With ``adaptive``, once a task is past its kind's quickest usual end it may end at any
+    #: moment: polls then come at least this often, so long tasks are not seen late.
+    settle: float = attrs.field(default=1.0, validator=_positive)
+    #: Poll requests in flight at once, whatever the number of tasks.
+    concurrency: int = attrs.field(default=32, validator=attrs.validators.ge(1))
 
     def delay(self, polls_done: int) -> float:
+        """``wait()``: seconds before the next poll, after ``polls_done`` polls."""
         return min(self.maximum, self.first * self.multiplier**polls_done)
+
+    def gap(self, age: float) -> float:
+        """Seconds from one poll of a task ``age`` seconds old to the next."""
+        return min(self.maximum, max(self.minimum, self.ratio * age))
+
+
+#: The name ``wait()``'s schedule had before it was one type with the batch's poll policy.
+PollSchedule = PollPolicy
 
 
 @attrs.frozen(kw_only=True)
@@ -70,7 +144,7 @@ class Config:
     #: An upload or download fails when no byte moved for this long.
     stall_timeout: float = 60.0
     retry: RetryPolicy = RetryPolicy()
-    poll: PollSchedule = PollSchedule()
+    poll: PollPolicy = PollPolicy()
     #: Simultaneous uploads and downloads of one client.
     max_concurrent_transfers: int = 8
     #: Connection pool size of the client's own aiohttp session.
@@ -89,7 +163,7 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Defaults, then ``MIOCREATE_BASE_URL`` from the environment, then ``overrides``."""
-        env = os.environ if environ is None else environ
-        if env.get("MIOCREATE_BASE_URL") and "base_url" not in overrides:
-            overrides["base_url"] = env["MIOCREATE_BASE_URL"]
+        base_url = Environment.read(environ).base_url
+        if base_url and "base_url" not in overrides:
+            overrides["base_url"] = base_url
         return cls(**overrides)

@@ -284,6 +284,16 @@ class SubmissionUncertainError(MioCreateError):
 class TaskFailedError(MioCreateError):
     """The task ended in failure; ``task_id`` and ``code`` (its status code) say which."""
 
+    @classmethod
+    def of_task(cls, task_id: int, status_code: int, message: str | None) -> TaskFailedError:
+        """The error of a task the service reported failed (by ``wait()`` and the poller)."""
+        return cls(
+            message or f"the task failed (status {status_code})",
+            code=status_code,
+            operation="task_detail",
+            task_id=task_id,
+        )
+
 
 class StorageError(MioCreateError):
     """Presigned storage refused an upload or download; ``storage_code`` is its S3 code."""

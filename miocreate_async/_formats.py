@@ -12,6 +12,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MediaType",
     "SNIFF_BYTES",
+    "is_video_name",
     "media_type_of_name",
     "sniff",
 ]
@@ -79,6 +80,13 @@ def media_type_of_name(file_name: str) -> MediaType | None:
     """The accepted format a file name claims, or None."""
     _, dot, extension = file_name.rpartition(".")
     return _BY_EXTENSION.get(extension.lower()) if dot else None
+
+
+def is_video_name(file_name: str) -> bool | None:
+    """Whether a file name (or key) claims a video (True), an image (False), or neither (None):
+    the one rule by which an input is told an image or a video before its bytes are seen."""
+    media = media_type_of_name(file_name)
+    return None if media is None else media.is_video
 
 
 def sniff(head: bytes) -> MediaType | None:

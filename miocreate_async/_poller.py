@@ -15,15 +15,17 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
 import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from ._config import PollPolicy
 from ._errors import MioCreateError, TaskFailedError
 from ._models import TaskHandle, TaskInfo
-from ._operations import Operation, TaskKind
+from ._operations import TaskKind
 from ._retry import is_transient
 
 __all__ = ["PollPolicy", "Poller", "TaskReader"]
@@ -33,40 +35,6 @@ class TaskReader(Protocol):
     """What the poller needs of the client: a task's status (``MioCreate.get_task``)."""
 
     async def get_task(self, task: TaskHandle[Any]) -> TaskInfo[Any]: ...
-
-
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class PollPolicy:
-    """How the batch poller spaces the polls of each task (all in seconds)."""
-
-    #: The first poll of a task, this long after its creation (until its kind's durations are
-    #: learnt, with ``adaptive``).
-    first: float = attrs.field(default=0.5, validator=_positive)
-    #: Later polls come ``ratio`` times the task's age after the previous one...
-    ratio: float = attrs.field(default=0.15, validator=_positive)
-    #: ...but never sooner than ``minimum``...
-    minimum: float = attrs.field(default=0.1, validator=_positive)
-    #: ...nor later than ``maximum``.
-    maximum: float = attrs.field(default=5.0, validator=_positive)
-    #: Learn each kind's durations: the first poll then comes just before the quickest usual
-    #: end (the ``quantile`` of the durations seen), once ``learn_after`` tasks were seen.
-    adaptive: bool = True
-    quantile: float = 0.05
-    learn_after: int = 8
-    #: With ``adaptive``, once a task is past its kind's quickest usual end it may end at any
-    #: moment: polls then come at least this often, so long tasks are not seen late.
-    settle: float = attrs.field(default=1.0, validator=_positive)
-    #: Poll requests in flight at once, whatever the number of tasks.
-    concurrency: int = attrs.field(default=32, validator=attrs.validators.ge(1))
-
-    def gap(self, age: float) -> float:
-        """Seconds from one poll of a task ``age`` seconds old to the next."""
-        return min(self.maximum, max(self.minimum, self.ratio * age))
 
 
 class _Durations:
@@ -104,6 +72,7 @@ class _Watch:
     abandoned: bool = False
     info: TaskInfo[Any] | None = None
     error: MioCreateError | None = None
+    on_poll: Callable[[TaskInfo[Any]], object] | None = None
 
     def finish(self, info: TaskInfo[Any] | None, error: MioCreateError | None) -> None:
         self.info, self.error = info, error
@@ -123,10 +92,15 @@ class Poller:
         #: Poll requests answered, for statistics.
         self.polls = 0
 
-    async def watch(self, task: TaskHandle[Any]) -> TaskInfo[Any]:
-        """Wait for ``task`` to end: its info once it succeeded; TaskFailedError otherwise."""
+    async def watch(
+        self, task: TaskHandle[Any], *, on_poll: Callable[[TaskInfo[Any]], object] | None = None
+    ) -> TaskInfo[Any]:
+        """Wait for ``task`` to end: its info once it succeeded; TaskFailedError otherwise.
+
+        ``on_poll`` hears of every reading of the task (for progress displays).
+        """
         now = anyio.current_time()
-        entry = _Watch(task, created=now, seen_pending=now)
+        entry = _Watch(task, created=now, seen_pending=now, on_poll=on_poll)
         self._push(now + self._first_delay(task.kind), entry)
         try:
             await entry.done.wait()
@@ -214,6 +188,8 @@ class Poller:
             return
         self.polls += 1
         entry.polls += 1
+        if entry.on_poll is not None:
+            entry.on_poll(info)
         if not info.done:
             entry.seen_pending = sent
             self._push(self._next_poll(entry), entry)
@@ -224,12 +200,4 @@ class Poller:
         if info.succeeded:
             entry.finish(info, None)
         else:
-            entry.finish(
-                None,
-                TaskFailedError(
-                    info.message or f"the task failed (status {info.status_code})",
-                    code=info.status_code,
-                    operation=Operation.TASK_DETAIL.value,
-                    task_id=info.id,
-                ),
-            )
+            entry.finish(None, TaskFailedError.of_task(info.id, info.status_code, info.message))

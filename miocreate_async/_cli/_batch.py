@@ -1,11 +1,12 @@
 """``miocreate batch``: a folder of images and videos with one face, or a CSV of jobs, run
-through ``swap_many`` with live progress bars, downloaded as results arrive, then summed up in a
-table. The exit status is 0 only when every job succeeded.
+through ``swap_many`` end to end with live progress bars (fed by its events), downloaded as
+results arrive, then summed up in a table. The exit status is 0 only when every job succeeded.
 
-Each distinct file is uploaded once, first (a bar for the bytes), then the swaps run on the keys
-(a bar for the tasks, one for the downloads). A job whose upload failed is reported failed and
-never submitted. Outputs are ``<output>/<input stem>-swapped.<ext>``; existing ones are refused
-before anything is spent, unless ``--overwrite``.
+``swap_many`` uploads each distinct file once (a bar for the bytes), tells images from videos by
+their content, and runs the swaps (a bar for the tasks, one for the downloads). A job whose
+upload failed is reported failed and never submitted. Outputs are
+``<output>/<input stem>-swapped.<ext>``; existing ones are refused before anything is spent,
+unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -14,23 +15,20 @@ import csv
 import hashlib
 import re
 import time
-from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
-from .._batch import SwapJob
+from .._batch import BatchEvent, SwapJob, UploadProgress
 from .._client import MioCreate
 from .._formats import ACCEPTED_EXTENSIONS
-from .._transfer._inputs import Key
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
     CliError,
     Json,
     SwapResult,
-    is_video_name,
     jsonable,
     make_client,
     print_json,
@@ -62,8 +60,6 @@ class Row:
     face: Path
     hd: bool
     stem: Path  # the output without its extension
-    image_key: str | None = None
-    face_key: str | None = None
     task_id: int | None = None
     path: Path | None = None
     error: BaseException | None = None
@@ -216,101 +212,68 @@ class _Run:
         self.overwrite = options.overwrite
         self.concurrency = options.count("concurrency")
         self.timeout = options.number("timeout")
-
-    async def upload(self) -> None:
-        """Each distinct file once; the jobs that need a file that failed fail with it."""
-        files: dict[Path, int] = {}
-        for row in self.rows:
-            for path in (row.image, row.face):
-                files.setdefault(path.resolve(), 0)
-        sizes = {path: _size(path) for path in files}
-        bar = self.bars.add_task(
-            "uploads", total=sum(sizes.values()) or None, detail=f"0/{len(files)} files"
+        files = {path.resolve() for row in rows for path in (row.image, row.face)}
+        self.sizes = {path: _size(path) for path in files}
+        #: Bytes sent of each file, and the files whose upload ended.
+        self.sent: dict[Path, int] = {}
+        self.uploaded: set[Path] = set()
+        self.uploads = bars.add_task(
+            "uploads", total=sum(self.sizes.values()) or None, detail=f"0/{len(files)} files"
         )
-        keys: dict[Path, str | BaseException] = {}
-        queue = deque(files)
+        self.tasks = bars.add_task("tasks", total=len(rows), detail=_tally(0, 0))
+        self.downloads = bars.add_task("downloads", total=len(rows), detail="")
+        self.succeeded = self.failed = 0
 
-        def moved() -> None:
-            self.bars.update(
-                bar,
-                completed=sum(files.values()),
-                detail=f"{len(keys)}/{len(files)} files",
-            )
+    def event(self, event: BatchEvent) -> None:
+        """``swap_many``'s events: the bytes of the uploads move the uploads bar."""
+        if not isinstance(event, UploadProgress) or not isinstance(event.source, Path):
+            return
+        path = event.source.resolve()
+        self.sent[path] = event.done
+        if event.done == event.total:
+            self.uploaded.add(path)
+        self._uploads_moved()
 
-        async def worker() -> None:
-            while queue:
-                path = queue.popleft()
-
-                def update(done: int, _total: int | None, path: Path = path) -> None:
-                    files[path] = done
-                    moved()
-
-                try:
-                    keys[path] = await self.client.upload(path, progress=update)
-                except Exception as error:  # reported on the job
-                    keys[path] = error
-                files[path] = sizes[path]
-                moved()
-
-        async with anyio.create_task_group() as group:
-            for _ in range(min(self.concurrency, len(files))):
-                group.start_soon(worker)
-        for row in self.rows:
-            image, face = keys[row.image.resolve()], keys[row.face.resolve()]
-            if isinstance(image, BaseException):
-                row.error = image
-            elif isinstance(face, BaseException):
-                row.error = face
-            else:
-                row.image_key, row.face_key = image, face
+    def _uploads_moved(self) -> None:
+        detail = f"{len(self.uploaded)}/{len(self.sizes)} files"
+        self.bars.update(self.uploads, completed=sum(self.sent.values()), detail=detail)
 
     async def swap(self) -> None:
-        ready = [row for row in self.rows if row.error is None]
-        failed = len(self.rows) - len(ready)
-        tasks = self.bars.add_task("tasks", total=len(self.rows), detail=_tally(0, failed))
-        self.bars.update(tasks, completed=failed)
-        downloads = self.bars.add_task("downloads", total=len(ready) or None, detail="")
-        if not ready:
-            return
-        jobs = []
-        for row in ready:
-            assert row.image_key is not None
-            assert row.face_key is not None
-            kind: Literal["image", "video"] = "video" if is_video_name(row.image.name) else "image"
-            jobs.append(
-                SwapJob(image=Key(row.image_key), face=Key(row.face_key), hd=row.hd, kind=kind)
-            )
-        succeeded = 0
-
-        async def fetch(row: Row, result: SwapResult) -> None:
-            nonlocal failed, succeeded
-            try:
-                target = row.stem.with_name(row.stem.name + suffix_of(result))
-                row.path = await result.download(target, overwrite=self.overwrite)
-                succeeded += 1
-            except Exception as error:
-                row.error = error
-                failed += 1
-            self.bars.advance(downloads)
-            self.bars.update(tasks, detail=_tally(succeeded, failed))
-
+        jobs = [SwapJob(media=row.image, face=row.face, hd=row.hd) for row in self.rows]
         async with (
             anyio.create_task_group() as group,
             self.client.swap_many(
-                jobs, concurrency=self.concurrency, timeout=self.timeout
+                jobs, concurrency=self.concurrency, timeout=self.timeout, events=self.event
             ) as results,
         ):
             async for outcome in results:
-                row = ready[outcome.index]
+                row = self.rows[outcome.index]
                 row.task_id = outcome.task_id
-                self.bars.advance(tasks)
+                self.bars.advance(self.tasks)
                 if outcome.error is not None or outcome.result is None:
-                    row.error = outcome.error or RuntimeError("no result")
-                    failed += 1
-                    self.bars.advance(downloads)
-                    self.bars.update(tasks, detail=_tally(succeeded, failed))
+                    self._failed(row, outcome.error or RuntimeError("no result"))
                 else:
-                    group.start_soon(fetch, row, outcome.result)
+                    group.start_soon(self._fetch, row, outcome.result)
+        # Files that failed their checks or upload sent no more bytes: the bar is done anyway.
+        self.sent.update(self.sizes)
+        self._uploads_moved()
+
+    async def _fetch(self, row: Row, result: SwapResult) -> None:
+        try:
+            target = row.stem.with_name(row.stem.name + suffix_of(result))
+            row.path = await result.download(target, overwrite=self.overwrite)
+        except Exception as error:
+            self._failed(row, error)
+            return
+        self.succeeded += 1
+        self.bars.advance(self.downloads)
+        self.bars.update(self.tasks, detail=_tally(self.succeeded, self.failed))
+
+    def _failed(self, row: Row, error: BaseException) -> None:
+        row.error = error
+        self.failed += 1
+        self.bars.advance(self.downloads)
+        self.bars.update(self.tasks, detail=_tally(self.succeeded, self.failed))
 
 
 async def _run_distributed(
@@ -444,9 +407,7 @@ async def run_batch(options: Options) -> int:
             if options.optional_text("redis"):
                 await _run_distributed(client, rows, options, bars, output)
             else:
-                run = _Run(client, rows, options, bars)
-                await run.upload()
-                await run.swap()
+                await _Run(client, rows, options, bars).swap()
     elapsed = time.monotonic() - started
     succeeded = sum(row.ok for row in rows)
     if options.json:

@@ -13,7 +13,7 @@ from typing import TypeAlias, cast
 import attrs
 
 from .._client import MioCreate
-from .._formats import media_type_of_name
+from .._config import Environment
 from .._models import ImageSwapResult, VideoSwapResult
 from .._transfer._inputs import Key
 from ._args import Options
@@ -25,7 +25,6 @@ __all__ = [
     "SwapResult",
     "check_free",
     "default_output",
-    "is_video_name",
     "jsonable",
     "make_client",
     "name_of",
@@ -55,9 +54,7 @@ class CliError(Exception):
 
 def make_client(options: Options) -> MioCreate:
     """A MioCreate from the global options; credentials and base URL default to the environment."""
-    env = os.environ
-    has_pair = env.get("MIOCREATE_CLIENT_ID") and env.get("MIOCREATE_CLIENT_SECRET")
-    if not (options.token or env.get("MIOCREATE_TOKEN") or has_pair):
+    if not (options.token or Environment.read().has_credentials):
         raise CliError(
             "no credentials: set MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET, or "
             "MIOCREATE_TOKEN, or pass --token (try `miocreate demo` for a run without any)"
@@ -80,11 +77,6 @@ def source_of(text: str) -> Source:
 def name_of(source: Source) -> str:
     """A short name of an input, for messages and tables."""
     return source.name if isinstance(source, Path) else str(source).rsplit("/", 1)[-1]
-
-
-def is_video_name(name: str) -> bool | None:
-    kind = media_type_of_name(name)
-    return None if kind is None else kind.is_video
 
 
 def default_output(source: Source, folder: Path | None = None) -> Path:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._formats import is_video_name
 from .._models import DetectedFace
 from ._args import SOURCE_HELP, Options, add_command, add_hd, add_output, add_timeout
 from ._common import (
     CliError,
     Source,
     SwapResult,
-    is_video_name,
     make_client,
     name_of,
     print_json,

@@ -7,11 +7,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-import anyio
-
 from .._client import MioCreate
-from .._models import TaskHandle
-from .._transfer._inputs import Key
+from .._formats import is_video_name
+from .._models import ProgressCallback, TaskHandle
+from .._transfer._inputs import PreparedUpload
 from ._args import Options
 from ._common import (
     CliError,
@@ -19,7 +18,6 @@ from ._common import (
     SwapResult,
     check_free,
     default_output,
-    is_video_name,
     name_of,
     print_json,
     relative,
@@ -41,21 +39,20 @@ R = TypeVar("R")
 
 
 async def upload_all(client: MioCreate, bars: Bars, sources: list[Source]) -> list[str]:
-    """Keys for the sources, uploading each distinct file once, concurrently, with bars."""
-    distinct: dict[Path, str] = {}
-    for source in sources:
-        if not isinstance(source, Key):
-            distinct.setdefault(source.resolve(), "")
+    """Keys for the sources, uploading each distinct file once, concurrently, with a bar each."""
 
-    async def upload(path: Path) -> None:
-        bar, update = bars.transfer(f"upload {path.name}")
-        distinct[path] = await client.upload(path, progress=update)
-        bars.done(bar)
+    def bar_for(_: object, prepared: PreparedUpload) -> ProgressCallback:
+        bar, update = bars.transfer(f"upload {prepared.file_name}")
 
-    async with anyio.create_task_group() as group:
-        for path in distinct:
-            group.start_soon(upload, path)
-    return [str(s) if isinstance(s, Key) else distinct[s.resolve()] for s in sources]
+        def moved(done: int, total: int | None) -> None:
+            update(done, total)
+            if done == total:
+                bars.done(bar)
+
+        return moved
+
+    cache = client._upload_cache(progress=bar_for)
+    return await cache.keys_of([(source, None, "input") for source in sources])
 
 
 async def wait_task(

@@ -20,15 +20,18 @@ from miocreate_async import (
     InvalidInputError,
     Key,
     MioCreate,
+    PollPolicy,
     RetryPolicy,
     SourceNotFoundError,
     SubmissionUncertainError,
+    SwapJob,
+    SwapOutcome,
+    SwapResults,
     TaskFailedError,
     TaskTimeoutError,
     UnsupportedFormatError,
     VideoSwapResult,
 )
-from miocreate_async._batch import PollPolicy, SwapJob, SwapOutcome, SwapResults
 from miocreate_async.emulator import Emulator, write_sample_photo
 
 pytestmark = pytest.mark.anyio

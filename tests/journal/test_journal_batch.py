@@ -19,11 +19,13 @@ from miocreate_async import (
     ImageSwapResult,
     InvalidInputError,
     MioCreate,
+    PollPolicy,
     RetryPolicy,
     SubmissionUncertainError,
+    SwapJob,
+    SwapOutcome,
     UrlExpiredError,
 )
-from miocreate_async._batch import PollPolicy, SwapJob, SwapOutcome
 from miocreate_async._journal import InputChangedError, JournalMismatchError
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
