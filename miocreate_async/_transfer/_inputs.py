@@ -35,6 +35,7 @@ from .._formats import (
 __all__ = [
     "CHUNK_SIZE",
     "Key",
+    "LocalFile",
     "MediaInput",
     "PreparedUpload",
     "StreamSource",
@@ -106,6 +107,8 @@ class PreparedUpload:
     #: Whether the data can be read again from the start (for renewals and retries).
     replayable: bool
     _open: _Opener = attrs.field(repr=False, eq=False, alias="open")
+    #: The regular file the data is, when it is one: the kernel can then send it (sendfile).
+    file: LocalFile | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def content_type(self) -> str:
@@ -185,7 +188,7 @@ def _name_for(explicit: str | None, own: str | None, head: bytes) -> str:
 
 
 async def _prepare_path(path: str, file_name: str | None, max_bytes: int) -> PreparedUpload:
-    size, head = await anyio.to_thread.run_sync(_inspect_path, path)
+    size, head, identity = await anyio.to_thread.run_sync(_inspect_path, path)
     name = _name_for(file_name, path, head)
     media = _check(name, size, head, max_bytes, f"the file {path!r}")
 
@@ -200,10 +203,42 @@ async def _prepare_path(path: str, file_name: str | None, max_bytes: int) -> Pre
         finally:
             handle.close()  # synchronous: it must happen even when cancelled
 
-    return PreparedUpload(name, size, media, replayable=True, open=chunks)
+    local = LocalFile(path, size, identity)
+    return PreparedUpload(name, size, media, replayable=True, open=chunks, file=local)
 
 
-def _inspect_path(path: str) -> tuple[int, bytes]:
+@attrs.frozen
+class LocalFile:
+    """A regular file as the local checks saw it: its path, size and identity."""
+
+    path: str
+    size: int
+    #: ``(st_ino, st_size, st_mtime_ns)`` when checked: any change means it was rewritten.
+    identity: tuple[int, int, int]
+
+    def open(self) -> BinaryIO:
+        """Open it to send it; refuse when it is no longer the file that was checked."""
+        handle = _open_for_reading(self.path)
+        try:
+            self.check(handle)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def check(self, handle: BinaryIO) -> None:
+        """Raise when the open file differs from the one checked (replaced or rewritten)."""
+        if _identity_of(os.fstat(handle.fileno())) != self.identity:
+            raise InvalidInputError(
+                f"{self.path!r} changed after it was checked (during the upload?): not sent"
+            )
+
+
+def _identity_of(info: os.stat_result) -> tuple[int, int, int]:
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _inspect_path(path: str) -> tuple[int, bytes, tuple[int, int, int]]:
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -217,7 +252,7 @@ def _inspect_path(path: str) -> tuple[int, bytes]:
         raise SourceNotFoundError(f"{path!r} is not a regular file")
     with _open_for_reading(path) as handle:
         head = handle.read(SNIFF_BYTES)
-    return info.st_size, head
+    return info.st_size, head, _identity_of(info)
 
 
 def _open_for_reading(path: str) -> BinaryIO:

@@ -8,14 +8,18 @@ signature authorises the PUT; the API token never goes to the storage host.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from typing import BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
+import aiohttp.payload
 import anyio
 import attrs
+from aiohttp.abc import AbstractStreamWriter
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .._config import Config
@@ -31,7 +35,7 @@ from .._models import ProgressCallback, UploadTarget
 from .._presigned import url_expires_at
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
-from ._inputs import PreparedUpload
+from ._inputs import LocalFile, PreparedUpload
 from ._progress import ProgressMeter
 from ._replies import ERROR_BODY_LIMIT, client_timeout, storage_error, transport_error
 
@@ -81,6 +85,112 @@ class _Body:
             raise StopAsyncIteration from None
         self._attempt.sent += len(chunk)
         return chunk
+
+
+class _FileBody(aiohttp.payload.Payload):
+    """A regular file as the request body, sent by the kernel from the open handle with
+    ``loop.sendfile``: no read into Python, no copy, no thread hop. Where the connection cannot
+    (TLS, uvloop) the same handle is read instead, with ``os.pread`` off the event loop.
+
+    The handle is checked against the file the local checks saw before its last bytes go (a
+    file rewritten meanwhile fails the request, so storage never gets it whole) and after.
+    """
+
+    #: The last bytes, held back until the file is checked again.
+    TAIL = 64 * 1024
+
+    def __init__(self, handle: BinaryIO, file: LocalFile, attempt: _Attempt) -> None:
+        super().__init__(handle, content_type=attempt.upload.content_type)
+        self._size = file.size
+        self._handle = handle
+        self._file = file
+        self._attempt = attempt
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file body is binary")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        size, attempt = self._file.size, self._attempt
+        body = size - min(self.TAIL, size)
+        transport = _sendfile_transport(writer)
+        piece = _MIN_PIECE
+        while attempt.sent < size:
+            if attempt.sent == body:
+                await self._check()
+            end = body if attempt.sent < body else size
+            count = min(piece, end - attempt.sent)
+            started = time.monotonic()
+            if transport is not None:
+                try:
+                    sent = await asyncio.get_running_loop().sendfile(
+                        transport, self._handle, attempt.sent, count, fallback=False
+                    )
+                except (asyncio.SendfileNotAvailableError, NotImplementedError):
+                    transport = None  # read it instead, from where the kernel stopped
+                    continue
+                except RuntimeError as exc:  # "Transport is closing": the server hung up
+                    raise ConnectionResetError(f"the connection closed: {exc}") from None
+            else:
+                sent = await self._read_and_write(writer, count)
+            if sent == 0:
+                raise self._failed(
+                    InvalidInputError(
+                        f"{self._file.path!r} ended after {attempt.sent} of its {size} bytes "
+                        "(was the file changed during the upload?)"
+                    )
+                )
+            attempt.sent += sent
+            # Pieces of about a quarter second: progress and the stall watch keep moving.
+            elapsed = max(time.monotonic() - started, 1e-6)
+            piece = min(_MAX_PIECE, max(_MIN_PIECE, int(sent / elapsed / 4)))
+        # A change within the last bytes' send is still told, though storage may have them.
+        await self._check()
+
+    async def _read_and_write(self, writer: AbstractStreamWriter, count: int) -> int:
+        try:
+            data = await anyio.to_thread.run_sync(
+                os.pread, self._handle.fileno(), count, self._attempt.sent
+            )
+        except OSError as exc:
+            raise self._failed(
+                SourceNotFoundError(
+                    f"reading {self._file.path!r} failed during the upload: {exc.strerror or exc}"
+                )
+            ) from None
+        if data:
+            await writer.write(data)
+        return len(data)
+
+    async def _check(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._file.check, self._handle)
+        except MioCreateError as error:
+            raise self._failed(error) from None
+
+    def _failed(self, error: MioCreateError) -> MioCreateError:
+        """The source's own failure: the request fails with it, not with a vague one."""
+        self._attempt.source_error = error
+        return error
+
+
+#: Bytes per sendfile call or read: between these, by the speed of the connection.
+_MIN_PIECE = 256 * 1024
+_MAX_PIECE = 16 * 1024 * 1024
+
+
+def _sendfile_transport(writer: AbstractStreamWriter) -> asyncio.Transport | None:
+    """The connection's transport, once the headers aiohttp holds back are sent, or None."""
+    transport: asyncio.Transport | None = getattr(writer, "transport", None)
+    send_headers = getattr(writer, "send_headers", None)
+    if transport is None or send_headers is None:
+        return None
+    send_headers()
+    return transport
 
 
 async def put_object(
@@ -228,23 +338,36 @@ async def _attempt(
 ) -> MioCreateError | None:
     """One PUT: None when stored, else the error to retry or raise (its Retry-After kept)."""
     attempt = _Attempt(upload)
-    send, receive = anyio.create_memory_object_stream[bytes](1)
     error: MioCreateError | None = None
     answered = False
     request_error: BaseException | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(_produce, attempt, send)
-        group.start_soon(_monitor, attempt, meter, config.stall_timeout, group.cancel_scope)
-        try:
-            error = await _request(http, upload, url, config, _Body(receive, attempt), attempt)
-            answered = True
-        except Exception as exc:
-            # Raised after the group, so callers see it as is, not in an ExceptionGroup.
-            request_error = exc
-        finally:
-            attempt.finished = True
-            group.cancel_scope.cancel()
-            receive.close()
+    # A regular file goes from one handle, opened (and checked) once for this attempt.
+    handle = None if upload.file is None else await anyio.to_thread.run_sync(upload.file.open)
+    send, receive = anyio.create_memory_object_stream[bytes](1)
+    try:
+        async with anyio.create_task_group() as group:
+            body: _Body | _FileBody
+            if handle is not None:
+                assert upload.file is not None
+                body = _FileBody(handle, upload.file, attempt)
+            else:
+                body = _Body(receive, attempt)
+                group.start_soon(_produce, attempt, send)
+            group.start_soon(_monitor, attempt, meter, config.stall_timeout, group.cancel_scope)
+            try:
+                error = await _request(http, upload, url, config, body, attempt)
+                answered = True
+            except Exception as exc:
+                # Raised after the group, so callers see it as is, not in an ExceptionGroup.
+                request_error = exc
+            finally:
+                attempt.finished = True
+                group.cancel_scope.cancel()
+                receive.close()
+                send.close()
+    finally:
+        if handle is not None:
+            handle.close()
     for raised in (attempt.callback_error, attempt.source_error, request_error):
         if raised is not None:
             raise raised
@@ -261,7 +384,7 @@ async def _request(
     upload: PreparedUpload,
     url: str,
     config: Config,
-    body: _Body,
+    body: _Body | _FileBody,
     attempt: _Attempt,
 ) -> MioCreateError | None:
     headers, skip = _headers(upload, url)
