@@ -28,7 +28,6 @@ from ._errors import (
 )
 from ._formats import is_video_name
 from ._models import (
-    AccessUrlData,
     AccessUrlRequest,
     DetectedFace,
     FaceDetectionRequest,
@@ -39,7 +38,6 @@ from ._models import (
     MultiFaceSwapRequest,
     ProgressCallback,
     TaskCreated,
-    TaskDetail,
     TaskDetailRequest,
     TaskHandle,
     TaskInfo,
@@ -51,7 +49,15 @@ from ._models import (
     UploadUrlRequest,
     VideoSwapResult,
 )
-from ._operations import Operation, TaskKind
+from ._operations import (
+    ACCESS_URL,
+    TASK_DETAIL,
+    TOKEN,
+    UPLOAD_URL,
+    Endpoint,
+    Operation,
+    TaskKind,
+)
 from ._presigned import url_expiry
 from ._redact import REDACTED
 from ._retry import RetryPolicy
@@ -72,6 +78,8 @@ if TYPE_CHECKING:
 __all__ = ["MioCreate", "TaskRef"]
 
 R = TypeVar("R")
+Q = TypeVar("Q")
+A = TypeVar("A")
 
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
 TaskRef = TaskHandle[Any] | int | str
@@ -148,9 +156,28 @@ class MioCreate:
             "MIOCREATE_TOKEN or MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET"
         )
 
+    async def _call(
+        self,
+        endpoint: Endpoint[Q, A],
+        request: Q,
+        *,
+        authenticated: bool = True,
+        in_query: bool = False,
+    ) -> A:
+        """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
+        where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
+        body = unstructure(request)
+        if in_query:
+            params = {name: str(value) for name, value in body.items()}
+            data = await self._session.call(
+                endpoint.operation, method="GET", params=params, authenticated=authenticated
+            )
+        else:
+            data = await self._session.call(endpoint.operation, body, authenticated=authenticated)
+        return structure(data, endpoint.reply)
+
     async def _exchange_token(self, request: TokenRequest) -> Token:
-        data = await self._session.call(Operation.TOKEN, unstructure(request), authenticated=False)
-        return structure(data, Token)
+        return await self._call(TOKEN, request, authenticated=False)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -198,10 +225,7 @@ class MioCreate:
     async def get_upload_url(self, file_name: str) -> UploadTarget:
         """A presigned URL to PUT a file to, and the key that will name it."""
         self._call_ready()
-        data = await self._session.call(
-            Operation.UPLOAD_URL, unstructure(UploadUrlRequest(file_name=file_name))
-        )
-        return structure(data, UploadTarget)
+        return await self._call(UPLOAD_URL, UploadUrlRequest(file_name=file_name))
 
     async def upload(
         self,
@@ -230,8 +254,7 @@ class MioCreate:
     async def get_access_url(self, key: str) -> str:
         """A signed URL to read a stored object."""
         self._call_ready()
-        data = await self._session.call(Operation.ACCESS_URL, unstructure(AccessUrlRequest(key)))
-        return structure(data, AccessUrlData).url
+        return (await self._call(ACCESS_URL, AccessUrlRequest(key))).url
 
     async def download(
         self,
@@ -262,8 +285,8 @@ class MioCreate:
 
     async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
         self._call_ready()
-        data = await self._session.call(kind.operation, unstructure(request))
-        return TaskHandle(id=structure(data, TaskCreated).task_id, kind=kind)
+        created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+        return TaskHandle(id=created.task_id, kind=kind)
 
     async def create_image_swap(
         self, image_key: str, face_key: str, *, hd: bool = False
@@ -315,15 +338,11 @@ class MioCreate:
         """The task's status and message, with its typed result once it succeeded."""
         self._call_ready()
         task_id, kind = _task_ref(task)
-        if self.config.task_detail_method == "GET":
-            data = await self._session.call(
-                Operation.TASK_DETAIL, method="GET", params={"id": str(task_id)}
-            )
-        else:
-            data = await self._session.call(
-                Operation.TASK_DETAIL, unstructure(TaskDetailRequest(id=task_id))
-            )
-        detail = structure(data, TaskDetail)
+        detail = await self._call(
+            TASK_DETAIL,
+            TaskDetailRequest(id=task_id),
+            in_query=self.config.task_detail_method == "GET",
+        )
         status = TaskStatus.from_code(detail.status)
         result = None
         if status is TaskStatus.SUCCEEDED:

@@ -1,6 +1,6 @@
 """The one private cattrs converter: every naming rule and quirk of the provider's page.
 
-Quirks accepted (NOTES.md, "Inconsistencies"), the documented form always sent:
+Quirks accepted (the inconsistencies of the provider's page), the documented form always sent:
 numbers as strings (ids, sizes, ``is_hd``), ``key`` beside ``main_key``, ``kps`` keyed "1".."5",
 keys typed int that are strings. Unknown fields are ignored. Fields marked ``local`` in the
 models are the client's own and never cross the wire.
@@ -24,10 +24,10 @@ from ._models import (
     Keypoints,
     Point,
     TaskDetail,
+    TaskKind,
     TaskResult,
     VideoSwapResult,
 )
-from ._operations import TaskKind
 
 if TYPE_CHECKING:
     import cattrs

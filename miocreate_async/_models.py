@@ -15,7 +15,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from ._operations import TaskKind
 from ._redact import redact_secret, redact_url
 
 __all__ = [
@@ -38,6 +37,7 @@ __all__ = [
     "TaskDetailRequest",
     "TaskHandle",
     "TaskInfo",
+    "TaskKind",
     "TaskResult",
     "TaskStatus",
     "Token",
@@ -46,6 +46,25 @@ __all__ = [
     "UploadUrlRequest",
     "VideoSwapResult",
 ]
+
+
+class TaskKind(str, enum.Enum):
+    """What a task does; it decides the shape of the task's result (and, by the same name, the
+    operation that creates it)."""
+
+    IMAGE_SWAP = "image_swap"
+    VIDEO_SWAP = "video_swap"
+    FACE_DETECTION = "face_detection"
+    MULTI_IMAGE_SWAP = "multi_image_swap"
+    MULTI_VIDEO_SWAP = "multi_video_swap"
+
+    @property
+    def is_video(self) -> bool:
+        return self in (TaskKind.VIDEO_SWAP, TaskKind.MULTI_VIDEO_SWAP)
+
+    def __str__(self) -> str:
+        return self.value
+
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)

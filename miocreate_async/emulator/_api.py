@@ -77,15 +77,16 @@ class Call:
     base_url: str
 
 
-def _parse(call: Call, cls: type[Any]) -> Any:
+def _parse(call: Call) -> Any:
+    """The request of ``call``, of the type the shared operations table names."""
     try:
-        return structure(call.body, cls)
+        return structure(call.body, call.operation.endpoint.request)
     except ProtocolError as exc:
         raise ApiError(400, f"{MESSAGES[400]}: {exc.message}") from None
 
 
 async def _token(call: Call) -> Any:
-    request: TokenRequest = _parse(call, TokenRequest)
+    request: TokenRequest = _parse(call)
     settings = call.state.settings
     if (request.client_id, request.client_secret) != (settings.client_id, settings.client_secret):
         raise ApiError(401, "Authorization failed (unknown client_id or wrong client_secret)")
@@ -93,7 +94,7 @@ async def _token(call: Call) -> Any:
 
 
 async def _upload_url(call: Call) -> Any:
-    request: UploadUrlRequest = _parse(call, UploadUrlRequest)
+    request: UploadUrlRequest = _parse(call)
     media = media_type_of_name(request.file_name)
     if media is None:
         raise ApiError(703)
@@ -108,7 +109,7 @@ async def _upload_url(call: Call) -> Any:
 
 
 async def _access_url(call: Call) -> Any:
-    request: AccessUrlRequest = _parse(call, AccessUrlRequest)
+    request: AccessUrlRequest = _parse(call)
     state = call.state
     if state.storage.get(request.key) is None:
         raise ApiError(702)
@@ -166,7 +167,7 @@ def _create(
 
 def _face_swap(kind: TaskKind) -> Callable[[Call], Awaitable[Any]]:
     async def handler(call: Call) -> Any:
-        request: FaceSwapRequest = _parse(call, FaceSwapRequest)
+        request: FaceSwapRequest = _parse(call)
         main = await _stored(call, request.main_key, video=kind.is_video)
         target = await _stored(call, request.target_key, video=False)
         return _create(call, kind, main, [(None, target)])
@@ -175,7 +176,7 @@ def _face_swap(kind: TaskKind) -> Callable[[Call], Awaitable[Any]]:
 
 
 async def _face_detection(call: Call) -> Any:
-    request: FaceDetectionRequest = _parse(call, FaceDetectionRequest)
+    request: FaceDetectionRequest = _parse(call)
     main = await _stored(call, request.main_key, video=None)
     return _create(call, TaskKind.FACE_DETECTION, main, [])
 
@@ -193,7 +194,7 @@ async def _detection(call: Call, task_id: int) -> Task:
 
 def _multi_swap(kind: TaskKind) -> Callable[[Call], Awaitable[Any]]:
     async def handler(call: Call) -> Any:
-        request: MultiFaceSwapRequest = _parse(call, MultiFaceSwapRequest)
+        request: MultiFaceSwapRequest = _parse(call)
         if not request.avatar_key:
             raise ApiError(400, f"{MESSAGES[400]}: avatar_key is empty")
         detection = await _detection(call, request.get_face_id)
@@ -216,7 +217,7 @@ def _multi_swap(kind: TaskKind) -> Callable[[Call], Awaitable[Any]]:
 
 async def _task_detail(call: Call) -> Any:
     body = call.body if isinstance(call.body, Mapping) and "id" in call.body else dict(call.query)
-    request: TaskDetailRequest = _parse(attrs.evolve(call, body=body), TaskDetailRequest)
+    request: TaskDetailRequest = _parse(attrs.evolve(call, body=body))
     task = call.state.engine.get(request.id)
     if task is None:
         raise ApiError(400, f"{MESSAGES[400]}: no task {request.id}")
