@@ -171,6 +171,8 @@ class Engine:
                 task.failure = TaskFail(refusal.code, refusal.message)
             except (_imaging.ImagingUnavailable, OSError, ValueError) as exc:
                 task.failure = TaskFail(601, f"Task exception occurred: {exc}")
+            except Exception as exc:  # a result that cannot be built fails its task, not the poll
+                task.failure = TaskFail(601, f"Task exception occurred: {type(exc).__name__}")
 
     async def detail(self, task: Task, base_url: str) -> TaskDetail:
         # One reading of the clock for both: a task ending between two readings would be

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import attrs
 import av
+import av.error
 import numpy as np
 
+from ._faces import Refusal
 from ._vision import Image
 
 __all__ = ["MAX_SECONDS", "SAMPLE_RATE", "Clip", "Frames", "encode", "read"]
@@ -25,6 +27,7 @@ MAX_SECONDS = 20.0
 #: Frames a second of the sample video.
 SAMPLE_RATE = Fraction(15)
 _DEFAULT_RATE = Fraction(24)
+_UNDECODABLE = "File exception occurred: the video cannot be decoded"
 
 Frames = Iterator[Image]
 
@@ -39,18 +42,29 @@ class Clip:
 
 @contextlib.contextmanager
 def read(path: Path) -> Iterator[Clip]:
-    """``path`` opened for decoding: its frames (RGB, at most ``MAX_SECONDS``) and rate."""
-    with av.open(str(path)) as container:
+    """``path`` opened for decoding: its frames (RGB, at most ``MAX_SECONDS``) and rate.
+
+    A file FFmpeg cannot read, or without a video stream, is the service's 701."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise Refusal(701, _UNDECODABLE) from exc
+    with container:
+        if not container.streams.video:
+            raise Refusal(701, _UNDECODABLE)
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = Fraction(stream.average_rate) if stream.average_rate else _DEFAULT_RATE
         limit = max(1, math.floor(MAX_SECONDS * rate))
 
         def frames() -> Frames:
-            for index, frame in enumerate(container.decode(stream)):
-                if index >= limit:
-                    return
-                yield frame.to_ndarray(format="rgb24")
+            try:
+                for index, frame in enumerate(container.decode(stream)):
+                    if index >= limit:
+                        return
+                    yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                raise Refusal(701, _UNDECODABLE) from exc
 
         yield Clip(rate, frames())
 

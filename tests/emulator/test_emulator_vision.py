@@ -180,3 +180,13 @@ async def test_cartoon_mode_stays_the_default(tmp_path: Path) -> None:
             # Cartoon mode does not look: the scenery has "its" one face.
             faces = await client.detect_faces(samples.scenery(real=True))
     assert len(faces) == 1
+
+
+async def test_a_video_without_frames_is_701(vision: MioCreate) -> None:
+    # The cartoon sample is a container without a video stream: nothing to decode.
+    with pytest.raises(TaskFailedError) as swap:
+        await vision.swap_video(samples.video(real=False), samples.face(real=True))
+    assert swap.value.code == 701
+    with pytest.raises(TaskFailedError) as detection:
+        await vision.detect_faces(samples.video(real=False))
+    assert detection.value.code == 701
