@@ -61,7 +61,8 @@ nitpick_ignore_regex = [
 autodoc_member_order = "groupwise"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# Inheritance is shown where it matters, on the errors page (:show-inheritance: there).
+autodoc_default_options = {"members": True}
 autodoc_class_signature = "mixed"
 
 html_theme = "furo"

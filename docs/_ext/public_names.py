@@ -131,12 +131,8 @@ def _is_type_variable(target: str) -> bool:
 
 
 def drop_private_bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[Any]) -> None:
-    # Private bases and the implicit ``object`` say nothing to a reader.
-    bases[:] = [
-        base
-        for base in bases
-        if base is not object and not getattr(base, "__name__", "").startswith("_")
-    ]
+    # Private bases say nothing to a reader.
+    bases[:] = [base for base in bases if not getattr(base, "__name__", "").startswith("_")]
 
 
 def name_aliases(
