@@ -277,15 +277,8 @@ class SwapResults:
     but whose outcome was not handed out, so that they can still be collected with ``wait``.
     """
 
-    def __init__(
-        self,
-        client: BatchClient,
-        put: Put,
-        jobs: Jobs,
-        options: SwapOptions,
-        client_id: str | None = None,
-    ) -> None:
-        self._batch = _Batch(client, put, jobs, options, client_id)
+    def __init__(self, batch: _Batch) -> None:
+        self._batch = batch
         self._context: AbstractAsyncContextManager[None] | None = None
         self._receive: ObjectReceiveStream[SwapOutcome | _Abort] | None = None
         self._state = _State.NEW
@@ -428,7 +421,7 @@ def swap_many(
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(client, put, jobs, options, client_id)
+    return SwapResults(_Batch(client, put, jobs, options, client_id))
 
 
 # --- the machinery ----------------------------------------------------------------------------

@@ -147,22 +147,21 @@ def add_command(
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
+    return int(_number(text, int, "must be at least 1"))
 
 
 def positive_float(text: str) -> float:
+    return _number(text, float, "must be positive")
+
+
+def _number(text: str, kind: type[int] | type[float], rule: str) -> float:
+    """``text`` as a number above zero, else the one-line usage error argparse prints."""
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        raise argparse.ArgumentTypeError(f"{rule}: {text}")
     return value
 
 
