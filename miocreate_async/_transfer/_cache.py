@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import os
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 
 import anyio
 import attrs
@@ -134,16 +135,8 @@ class UploadCache:
         entry = _Upload(identity, source)
         self._entries[identity] = entry
         self._forget_old()
-        try:
+        with self._settling(entry, entry.checked):
             entry.prepared = await prepare_upload(source)
-        except MioCreateError as error:
-            entry.error = error
-            raise
-        except BaseException:
-            self._forget(entry)
-            raise
-        finally:
-            entry.checked.set()
         check_kind(entry.prepared.media_type, video, role, entry.prepared.file_name)
         return entry
 
@@ -151,13 +144,21 @@ class UploadCache:
         prepared = entry.prepared
         assert prepared is not None
         entry.started = True
-        try:
+        with self._settling(entry, entry.done):
             progress = self._progress(entry.source, prepared) if self._progress else None
             entry.key = key = await self._put(prepared, progress)
             self.uploads += 1
+        return key
+
+    @contextmanager
+    def _settling(self, entry: _Upload, settled: anyio.Event) -> Iterator[None]:
+        """Whatever the block ends with, ``settled`` is set for the callers waiting on it. A
+        lasting failure is remembered for them; a transient one or a cancellation forgets the
+        entry, so that the next caller starts again (another may succeed later)."""
+        try:
+            yield
         except MioCreateError as error:
             if is_transient(error):
-                # Another caller may succeed later: do not remember the failure.
                 self._forget(entry)
             else:
                 entry.error = error
@@ -166,8 +167,7 @@ class UploadCache:
             self._forget(entry)
             raise
         finally:
-            entry.done.set()
-        return key
+            settled.set()
 
     def _forget(self, entry: _Upload) -> None:
         if self._entries.get(entry.identity) is entry:
