@@ -190,3 +190,29 @@ async def test_a_video_without_frames_is_701(vision: MioCreate) -> None:
     with pytest.raises(TaskFailedError) as detection:
         await vision.detect_faces(samples.video(real=False))
     assert detection.value.code == 701
+
+
+async def test_multi_video_swap_of_one_of_two_faces(vision: MioCreate, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    from miocreate_async.emulator import _video
+
+    group = _pixels(samples.group_photo(real=True)).astype(np.uint8)
+    clip = tmp_path / "group.mp4"
+    _video.encode(clip, (group for _ in range(6)), Fraction(12))
+    with av.open(str(clip)) as container:
+        originals = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    left, right = await vision.detect_faces(clip)
+    result = await vision.swap_faces(clip, {left: samples.face(real=True)})
+    data = await _fetch(vision, result.merge_url, tmp_path, "group-left-swapped.mp4")
+    with av.open(io.BytesIO(data)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == len(originals) == 6
+    middle = group.shape[1] // 2
+    for frame, original in zip(frames, originals, strict=True):
+        diff = np.abs(frame.astype(int) - original.astype(int)).sum(axis=2)
+        # The left face replaced; the right one as it was, but for re-encoding's small noise.
+        assert (diff[:, :middle] > 90).sum() > 2000
+        assert (diff[:, middle:] > 90).mean() < 0.002
+    assert right.width > 0
