@@ -6,7 +6,8 @@ import urllib.request
 
 import pytest
 
-from miocreate_async.emulator import Emulator
+from miocreate_async import MioCreate, TaskFailedError
+from miocreate_async.emulator import Emulator, samples
 
 pytest_plugins = ["pytester"]
 
@@ -70,3 +71,13 @@ def test_fixtures_in_a_users_test_file(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "anyio", "-W", "error::ResourceWarning")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.skipif(not samples.vision_available(), reason="needs the vision extra")
+@pytest.mark.miocreate_emulator(vision=True, latency=0.02)
+@pytest.mark.anyio
+async def test_marker_turns_vision_on(miocreate_client: MioCreate) -> None:
+    with pytest.raises(TaskFailedError) as no_face:
+        await miocreate_client.detect_faces(samples.scenery())
+    assert no_face.value.code == 602
+    assert len(await miocreate_client.detect_faces(samples.group_photo())) == 2
