@@ -7,23 +7,39 @@ their content, and runs the swaps (a bar for the tasks, one for the downloads). 
 upload failed is reported failed and never submitted. Outputs are
 ``<output>/<input stem>-swapped.<ext>``; existing ones are refused before anything is spent,
 unless ``--overwrite``.
+
+The batch keeps a journal (``<output>/.miocreate-journal.sqlite``, or ``--journal``): running
+the same command again resumes it. It says so first ("resuming: 812 done, 40 in flight,
+3 uncertain, 145 to do"), downloads the results waiting (soonest-expiring first), waits for the
+tasks created, and never sends an uncertain job again unless ``--resubmit-uncertain``. Ctrl-C or
+SIGTERM stops it cleanly and lists what was paid for and not saved; a second one exits at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import hashlib
+import math
+import os
 import re
+import signal
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
-from .._batch import BatchEvent, SwapJob, UploadProgress
+from .._batch import BatchEvent, SwapJob, SwapOutcome, SwapResults, UploadProgress
 from .._client import MioCreate
+from .._errors import SubmissionUncertainError
 from .._formats import ACCEPTED_EXTENSIONS
+from .._journal import JobRecord, JobState, SQLiteJournal, Summary
+from .._journal._tracker import identify
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
     CliError,
@@ -37,6 +53,8 @@ from ._common import (
     taken,
 )
 from ._console import stderr_console, stdout_console
+from ._emulator import EXIT_INTERRUPTED
+from ._journal import DEFAULT_NAME
 from ._worker import add_redis, check_extra
 
 if TYPE_CHECKING:
@@ -63,10 +81,18 @@ class Row:
     task_id: int | None = None
     path: Path | None = None
     error: BaseException | None = None
+    #: Its result or its task came from an earlier run (the journal).
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
         return self.path is not None and self.error is None
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "succeeded"
+        return "uncertain" if isinstance(self.error, SubmissionUncertainError) else "failed"
 
     def as_json(self) -> Json:
         error: Json = None
@@ -81,7 +107,8 @@ class Row:
             "image": str(self.image),
             "face": str(self.face),
             "hd": self.hd,
-            "status": "succeeded" if self.ok else "failed",
+            "status": self.status,
+            "resumed": self.resumed,
             "task_id": self.task_id,
             "path": str(self.path.resolve()) if self.path else None,
             "error": error,
@@ -203,6 +230,9 @@ def _progress(disable: bool) -> Progress:
 
 
 class _Run:
+    """The swaps through ``swap_many`` (which uploads each distinct file once), each result
+    downloaded as it arrives and recorded in the journal once saved."""
+
     def __init__(
         self, client: MioCreate, rows: list[Row], options: Options, bars: Progress
     ) -> None:
@@ -212,7 +242,12 @@ class _Run:
         self.overwrite = options.overwrite
         self.concurrency = options.count("concurrency")
         self.timeout = options.number("timeout")
-        files = {path.resolve() for row in rows for path in (row.image, row.face)}
+        self.resubmit = options.flag("resubmit_uncertain")
+        #: Tasks created whose result is not saved (for the report of an interruption).
+        self.unsaved: dict[int, Row] = {}
+        #: Rows to run: those a journal knows to be saved are done already.
+        self.todo = [row for row in rows if not row.ok]
+        files = {path.resolve() for row in self.todo for path in (row.image, row.face)}
         self.sizes = {path: _size(path) for path in files}
         #: Bytes sent of each file, and the files whose upload ended.
         self.sent: dict[Path, int] = {}
@@ -220,9 +255,12 @@ class _Run:
         self.uploads = bars.add_task(
             "uploads", total=sum(self.sizes.values()) or None, detail=f"0/{len(files)} files"
         )
-        self.tasks = bars.add_task("tasks", total=len(rows), detail=_tally(0, 0))
-        self.downloads = bars.add_task("downloads", total=len(rows), detail="")
-        self.succeeded = self.failed = 0
+        self.succeeded = len(rows) - len(self.todo)
+        self.failed = 0
+        self.tasks = bars.add_task(
+            "tasks", total=len(rows), completed=self.succeeded, detail=self._tally()
+        )
+        self.downloads = bars.add_task("downloads", total=len(self.todo) or None, detail="")
 
     def event(self, event: BatchEvent) -> None:
         """``swap_many``'s events: the bytes of the uploads move the uploads bar."""
@@ -238,42 +276,69 @@ class _Run:
         detail = f"{len(self.uploaded)}/{len(self.sizes)} files"
         self.bars.update(self.uploads, completed=sum(self.sent.values()), detail=detail)
 
-    async def swap(self) -> None:
-        jobs = [SwapJob(media=row.image, face=row.face, hd=row.hd) for row in self.rows]
+    async def swap(self, journal: Path | None) -> None:
+        if not self.todo:
+            return
+        todo = self.todo
+        jobs = [SwapJob(media=row.image, face=row.face, hd=row.hd) for row in todo]
+        # The downloads end before the batch does: each is recorded in its journal.
         async with (
-            anyio.create_task_group() as group,
             self.client.swap_many(
-                jobs, concurrency=self.concurrency, timeout=self.timeout, events=self.event
+                jobs,
+                concurrency=self.concurrency,
+                timeout=self.timeout,
+                journal=journal,
+                resubmit_uncertain=self.resubmit,
+                events=self.event,
             ) as results,
+            anyio.create_task_group() as group,
         ):
-            async for outcome in results:
-                row = self.rows[outcome.index]
-                row.task_id = outcome.task_id
-                self.bars.advance(self.tasks)
-                if outcome.error is not None or outcome.result is None:
-                    self._failed(row, outcome.error or RuntimeError("no result"))
-                else:
-                    group.start_soon(self._fetch, row, outcome.result)
+            try:
+                async for outcome in results:
+                    row = todo[outcome.index]
+                    row.task_id = outcome.task_id
+                    row.resumed = outcome.resumed
+                    self.bars.advance(self.tasks)
+                    if outcome.result is None:
+                        self._failed(row, outcome.error or RuntimeError("no result"))
+                    else:
+                        self.unsaved[result_task(outcome)] = row
+                        group.start_soon(self._fetch, row, outcome, results)
+            finally:
+                # Created, not handed out (an interruption): paid for, not saved.
+                for task_id, job_index in _pending(results, jobs).items():
+                    self.unsaved.setdefault(task_id, todo[job_index])
         # Files that failed their checks or upload sent no more bytes: the bar is done anyway.
         self.sent.update(self.sizes)
         self._uploads_moved()
 
-    async def _fetch(self, row: Row, result: SwapResult) -> None:
+    async def _fetch(self, row: Row, outcome: SwapOutcome, results: SwapResults) -> None:
+        result = outcome.result
+        assert result is not None
         try:
             target = row.stem.with_name(row.stem.name + suffix_of(result))
-            row.path = await result.download(target, overwrite=self.overwrite)
+            if outcome.resumed and _saved(target, result.size):
+                path = target  # saved by a run that stopped before recording it
+            else:
+                path = await result.download(target, overwrite=self.overwrite)
+            await results.mark_downloaded(outcome, path)
+            row.path = path
         except Exception as error:
             self._failed(row, error)
             return
+        self.unsaved.pop(result_task(outcome), None)
         self.succeeded += 1
         self.bars.advance(self.downloads)
-        self.bars.update(self.tasks, detail=_tally(self.succeeded, self.failed))
+        self.bars.update(self.tasks, detail=self._tally())
 
     def _failed(self, row: Row, error: BaseException) -> None:
         row.error = error
         self.failed += 1
         self.bars.advance(self.downloads)
-        self.bars.update(self.tasks, detail=_tally(self.succeeded, self.failed))
+        self.bars.update(self.tasks, detail=self._tally())
+
+    def _tally(self) -> str:
+        return _tally(self.succeeded, self.failed)
 
 
 async def _run_distributed(
@@ -343,21 +408,134 @@ def _size(path: Path) -> int:
         return 0
 
 
+def result_task(outcome: SwapOutcome) -> int:
+    assert outcome.task_id is not None
+    return outcome.task_id
+
+
+def _pending(results: SwapResults, jobs: list[SwapJob]) -> dict[int, int]:
+    """Tasks created whose outcome was not handed out: task id -> index in ``jobs``."""
+    where = {id(job): index for index, job in enumerate(jobs)}
+    return {task: where[id(job)] for task, job in results.pending_tasks().items()}
+
+
+def _saved(target: Path, size: int) -> bool:
+    try:
+        return target.stat().st_size == size
+    except OSError:
+        return False
+
+
 def prepare(options: Options) -> tuple[list[Row], Path]:
-    """The jobs and the output folder; refuses existing outputs before anything is spent."""
+    """The jobs and the output folder (existing outputs are checked by ``_resume``)."""
     output = Path(options.text("output")).expanduser()
     face_text = options.optional_text("face")
     face = Path(face_text).expanduser() if face_text else None
     rows = load_jobs(Path(options.text("source")).expanduser(), face, options.flag("hd"), output)
-    if not options.overwrite:
-        existing = [found for row in rows if (found := taken(row.stem)) is not None]
-        if existing:
-            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-            raise CliError(
-                f"the output exists: {existing[0]}{more} (pass --overwrite, or choose another "
-                "--output)"
-            )
     return rows, output
+
+
+def _journal_path(options: Options, output: Path) -> Path | None:
+    if options.flag("no_journal"):
+        return None
+    chosen = options.optional_text("journal")
+    return Path(chosen).expanduser() if chosen else output / DEFAULT_NAME
+
+
+async def _resume(
+    rows: list[Row], journal: Path | None, options: Options, base_url: str
+) -> list[Row]:
+    """Match the rows to the journal's records; say what a resume finds; refuse existing
+    outputs of jobs not known to be done. Returns the rows in the order to run them: results
+    waiting to be downloaded first, soonest-expiring first."""
+    records: dict[str, JobRecord] = {}
+    if journal is not None and await anyio.Path(journal).is_file():
+        meta, found = await SQLiteJournal.read(journal)
+        # Another host is refused before anything is said or checked (swap_many checks the
+        # account too).
+        meta.check(attrs.evolve(meta, base_url=base_url, client=""), f"the journal {journal}")
+        records = {record.id: record for record in found}
+    keys = [identify(SwapJob(image=row.image, face=row.face, hd=row.hd)) for row in rows]
+    ids = [job_id for job_id, _ in keys]
+    mine = [records[job_id] for job_id in ids if job_id in records]
+    if mine:
+        counts = Counter(record.state for record in mine)
+        summary = Summary(counts, downloads=True, unrecorded=len(rows) - len(mine))
+        _say(options, f"resuming: {summary}")
+        _warn_expiring(options, mine)
+        if options.flag("resubmit_uncertain") and summary.uncertain:
+            _confirm_resubmit(options, summary.uncertain)
+    order: list[tuple[float, int, Row]] = []
+    existing = []
+    for number, (row, (job_id, fingerprint)) in enumerate(zip(rows, keys, strict=True)):
+        record = records.get(job_id)
+        if record is not None and record.fingerprint != fingerprint:
+            record = None  # an input changed: swap_many refuses the job
+        state = record.state if record else None
+        if record is not None and state is JobState.DOWNLOADED and record.path:
+            saved = await anyio.Path(record.path).is_file()
+            if saved:
+                row.path, row.task_id, row.resumed = Path(record.path), record.task_id, True
+                continue
+        if state is not JobState.SUCCEEDED and not options.overwrite:
+            other = taken(row.stem)
+            if other is not None:
+                existing.append(other)
+        expires = record.expires_at if record and state is JobState.SUCCEEDED else None
+        order.append((expires if expires is not None else math.inf, number, row))
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise CliError(
+            f"the output exists: {existing[0]}{more} (pass --overwrite, or choose another --output)"
+        )
+    _remove_partials(rows)
+    return [row for row in rows if row.ok] + [row for _, _, row in sorted(order)]
+
+
+def _say(options: Options, line: str, style: str | None = None) -> None:
+    stderr_console().print(line, style=style, highlight=False)
+
+
+def _warn_expiring(options: Options, records: list[JobRecord]) -> None:
+    soon = time.time() + 24 * 3600
+    expiring = [
+        r for r in records if r.state is JobState.SUCCEEDED and r.expires_at and r.expires_at < soon
+    ]
+    if expiring:
+        _say(
+            options,
+            f"warning: {len(expiring)} result(s) expire within 24 hours; they are downloaded first",
+            "yellow",
+        )
+
+
+def _confirm_resubmit(options: Options, count: int) -> None:
+    message = (
+        f"--resubmit-uncertain: {count} job(s) are uncertain: their creation request may have "
+        "reached the service and been paid for (the API cannot list tasks to check). Sending "
+        "them again may pay twice."
+    )
+    _say(options, message, "yellow")
+    if options.json or not sys.stdin.isatty():
+        return
+    answer = input("Send them again? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise CliError("not resubmitted (run without --resubmit-uncertain to leave them)", 1)
+
+
+def _remove_partials(rows: list[Row]) -> None:
+    """Hidden ``.name.xxxx.part`` files a killed run left next to the outputs."""
+    stems = {row.stem.name for row in rows}
+    folders = {row.stem.parent for row in rows}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            name = entry.name
+            if name.startswith(".") and name.endswith(".part"):
+                base = name[1:].rsplit(".", 2)[0]
+                if base.rsplit(".", 1)[0] in stems:
+                    entry.unlink(missing_ok=True)
 
 
 def register(commands: Subcommands) -> None:
@@ -397,18 +575,45 @@ def register(commands: Subcommands) -> None:
         help="with --redis: the batch's name (default: one per output folder, so running the "
         "same command again resumes it)",
     )
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--journal",
+        metavar="PATH",
+        help=f"where the batch records its progress (default: <output>/{DEFAULT_NAME}); "
+        "running the same command again resumes",
+    )
+    journal.add_argument(
+        "--no-journal", action="store_true", help="keep no journal (a rerun pays again)"
+    )
+    parser.add_argument(
+        "--resubmit-uncertain",
+        action="store_true",
+        help="send again the jobs whose creation request may have been paid for without an "
+        "answer (may pay twice)",
+    )
 
 
 async def run_batch(options: Options) -> int:
     rows, output = prepare(options)
+    distributed = bool(options.optional_text("redis"))
+    # A distributed batch keeps its journal in the Redis.
+    journal = None if distributed else _journal_path(options, output)
+    client = make_client(options)
+    ordered = await _resume(rows, journal, options, client.config.base_url)
     started = time.monotonic()
-    async with make_client(options) as client:
-        with _progress(disable=options.json) as bars:
-            if options.optional_text("redis"):
-                await _run_distributed(client, rows, options, bars, output)
-            else:
-                await _Run(client, rows, options, bars).swap()
+    interrupted = False
+    async with client:
+        with _progress(disable=options.json) as bars, _Interrupt() as stop:
+            run = _Run(client, ordered, options, bars)
+            with stop.scope:
+                if distributed:
+                    await _run_distributed(client, ordered, options, bars, output)
+                else:
+                    await run.swap(journal)
+            interrupted = stop.scope.cancel_called
     elapsed = time.monotonic() - started
+    if interrupted:
+        return _interrupted(options, rows, run.unsaved, journal)
     succeeded = sum(row.ok for row in rows)
     if options.json:
         print_json(
@@ -416,14 +621,81 @@ async def run_batch(options: Options) -> int:
                 "total": len(rows),
                 "succeeded": succeeded,
                 "failed": len(rows) - succeeded,
+                "resumed": sum(row.resumed for row in rows),
                 "seconds": round(elapsed, 3),
                 "output": output.resolve(),
+                "journal": journal.resolve() if journal else None,
                 "jobs": [row.as_json() for row in rows],
             }
         )
     else:
         _summary(rows, succeeded, elapsed)
     return 0 if succeeded == len(rows) else 1
+
+
+class _Interrupt:
+    """Ctrl-C or SIGTERM cancels the batch once (the journal is closed, so flushed); a second
+    one exits at once: the journal is consistent at every moment, that is its point."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self._signals = (signal.SIGINT, signal.SIGTERM)
+
+    def _first(self) -> None:
+        if self.scope.cancel_called:
+            os._exit(EXIT_INTERRUPTED)
+        self.scope.cancel()
+
+    def __enter__(self) -> _Interrupt:
+        loop = asyncio.get_running_loop()
+        for number in self._signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(number, self._first)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for number in self._signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(number)
+
+
+def _interrupted(
+    options: Options, rows: list[Row], unsaved: dict[int, Row], journal: Path | None
+) -> int:
+    """What was paid for and not saved, and how to get it."""
+    if journal is not None:
+        advice = "running the same command again resumes: nothing is paid twice"
+    else:
+        advice = "no journal: collect each with `miocreate task TASK_ID --wait -o FOLDER`"
+    tasks = [
+        {"task_id": task_id, "image": str(row.image), "output": str(row.stem)}
+        for task_id, row in sorted(unsaved.items())
+    ]
+    if options.json:
+        print_json(
+            {
+                "interrupted": True,
+                "saved": sum(row.ok for row in rows),
+                "total": len(rows),
+                "paid_not_saved": tasks,
+                "journal": journal.resolve() if journal else None,
+                "resume": advice,
+            }
+        )
+    else:
+        console = stderr_console()
+        console.print(
+            f"interrupted: {sum(row.ok for row in rows)} of {len(rows)} saved; "
+            f"{len(tasks)} task(s) created and not saved",
+            style="yellow",
+        )
+        for task in tasks[:_TABLE_ROWS]:
+            console.print(f"  task {task['task_id']}: {task['image']}")
+        if len(tasks) > _TABLE_ROWS:
+            console.print(f"  ... and {len(tasks) - _TABLE_ROWS} more")
+        console.print(advice)
+    return EXIT_INTERRUPTED
 
 
 #: Larger batches list only their failed jobs in the summary table.

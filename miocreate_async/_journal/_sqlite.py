@@ -193,6 +193,19 @@ class SQLiteJournal:
     # --- without the lock ---------------------------------------------------------------------
 
     @classmethod
+    async def read(cls, path: str | os.PathLike[str]) -> tuple[JournalMeta, list[JobRecord]]:
+        """Every record of a journal, even one in use, soonest-expiring first, then by index."""
+        worker = _Worker(lambda: _connect(Path(path), readonly=True), 0.0)
+        try:
+            meta = await worker.call(_read_meta)
+            records = await worker.call(
+                lambda db: _page(db, [state.value for state in JobState], None, -1)
+            )
+        finally:
+            await worker.stop()
+        return meta, records
+
+    @classmethod
     async def inspect(
         cls, path: str | os.PathLike[str], *, listed: int = 20
     ) -> tuple[JournalMeta, Summary, list[JobRecord], list[JobRecord]]:

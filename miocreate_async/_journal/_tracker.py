@@ -146,6 +146,9 @@ class JobEntry:
             await self.owner.move(self, S.PENDING)
 
     async def succeeded(self, result: SwapResult) -> None:
+        if self.owner.journal is None:
+            await self.owner.move(self, S.SUCCEEDED)
+            return
         expires = result.expires_at.timestamp() if result.expires_at else None
         await self.owner.move(self, S.SUCCEEDED, result=stored_result(result), expires_at=expires)
 

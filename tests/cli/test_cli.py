@@ -98,7 +98,7 @@ def test_batch_of_a_folder_of_20(env: dict[str, str], tmp_path: Path, face: Path
     done = run(env, "batch", folder, "--face", face, "-o", tmp_path / "out", "-j", "10")
 
     assert done.returncode == EXIT_OK, done.stderr
-    outputs = sorted((tmp_path / "out").iterdir())
+    outputs = sorted(p for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
     assert len(outputs) == 20
     assert {path.name for path in outputs} >= {"p1-swapped.jpg", "p19-swapped.jpg"}
     assert any(path.suffix == ".mp4" for path in outputs)
@@ -150,7 +150,7 @@ def test_batch_of_a_csv(
     assert [job["status"] for job in report["jobs"]] == ["succeeded", "succeeded", "failed"]
     assert [job["hd"] for job in report["jobs"]] == [True, False, False]
     assert report["jobs"][2]["error"]["type"] == "SourceNotFoundError"
-    names = sorted(path.name for path in (tmp_path / "out").iterdir())
+    names = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
     assert names == ["photo-swapped-2.jpg", "photo-swapped.jpg"]
 
 

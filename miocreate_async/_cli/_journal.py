@@ -1,0 +1,112 @@
+"""``miocreate journal status PATH``: what a batch's journal holds, even while the batch runs.
+
+Counts by state (the resume line: done, in flight, uncertain, to do), then the uncertain jobs
+(a creation request that may have been paid for) and the results that expire within 24 hours.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._journal import JobRecord, JobState, SQLiteJournal, Summary
+from ._args import Options, add_command
+from ._common import CliError, Json, print_json
+from ._console import stdout_console
+
+if TYPE_CHECKING:
+    from ._args import Subcommands
+
+__all__ = ["DEFAULT_NAME", "journal_file", "register"]
+
+#: The journal of ``miocreate batch``, in its output folder.
+DEFAULT_NAME = ".miocreate-journal.sqlite"
+#: Results expiring sooner than this are listed (and warned about on resume).
+_SOON = 24 * 3600.0
+
+
+def journal_file(text: str) -> Path:
+    """The journal named on the command line: a file, or a batch's output folder holding one."""
+    path = Path(text).expanduser()
+    path = path / DEFAULT_NAME if path.is_dir() else path
+    if not path.is_file():
+        raise CliError(f"no journal at {path}")
+    return path
+
+
+def register(commands: Subcommands) -> None:
+    parser = add_command(commands, "journal", "look into a batch's journal")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    status = add_command(
+        actions,
+        "status",
+        "counts by state, the uncertain jobs and the results about to expire",
+        journal_status,
+    )
+    status.add_argument(
+        "path", metavar="PATH", help=f"the journal, or a batch's output folder (its {DEFAULT_NAME})"
+    )
+
+
+async def journal_status(options: Options) -> int:
+    path = journal_file(options.text("path"))
+    meta, found, uncertain, succeeded = await SQLiteJournal.inspect(path)
+    summary = Summary(
+        found.counts, downloads=path.name == DEFAULT_NAME or bool(found["downloaded"])
+    )
+    soon = time.time() + _SOON
+    expiring = [r for r in succeeded if r.expires_at is not None and r.expires_at <= soon]
+    if options.json:
+        print_json(
+            {
+                "path": str(path.resolve()),
+                "base_url": meta.base_url,
+                "library_version": meta.library_version,
+                "schema_version": meta.schema_version,
+                "summary": dict(summary.as_dict()),
+                "uncertain": [_job(record) for record in uncertain],
+                "expiring": [_job(record) for record in expiring],
+            }
+        )
+        return 0
+    console = stdout_console()
+    console.print(f"journal {path} ({meta.base_url}, library {meta.library_version})")
+    console.print(f"  {summary}")
+    states = ", ".join(f"{state.value} {found[state]}" for state in JobState if found[state])
+    console.print(f"  by state: {states or 'no jobs'}")
+    if uncertain:
+        console.print(
+            f"uncertain ({summary.uncertain}): a creation request may have reached the service "
+            "and been paid for; the API cannot list tasks, so only you can decide. "
+            "`--resubmit-uncertain` sends them again (each may be paid twice).",
+            style="yellow",
+        )
+        for record in uncertain:
+            console.print(f"  {record.label}  (job {record.id})")
+    if expiring:
+        console.print(
+            f"expiring within 24 hours ({len(expiring)}): run the batch again to download them",
+            style="yellow",
+        )
+        for record in expiring:
+            console.print(f"  task {record.task_id}  {_when(record.expires_at)}  {record.label}")
+    return 0
+
+
+def _job(record: JobRecord) -> dict[str, Json]:
+    return {
+        "id": record.id,
+        "index": record.index,
+        "state": record.state.value,
+        "label": record.label,
+        "task_id": record.task_id,
+        "expires_at": _when(record.expires_at) if record.expires_at else None,
+    }
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
