@@ -67,7 +67,6 @@ from ._transfer._inputs import (
     MediaInput,
     PreparedUpload,
     UploadSource,
-    prepare_upload,
 )
 
 if TYPE_CHECKING:
@@ -236,7 +235,9 @@ class MioCreate:
     ) -> Key:
         """Check the file locally, then stream it to storage in one PUT; returns its key."""
         self._call_ready()
-        return await self._put(await prepare_upload(source, file_name=file_name), progress)
+        from ._transfer._url import prepare_source
+
+        return await self._put(await prepare_source(source, file_name=file_name), progress)
 
     async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
         from ._transfer._put import put_object

@@ -22,7 +22,8 @@ from .._errors import MioCreateError, UnsupportedFormatError
 from .._formats import MediaType
 from .._models import ProgressCallback
 from .._retry import is_transient
-from ._inputs import PreparedUpload, UploadSource, as_key, prepare_upload
+from ._inputs import PreparedUpload, UploadSource, as_key
+from ._url import prepare_source
 
 __all__ = ["ProgressFor", "Put", "UploadCache", "Wanted", "check_kind"]
 
@@ -136,7 +137,7 @@ class UploadCache:
         self._entries[identity] = entry
         self._forget_old()
         with self._settling(entry, entry.checked):
-            entry.prepared = await prepare_upload(source)
+            entry.prepared = await prepare_source(source)
         check_kind(entry.prepared.media_type, video, role, entry.prepared.file_name)
         return entry
 

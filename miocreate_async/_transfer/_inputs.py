@@ -41,6 +41,7 @@ __all__ = [
     "StreamSource",
     "UploadSource",
     "as_key",
+    "is_url",
     "prepare_upload",
 ]
 
@@ -61,6 +62,7 @@ class StreamSource:
     file_name: str
 
 
+#: A ``str`` is a path, an http(s) URL (read by the client, straight into the upload), or a key.
 UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | StreamSource
 
 
@@ -75,15 +77,25 @@ class Key(str):
     __slots__ = ()
 
 
+def is_url(source: object) -> bool:
+    """Whether ``source`` is an http(s) URL to upload from (a plain string, not a ``Key``)."""
+    return (
+        isinstance(source, str)
+        and not isinstance(source, Key)
+        and source.startswith(("http://", "https://"))
+    )
+
+
 def as_key(source: object) -> str | None:
     """The uploaded key ``source`` stands for, or None when it is something to upload.
 
-    A ``Key`` is a key. A plain string is a path when such a file exists; otherwise a string
-    shaped like a storage key (``folder/name.ext``, not absolute or ``./``-relative) is a key.
+    A ``Key`` is a key. A plain string is an http(s) URL to upload from, or a path when such a
+    file exists; otherwise a string shaped like a storage key (``folder/name.ext``, not absolute
+    or ``./``-relative) is a key.
     """
     if isinstance(source, Key):
         return str(source)
-    if not isinstance(source, str) or os.path.exists(source):
+    if not isinstance(source, str) or is_url(source) or os.path.exists(source):
         return None
     if "/" in source and not source.startswith(("/", ".", "~")) and os.sep == "/":
         return source

@@ -12,11 +12,8 @@ import logging
 import os
 import socket
 import uuid
-from pathlib import PurePosixPath
 from typing import Any, cast
-from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
 import attrs
 from redis.asyncio import Redis
@@ -47,7 +44,7 @@ from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
 from .._poller import Poller, PollPolicy
 from .._retry import refused_without_effect
-from .._transfer._inputs import Key, StreamSource
+from .._transfer._inputs import Key, is_url
 from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
 from ._codec import describe, input_of
@@ -59,7 +56,6 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("miocreate_async.distributed")
 
-_CHUNK = 1 << 20
 #: Taskiq hands the task its context (to acknowledge by hand) through this default.
 _CONTEXT: Context = TaskiqDepends()
 
@@ -144,7 +140,7 @@ class Worker:
         self.poller = Poller(self.client, self.poll)
         finish = anyio.Event()
         try:
-            async with self.client, aiohttp.ClientSession() as self.fetcher:
+            async with self.client:
                 await self.broker.startup()
                 async with anyio.create_task_group() as group:
                     self._jobs = group
@@ -351,8 +347,8 @@ class _Job:
         source = input_of(spec)
         if isinstance(source, Key):
             return source
-        if source.startswith(("http://", "https://")):
-            return await self._upload_url(source, role)
+        if is_url(source):  # streamed from its source into the PUT by the client
+            return await self.worker.client.upload(source)
         # The driver saw this file (size and mtime): a change since is refused, not swapped.
         seen = spec.get("fingerprint")
         if seen and seen != "missing":
@@ -364,31 +360,9 @@ class _Job:
                 )
         return await self.worker.client.upload(source)
 
-    async def _upload_url(self, url: str, role: str) -> str:
-        """Stream an http(s) source straight into the presigned PUT, with its Content-Length.
-
-        A source without a Content-Length is refused: the PUT needs the length up front.
-        """
-        name = PurePosixPath(urlsplit(url).path).name or role
-        try:
-            async with self.worker.fetcher.get(url, allow_redirects=True) as response:
-                if response.status != 200:
-                    raise InvalidInputError(f"the {role} URL answered HTTP {response.status}")
-                if response.content_length is None:
-                    raise InvalidInputError(
-                        f"the {role} URL sends no Content-Length: refused (the upload needs the "
-                        "size up front); download it to the shared file system instead"
-                    )
-                source = StreamSource(
-                    response.content.iter_chunked(_CHUNK), response.content_length, name
-                )
-                return await self.worker.client.upload(source)
-        except aiohttp.ClientError as error:
-            raise InvalidInputError(f"cannot read the {role} URL: {error}") from error
-
     async def _face(self, spec: dict[str, Any], ttl: float) -> str:
         source = input_of(spec)
-        if isinstance(source, Key) or source.startswith(("http://", "https://")):
+        if isinstance(source, Key) or is_url(source):
             return await self._upload(spec, "face")
         try:
             digest = await anyio.to_thread.run_sync(file_digest, source)

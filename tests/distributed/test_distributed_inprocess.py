@@ -36,21 +36,25 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def running_worker(redis_url: str, emu: Emulator, **options: float) -> AsyncIterator[None]:
-    worker = Worker(
-        redis_url,
-        concurrency=8,
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        base_url=emu.url,
-        lease=2.0,
-        claim_idle=3.0,
-        poll=FAST_POLL,
-        **options,  # type: ignore[arg-type]
-    )
+async def running_worker(
+    redis_url: str, emu: Emulator, count: int = 1, rate_limit: float | None = None
+) -> AsyncIterator[None]:
+    """``count`` workers (each as a machine would run it), drained when the block ends."""
     drain = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(worker.run, drain)
+        for _ in range(count):
+            worker = Worker(
+                redis_url,
+                concurrency=8,
+                client_id=emu.client_id,
+                client_secret=emu.client_secret,
+                base_url=emu.url,
+                rate_limit=rate_limit,
+                lease=2.0,
+                claim_idle=3.0,
+                poll=FAST_POLL,
+            )
+            group.start_soon(worker.run, drain)
         yield
         drain.set()
 
@@ -136,7 +140,7 @@ async def test_a_restarted_driver_resumes_reading_where_it_stopped(
 async def test_credits_run_out_everywhere_at_the_first_801(redis_url: str, tmp_path: Path) -> None:
     jobs = photos(tmp_path, 8)
     async with Emulator(latency=0.05, seed=1, credits=3, data_dir=tmp_path / "emu") as emu:
-        async with running_worker(redis_url, emu), batch_of(redis_url, emu, "b3") as batch:
+        async with running_worker(redis_url, emu, 3), batch_of(redis_url, emu, "b3") as batch:
             await batch.submit(jobs)
             outcomes = await collect(batch)
         created = len(emu.ledger["tasks"])
@@ -188,3 +192,33 @@ async def test_the_cli_batch_runs_on_the_workers_of_a_redis(redis_url: str, tmp_
         "p1-swapped.jpg",
         "p2-swapped.jpg",
     ]
+
+
+async def test_the_shared_limiter_keeps_the_workers_under_the_request_quota(
+    redis_url: str, tmp_path: Path
+) -> None:
+    jobs = photos(tmp_path, 10)
+    emulator = Emulator(latency=0.2, seed=1, request_quota=20, data_dir=tmp_path / "emu")
+    async with (
+        emulator as emu,
+        running_worker(redis_url, emu, 2, rate_limit=16),
+        batch_of(redis_url, emu, "b5") as batch,
+    ):
+        await batch.submit(jobs)
+        outcomes = await collect(batch)
+        refused = [r for r in emu.ledger["requests"] if r["code"] == 802]
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    # Two workers, each alone would poll far above 20 requests a second: one limiter for both.
+    assert len(refused) <= 1
+
+
+async def test_a_job_reads_its_image_from_a_url(redis_url: str, tmp_path: Path) -> None:
+    (job,) = photos(tmp_path, 1)
+    async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
+        async with emu.client() as client:
+            url = await client.get_access_url(await client.upload(job.image))
+        async with running_worker(redis_url, emu), batch_of(redis_url, emu, "b6") as batch:
+            await batch.submit([SwapJob(url, job.face)])
+            (outcome,) = await collect(batch)
+    assert outcome.ok, outcome.error
+    assert outcome.job.image == url
