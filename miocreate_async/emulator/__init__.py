@@ -7,7 +7,7 @@ documented codes, and seeded faults. See ``python -m miocreate_async.emulator --
 
 from __future__ import annotations
 
-from ._samples import write_sample_face, write_sample_photo, write_sample_video
+from ._cartoon import write_sample_face, write_sample_photo, write_sample_video
 from ._server import Emulator
 from ._settings import EmulatorSettings, Latency
 

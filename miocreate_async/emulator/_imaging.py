@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._cartoon import draw_scene, face_boxes
 from ._faces import Box, Face
-from ._samples import draw_scene, face_boxes
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -16,10 +16,10 @@ import attrs
 
 from .._formats import MediaType
 from . import _imaging
+from ._cartoon import draw_scene
 from ._faces import Face, Refusal
 from ._imaging import Crop, Picture
 from ._media import probe_video
-from ._samples import draw_scene
 from ._storage import link_or_copy
 
 if TYPE_CHECKING:

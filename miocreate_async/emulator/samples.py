@@ -69,7 +69,7 @@ def face(*, real: bool | None = None) -> bytes:
     face (PNG, 200x250)."""
     if _real(real):
         return _shipped("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
-    from ._samples import write_sample_face
+    from ._cartoon import write_sample_face
 
     with tempfile.TemporaryDirectory(prefix="miocreate-sample-") as folder:
         return write_sample_face(Path(folder) / "face.png", seed=11).read_bytes()
@@ -110,7 +110,7 @@ def video(*, real: bool | None = None) -> bytes:
     """A short MP4: two seconds of H.264 slowly closing in on the astronaut's portrait (plays
     everywhere; vision mode swaps its face), or a minimal 2-second container without frames."""
     if not _real(real):
-        from ._samples import write_sample_video
+        from ._cartoon import write_sample_video
 
         with tempfile.TemporaryDirectory(prefix="miocreate-sample-") as folder:
             return write_sample_video(Path(folder) / "clip.mp4").read_bytes()
@@ -143,7 +143,7 @@ def _closing_in(portrait: bytes) -> _video.Frames:
 
 
 def _cartoon_scene(faces: int, seed: int) -> bytes:
-    from ._samples import draw_scene
+    from ._cartoon import draw_scene
 
     return _encode(draw_scene(640, 480, faces=faces, seed=seed), "JPEG")
 

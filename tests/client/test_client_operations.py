@@ -19,8 +19,7 @@ from miocreate_async import (
     TaskStatus,
     VideoSwapResult,
 )
-from miocreate_async.emulator import Emulator
-from miocreate_async.emulator._samples import write_sample_video
+from miocreate_async.emulator import Emulator, write_sample_video
 
 pytestmark = pytest.mark.anyio
 

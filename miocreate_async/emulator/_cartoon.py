@@ -1,4 +1,5 @@
-"""Sample inputs for tests and demos: a photo with a cartoon face, a face, a minimal MP4.
+"""The cartoon mode's pictures: scenes with cartoon faces where its "detection" finds them, a
+face, and a minimal MP4 (the public ``write_sample_*`` functions, and ``samples(real=False)``).
 
 Images need Pillow (the ``emulator`` extra); the video is written by hand.
 """
