@@ -54,7 +54,7 @@ from ._models import (
     VideoSwapResult,
 )
 from ._operations import TaskKind
-from ._poller import Poller, TaskReader
+from ._poller import Learnt, Poller, TaskReader
 from ._retry import refused_without_effect
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
@@ -414,14 +414,15 @@ def swap_many(
     *,
     put: Put,
     client_id: str | None = None,
+    learnt: Learnt | None = None,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
-    account in a journal."""
+    account in a journal, ``learnt`` is what the client's poller learnt in earlier batches."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(_Batch(client, put, jobs, options, client_id))
+    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt))
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -435,12 +436,13 @@ class _Batch:
         jobs: Jobs,
         options: SwapOptions,
         client_id: str | None = None,
+        learnt: Learnt | None = None,
     ) -> None:
         self.client = client
         self.jobs = jobs
         self.options = options
         assert options.poll is not None
-        self.poller = Poller(client, options.poll)
+        self.poller = Poller(client, options.poll, learnt)
         self.stats = BatchStats()
         self.events = options.events
         self.uploads = UploadCache(

@@ -72,6 +72,7 @@ from ._transfer._inputs import (
 if TYPE_CHECKING:
     from ._batch import BatchEvent, Jobs, SwapResults
     from ._journal import Journal
+    from ._poller import Learnt
     from ._transfer._cache import ProgressFor, UploadCache, Wanted
 
 __all__ = ["MioCreate", "TaskRef"]
@@ -132,6 +133,8 @@ class MioCreate:
         self._session = Session(config, auth, session, limiter)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
         self._state = _State.UNOPENED
+        #: How long each kind of task takes, learnt by the batch poller, kept across batches.
+        self._poll_learnt: Learnt = {}
 
     def _make_auth(
         self, client_id: str | None, client_secret: str | None, token: str | None
@@ -506,7 +509,9 @@ class MioCreate:
             events=events,
         )
         client_id = getattr(self._session.auth, "client_id", None)
-        return swap_many(self, jobs, options, put=self._put, client_id=client_id)
+        return swap_many(
+            self, jobs, options, put=self._put, client_id=client_id, learnt=self._poll_learnt
+        )
 
     # --- helpers --------------------------------------------------------------------------------
 

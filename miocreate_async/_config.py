@@ -96,20 +96,25 @@ class PollPolicy:
     first: float = attrs.field(default=0.5, validator=_positive)
     #: ``wait()``: each gap is this many times the previous one...
     multiplier: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
-    #: Later polls come ``ratio`` times the task's age after the previous one...
-    ratio: float = attrs.field(default=0.15, validator=_positive)
+    #: The batch: until a task's kind is learnt, each later poll comes ``ratio`` times the
+    #: task's age after the previous one (as ``wait()``'s growing gaps), at most two
+    #: ``settle`` apart...
+    ratio: float = attrs.field(default=0.5, validator=_positive)
     #: ...but never sooner than ``minimum``...
     minimum: float = attrs.field(default=0.1, validator=_positive)
-    #: ...nor later than ``maximum``.
+    #: ...nor later than ``maximum`` (nor, in ``wait()``, any gap).
     maximum: float = attrs.field(default=5.0, validator=_positive)
     #: Learn each kind's durations: the first poll then comes just before the quickest usual
-    #: end (the ``quantile`` of the durations seen), once ``learn_after`` tasks were seen.
+    #: end: the ``quantile`` of the durations seen once ``learn_after`` tasks of the kind
+    #: ended; before that the shortest seen, or as long as ``learn_after`` tasks of the kind
+    #: have been seen running (none of them ended sooner). A client keeps what it learnt from
+    #: one batch to the next.
     adaptive: bool = True
     quantile: float = 0.05
     learn_after: int = 8
     #: With ``adaptive``, once a task is past its kind's quickest usual end it may end at any
-    #: moment: polls then come at least this often, so long tasks are not seen late.
-    settle: float = attrs.field(default=1.0, validator=_positive)
+    #: moment: it is then polled every ``settle`` seconds, so that its end is seen soon.
+    settle: float = attrs.field(default=0.5, validator=_positive)
     #: Poll requests in flight at once, whatever the number of tasks.
     concurrency: int = attrs.field(default=32, validator=attrs.validators.ge(1))
 
@@ -118,8 +123,9 @@ class PollPolicy:
         return min(self.maximum, self.first * self.multiplier**polls_done)
 
     def gap(self, age: float) -> float:
-        """Seconds from one poll of a task ``age`` seconds old to the next."""
-        return min(self.maximum, max(self.minimum, self.ratio * age))
+        """The batch: seconds from one poll of a task ``age`` seconds old to the next, while
+        its kind is not learnt."""
+        return min(self.maximum, 2 * self.settle, max(self.minimum, self.ratio * age))
 
 
 #: The name ``wait()``'s schedule had before it was one type with the batch's poll policy.
@@ -151,6 +157,9 @@ class Config:
     max_connections: int = 100
     #: Client-wide API requests per second (None: no limit), to stay under a quota.
     rate_limit: float | None = None
+    #: With no ``rate_limit``: slow down on each refusal for the request quota (code 802) and
+    #: speed up again while none come, so that a quota nobody told the client is found.
+    adapt_rate: bool = True
     #: Seconds before expiry at which a token is refreshed.
     token_refresh_margin: float = 60.0
     #: How long result URLs stay valid after completion.

@@ -113,7 +113,7 @@ def _converter() -> cattrs.Converter:
 
 def structure(data: Any, cls: type[T], *, what: str | None = None) -> T:
     """Structure wire data into ``cls``; a mismatch is one ProtocolError naming the bad fields."""
-    fast = _FAST.get(cls)
+    fast = (_FAST or _build_fast()).get(cls)
     if fast is not None:
         try:
             built: T = fast(data, {})
@@ -166,7 +166,7 @@ def structure_result(data: Any, kind: TaskKind | None, **local: Any) -> TaskResu
             "the task succeeded but its additional_data is empty", operation="task_detail"
         )
     cls = _RESULT_TYPE[kind] if kind is not None else result_type_of(data)
-    fast = _FAST.get(cls)
+    fast = (_FAST or _build_fast()).get(cls)
     if fast is not None:
         try:
             built: TaskResult = fast(data, local)
@@ -248,12 +248,15 @@ def _fast_structure(cls: Any) -> Callable[[Any, dict[str, Any]], Any]:
     return build
 
 
-#: The types read on every poll, and the results: hot enough for a hook of their own.
-_FAST: dict[Any, Callable[[Any, dict[str, Any]], Any]] = {
-    TaskDetail: _fast_structure(TaskDetail),
-    ImageSwapResult: _fast_structure(ImageSwapResult),
-    VideoSwapResult: _fast_structure(VideoSwapResult),
-}
+#: The types read on every poll, and the results: hot enough for a hook of their own (made on
+#: first use, not at import).
+_FAST: dict[Any, Callable[[Any, dict[str, Any]], Any]] = {}
+
+
+def _build_fast() -> dict[Any, Callable[[Any, dict[str, Any]], Any]]:
+    for cls in (TaskDetail, ImageSwapResult, VideoSwapResult):
+        _FAST[cls] = _fast_structure(cls)
+    return _FAST
 
 
 def _protocol_error(exc: BaseException, what: str) -> ProtocolError:

@@ -4,16 +4,21 @@ Instead of a sleeping loop per task, every task in flight is an entry in one hea
 when it is next due. One scheduler pops due entries and hands them to ``concurrency`` poll
 workers, so the poll requests in flight stay bounded however many tasks there are.
 
-The schedule: a task is first polled ``first`` seconds after it was created; after that the gap
-between polls grows with the task's age (``ratio`` of it), between ``minimum`` and ``maximum``.
-With ``adaptive``, the poller learns how long each kind of task takes and polls a new task of
-that kind first just before the quickest usual end instead, which skips the useless early polls.
+The schedule, per kind of task (``adaptive``): while nothing is known of a kind, a task is polled
+``first`` seconds after its creation, then at gaps growing with its age (``ratio`` of it, at most
+two ``settle``). The poller learns from every reading: a task seen running at age *a* proves its
+kind may take longer than *a*, and an ended one how long it took. A task is not polled before its
+kind's quickest usual end (the ``quantile`` of the durations seen, or before any ended, the age
+``learn_after`` tasks of the kind have been seen running at); past it, every ``settle`` seconds,
+as evenly spaced polls see an end soonest for their number. The client keeps what was learnt
+for its next batches.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,7 +33,7 @@ from ._models import TaskHandle, TaskInfo
 from ._operations import TaskKind
 from ._retry import is_transient
 
-__all__ = ["PollPolicy", "Poller", "TaskReader"]
+__all__ = ["KindDurations", "Learnt", "PollPolicy", "Poller", "TaskReader"]
 
 
 class TaskReader(Protocol):
@@ -37,27 +42,53 @@ class TaskReader(Protocol):
     async def get_task(self, task: TaskHandle[Any]) -> TaskInfo[Any]: ...
 
 
-class _Durations:
-    """The recent durations of one kind of task, and a low quantile of them."""
+class KindDurations:
+    """What one kind of task has shown: how long the ended ones took, and how long the ones
+    still running have been seen running."""
 
     def __init__(self, keep: int = 256) -> None:
-        self._samples: deque[float] = deque(maxlen=keep)
+        self._ended: deque[float] = deque(maxlen=keep)
+        self._shortest = math.inf
         self._cached: float | None = None
         self._fresh = 0
+        #: Task id -> its age when last seen running, for the tasks in flight.
+        self._running: dict[int, float] = {}
 
-    def add(self, seconds: float) -> None:
-        self._samples.append(max(0.0, seconds))
+    def running(self, task_id: int, age: float) -> None:
+        self._running[task_id] = age
+
+    def ended(self, task_id: int, seconds: float) -> None:
+        self._running.pop(task_id, None)
+        seconds = max(0.0, seconds)
+        self._ended.append(seconds)
+        self._shortest = min(self._shortest, seconds)
         self._fresh += 1
 
-    def quantile(self, q: float, minimum_samples: int) -> float | None:
-        if len(self._samples) < max(1, minimum_samples):
-            return None
-        # Sorting 256 floats is cheap, but not for every task created: refresh now and then.
-        if self._cached is None or self._fresh >= 16:
-            ordered = sorted(self._samples)
-            self._cached = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-            self._fresh = 0
-        return self._cached
+    def forget(self, task_id: int) -> None:
+        """The task is no longer watched (abandoned): it proves nothing more."""
+        self._running.pop(task_id, None)
+
+    def quick_end(self, q: float, enough: int) -> tuple[float | None, bool]:
+        """The quickest usual duration (None: unknown), and whether an ended task showed it
+        (rather than running tasks alone, which only say it is at least that)."""
+        enough = max(1, enough)
+        if len(self._ended) >= enough:
+            # Sorting 256 floats is cheap, but not for every poll: refresh now and then.
+            if self._cached is None or self._fresh >= 16:
+                ordered = sorted(self._ended)
+                self._cached = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+                self._fresh = 0
+            return self._cached, True
+        survived = math.inf
+        if len(self._running) >= enough:
+            survived = heapq.nlargest(enough, self._running.values())[-1]
+        if self._ended:
+            return min(self._shortest, survived), True
+        return (None if survived == math.inf else survived), False
+
+
+#: What a client has learnt of each kind of task, kept from one batch to the next.
+Learnt = dict[TaskKind, KindDurations]
 
 
 @attrs.define(eq=False)
@@ -82,13 +113,15 @@ class _Watch:
 class Poller:
     """Watches every task of a batch; ``run()`` in a task group, ``await watch(task)``."""
 
-    def __init__(self, client: TaskReader, policy: PollPolicy) -> None:
+    def __init__(
+        self, client: TaskReader, policy: PollPolicy, learnt: Learnt | None = None
+    ) -> None:
         self._client = client
         self.policy = policy
         self._heap: list[tuple[float, int, _Watch]] = []
         self._order = itertools.count()
         self._wakeup: anyio.Event | None = None
-        self._durations: dict[TaskKind, _Durations] = {}
+        self._durations: Learnt = {} if learnt is None else learnt
         #: Poll requests answered, for statistics.
         self.polls = 0
 
@@ -106,6 +139,7 @@ class Poller:
             await entry.done.wait()
         finally:
             entry.abandoned = True
+            self._kind(task.kind).forget(task.id)
         if entry.error is not None:
             raise entry.error
         assert entry.info is not None
@@ -123,24 +157,35 @@ class Poller:
 
     # --- the schedule -------------------------------------------------------------------------
 
-    def _usual_end(self, kind: TaskKind) -> float | None:
-        """The quickest usual duration of this kind of task, once learnt (with ``adaptive``)."""
+    def _kind(self, kind: TaskKind) -> KindDurations:
+        durations = self._durations.get(kind)
+        if durations is None:
+            durations = self._durations[kind] = KindDurations()
+        return durations
+
+    def _usual_end(self, kind: TaskKind) -> tuple[float | None, bool]:
+        """The quickest usual duration of this kind of task (with ``adaptive``), and whether
+        an ended task showed it."""
         policy = self.policy
-        durations = self._durations.get(kind) if policy.adaptive else None
-        return durations.quantile(policy.quantile, policy.learn_after) if durations else None
+        if not policy.adaptive:
+            return None, False
+        return self._kind(kind).quick_end(policy.quantile, policy.learn_after)
 
     def _first_delay(self, kind: TaskKind) -> float:
-        usual = self._usual_end(kind)
+        usual, _ = self._usual_end(kind)
         return self.policy.first if usual is None else max(self.policy.minimum, usual)
 
     def _next_poll(self, entry: _Watch) -> float:
         now = anyio.current_time()
         age = now - entry.created
-        gap = self.policy.gap(age)
-        usual = self._usual_end(entry.handle.kind)
-        if usual is not None and age >= usual:
-            gap = min(gap, max(self.policy.minimum, self.policy.settle))
-        return now + gap
+        policy = self.policy
+        usual, ended = self._usual_end(entry.handle.kind)
+        if usual is not None and age + policy.minimum < usual:
+            # Its kind takes longer than this: nothing to see before the quickest usual end.
+            return entry.created + usual
+        if ended:
+            return now + max(policy.minimum, min(policy.settle, policy.maximum))
+        return now + policy.gap(age)
 
     def _push(self, due: float, entry: _Watch) -> None:
         heapq.heappush(self._heap, (due, next(self._order), entry))
@@ -190,13 +235,14 @@ class Poller:
         entry.polls += 1
         if entry.on_poll is not None:
             entry.on_poll(info)
+        kind = self._kind(entry.handle.kind)
         if not info.done:
             entry.seen_pending = sent
+            kind.running(entry.handle.id, sent - entry.created)
             self._push(self._next_poll(entry), entry)
             return
         # It ended between the last poll that saw it running and this one: take the middle.
-        ended = (entry.seen_pending + sent) / 2
-        self._durations.setdefault(entry.handle.kind, _Durations()).add(ended - entry.created)
+        kind.ended(entry.handle.id, (entry.seen_pending + sent) / 2 - entry.created)
         if info.succeeded:
             entry.finish(info, None)
         else:

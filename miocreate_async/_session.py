@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -23,6 +25,7 @@ from ._errors import (
     MioCreateError,
     MioCreateTimeoutError,
     ProtocolError,
+    RequestQuotaError,
     SubmissionUncertainError,
     TransportError,
     error_for_code,
@@ -30,7 +33,7 @@ from ._errors import (
 from ._operations import Operation
 from ._retry import is_transient, parse_retry_after, refused_without_effect
 
-__all__ = ["Limiter", "RateLimiter", "Session"]
+__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "Session"]
 
 logger = logging.getLogger("miocreate_async")
 
@@ -61,6 +64,70 @@ class RateLimiter:
             await anyio.sleep(wait)
 
 
+class AdaptiveRateLimiter:
+    """A request rate found from the server's refusals, for a quota nobody told the client.
+
+    No limit until the first refusal for the quota (code 802); then about the rate the server
+    accepted over the last second, spaced evenly; lower on each later refusal, higher for each
+    second without one (additive increase, multiplicative decrease, as TCP's congestion
+    control), so the client settles just under the quota with few refusals.
+    """
+
+    #: On a refusal the rate is multiplied by this...
+    DECREASE = 0.8
+    #: ...once per this many seconds: a quota counts requests over a window (a second, as a
+    #: rule), so refusals go on for about that long after the rate dropped.
+    HOLD = 1.0
+    #: For each second without a refusal the rate grows by this share of itself.
+    INCREASE = 0.05
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Requests a second, or None: no refusal yet, no limit.
+        self.rate: float | None = None
+        self._clock = clock
+        self._next = 0.0
+        self._lock = anyio.Lock()
+        # When the rate last dropped (refusals of requests sent before HOLD had passed since
+        # were answered by that drop) and last grew.
+        self._dropped = -math.inf
+        self._grown = -math.inf
+        # Accepted requests in the current and the previous one-second window.
+        self._window = -math.inf
+        self._count = 0
+        self._previous = 0
+
+    async def acquire(self) -> None:
+        if self.rate is None:
+            return
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + 1.0 / self.rate
+        if wait > 0:
+            await anyio.sleep(wait)
+
+    def accepted(self) -> None:
+        """A request got through: count it, and let the rate grow while no refusal comes."""
+        now = self._clock()
+        if now >= self._window + 1.0:
+            self._previous = self._count if now < self._window + 2.0 else 0
+            self._count, self._window = 0, now
+        self._count += 1
+        if self.rate is not None and now - self._grown >= 1.0:
+            self.rate *= 1.0 + self.INCREASE
+            self._grown = now
+
+    def refused(self, sent_at: float) -> None:
+        """The server refused a request sent at ``sent_at`` (this clock) for its quota."""
+        if sent_at < self._dropped + self.HOLD:
+            return  # the last drop answered it already
+        # What the server took over about the last second is about its quota (or our share).
+        seen = float(max(self._previous, self._count, 1))
+        self.rate = seen if self.rate is None else min(seen, self.rate * self.DECREASE)
+        self._dropped = self._grown = self._clock()
+        logger.info("request quota reached: now at most %.1f requests a second", self.rate)
+
+
 class Session:
     """Owns, or borrows, the client's one ``aiohttp.ClientSession`` and sends API requests."""
 
@@ -76,8 +143,12 @@ class Session:
         self._http = http
         self._owns_http = http is None
         self._closed = False
+        #: Finds the quota from refusals, when nothing else sets the pace.
+        self._adaptive: AdaptiveRateLimiter | None = None
         if limiter is None and config.rate_limit:
             limiter = RateLimiter(config.rate_limit)
+        elif limiter is None and config.adapt_rate:
+            limiter = self._adaptive = AdaptiveRateLimiter()
         self._limiter = limiter
         self._timeout = aiohttp.ClientTimeout(
             total=config.timeout, sock_connect=config.connect_timeout
@@ -170,6 +241,8 @@ class Session:
         http = self.http()
         if self._limiter is not None:
             await self._limiter.acquire()
+        adaptive = self._adaptive
+        sent_at = time.monotonic() if adaptive is not None else 0.0
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"{self.config.auth_scheme} {token}"
@@ -197,10 +270,15 @@ class Session:
             ) from exc
         logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
-            return _decode(raw, status, reason, name)
+            data = _decode(raw, status, reason, name)
         except MioCreateError as error:
             error.retry_after = retry_after
+            if adaptive is not None and isinstance(error, RequestQuotaError):
+                adaptive.refused(sent_at)
             raise
+        if adaptive is not None:
+            adaptive.accepted()
+        return data
 
 
 def _decode(raw: bytes, status: int, reason: str, operation: str) -> Any:

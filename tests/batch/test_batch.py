@@ -407,10 +407,11 @@ def test_swap_job_is_frozen_and_checks_its_kind() -> None:
 
 
 def test_poll_policy_gaps() -> None:
-    policy = PollPolicy(minimum=0.1, ratio=0.2, maximum=2.0)
+    policy = PollPolicy(minimum=0.1, ratio=0.2, maximum=2.0, settle=1.5)
     assert policy.gap(0.0) == 0.1
     assert policy.gap(5.0) == pytest.approx(1.0)
-    assert policy.gap(100.0) == 2.0
+    assert policy.gap(100.0) == 2.0  # the cap, below two settles
+    assert PollPolicy(ratio=0.5, settle=0.5).gap(100.0) == 1.0  # two settles, below the cap
     with pytest.raises(ValueError, match="minimum"):
         PollPolicy(minimum=0)
 

@@ -1,0 +1,33 @@
+"""The batch poller learns how long each kind of task takes, and its client keeps that for
+its next batches: a second batch of the same kind of task is polled far less (issue 17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from miocreate_async import PollPolicy, SwapJob
+from miocreate_async.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+#: Fast polls for 300 ms tasks: gaps growing from 20 ms until the kind is learnt.
+POLICY = PollPolicy(first=0.02, minimum=0.02, ratio=0.5, settle=0.03, maximum=0.1, learn_after=4)
+
+
+async def test_a_client_keeps_what_its_poller_learnt_for_its_next_batch(
+    tmp_path: Path, sample_photo: Path, sample_face: Path
+) -> None:
+    jobs = [SwapJob(media=sample_photo, face=sample_face) for _ in range(16)]
+    polls = []
+    emulator = Emulator(latency=0.3, seed=1, data_dir=tmp_path / "emulator")
+    async with emulator, emulator.client() as client:
+        for _ in range(2):
+            async with client.swap_many(jobs, concurrency=16, poll=POLICY) as results:
+                assert all([outcome.ok async for outcome in results])
+            polls.append(results.stats.polls / len(jobs))
+    # Unlearnt, a 300 ms task is polled some eight times; learnt, once or twice (a little more
+    # on a loaded machine, where answers come late).
+    first, second = polls
+    assert second < first * 0.6
