@@ -376,57 +376,61 @@ class _Job:
     async def _create(
         self, image_key: str, face_key: str, is_video: bool, hd: bool, max_tasks: int
     ) -> TaskHandle[Any] | None:
+        """The task, or None when the job ended (or went back to the queue) without one."""
+        # Refused, nothing created (802, 429, no connection): try again while time is left.
+        retrying = self.worker.client.config.retry.retrying(
+            on=refused_without_effect, until=self.deadline, what="task creation"
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._create_once(image_key, face_key, is_video, hd, max_tasks)
+        except MioCreateError as refusal:  # still refused when the deadline came
+            await self._fail(JobState.PENDING, refusal)
+        return None
+
+    async def _create_once(
+        self, image_key: str, face_key: str, is_video: bool, hd: bool, max_tasks: int
+    ) -> TaskHandle[Any] | None:
         client = self.worker.client
-        policy = client.config.retry
-        refusals = 0
+        if self.worker.draining.is_set():
+            await self.hand_back()
+            return None
+        # The intent is durable (Redis with appendfsync always) before the request goes.
         kind = "video" if is_video else "image"
-        while True:
-            if self.worker.draining.is_set():
-                await self.hand_back()
-                return None
-            # The intent is durable (Redis with appendfsync always) before the request goes.
-            reply = await self._move(
-                JobState.PENDING, JobState.SUBMITTING, max_tasks=max_tasks, kind=kind
+        reply = await self._move(
+            JobState.PENDING, JobState.SUBMITTING, max_tasks=max_tasks, kind=kind
+        )
+        if reply == "stopped":
+            await self._fail(JobState.PENDING, _no_credits())
+            return None
+        if reply == "budget":
+            budget = TaskBudgetError(
+                f"the batch's max_tasks budget ({max_tasks}) is used up: not submitted"
             )
-            if reply == "stopped":
-                await self._fail(JobState.PENDING, _no_credits())
-                return None
-            if reply == "budget":
-                budget = TaskBudgetError(
-                    f"the batch's max_tasks budget ({max_tasks}) is used up: not submitted"
-                )
-                await self._fail(JobState.PENDING, budget)
-                return None
-            try:
-                if is_video:
-                    task: TaskHandle[Any] = await client.create_video_swap(
-                        image_key, face_key, hd=hd
-                    )
-                else:
-                    task = await client.create_image_swap(image_key, face_key, hd=hd)
-            except InsufficientCreditsError as error:
-                # The first 801 stops submissions on every worker at once.
-                await self._fail(JobState.SUBMITTING, error, stop=True)
-                return None
-            except SubmissionUncertainError as error:
-                info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
-                await self._move(JobState.SUBMITTING, JobState.UNCERTAIN, error=info)
-                return None
-            except MioCreateError as error:
-                if not refused_without_effect(error):
-                    await self._fail(JobState.SUBMITTING, error)
-                    return None
-                # Refused, nothing created (802, 429, no connection): pending again, then retry.
+            await self._fail(JobState.PENDING, budget)
+            return None
+        try:
+            if is_video:
+                task: TaskHandle[Any] = await client.create_video_swap(image_key, face_key, hd=hd)
+            else:
+                task = await client.create_image_swap(image_key, face_key, hd=hd)
+        except InsufficientCreditsError as error:
+            # The first 801 stops submissions on every worker at once.
+            await self._fail(JobState.SUBMITTING, error, stop=True)
+            return None
+        except SubmissionUncertainError as error:
+            info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
+            await self._move(JobState.SUBMITTING, JobState.UNCERTAIN, error=info)
+            return None
+        except MioCreateError as error:
+            if refused_without_effect(error):
                 await self._move(JobState.SUBMITTING, JobState.PENDING)
-                refusals += 1
-                delay = policy.backoff(refusals, error.retry_after)
-                if delay >= self.deadline - anyio.current_time():
-                    await self._fail(JobState.PENDING, error)
-                    return None
-                await anyio.sleep(delay)
-                continue
-            await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
-            return task
+                raise  # the retry loop waits, then tries again
+            await self._fail(JobState.SUBMITTING, error)
+            return None
+        await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
+        return task
 
     # --- waiting ------------------------------------------------------------------------------
 
