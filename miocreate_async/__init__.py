@@ -78,6 +78,14 @@ if _typing.TYPE_CHECKING:
         TaskPolled,
         UploadProgress,
     )
+    from ._journal import (
+        InputChangedError,
+        JobState,
+        Journal,
+        JournalError,
+        JournalMismatchError,
+        SQLiteJournal,
+    )
 
 # The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
 _LAZY = dict.fromkeys(
@@ -93,6 +101,20 @@ _LAZY = dict.fromkeys(
         "UploadProgress",
     ),
     "._batch",
+)
+# So does the journal (and sqlite3 only with a SQLiteJournal).
+_LAZY.update(
+    dict.fromkeys(
+        (
+            "InputChangedError",
+            "JobState",
+            "Journal",
+            "JournalError",
+            "JournalMismatchError",
+            "SQLiteJournal",
+        ),
+        "._journal",
+    )
 )
 
 
@@ -131,9 +153,14 @@ __all__ = [
     "HTTPStatusError",
     "Hd",
     "ImageSwapResult",
+    "InputChangedError",
     "InsufficientCreditsError",
     "InvalidInputError",
     "JobDone",
+    "JobState",
+    "Journal",
+    "JournalError",
+    "JournalMismatchError",
     "Key",
     "KeyNotFoundError",
     "Keypoints",
@@ -153,6 +180,7 @@ __all__ = [
     "ProtocolError",
     "RequestQuotaError",
     "RetryPolicy",
+    "SQLiteJournal",
     "ServerError",
     "SourceNotFoundError",
     "StorageError",
