@@ -194,13 +194,12 @@ class SQLiteJournal:
 
     @classmethod
     async def read(cls, path: str | os.PathLike[str]) -> tuple[JournalMeta, list[JobRecord]]:
-        """Every record of a journal, even one in use, soonest-expiring first, then by index."""
+        """Every record of a journal, even one in use, by index; without their results (the
+        records say where each result expires and where it was saved)."""
         worker = _Worker(lambda: _connect(Path(path), readonly=True), 0.0)
         try:
             meta = await worker.call(_read_meta)
-            records = await worker.call(
-                lambda db: _page(db, [state.value for state in JobState], None, -1)
-            )
+            records = await worker.call(_all_without_results)
         finally:
             await worker.stop()
         return meta, records
@@ -515,6 +514,11 @@ def _page(
         f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, size]
     ).fetchall()
     return [_record(row) for row in rows]
+
+
+def _all_without_results(db: sqlite3.Connection) -> list[JobRecord]:
+    columns = _COLUMNS.replace("result,", "NULL,")
+    return [_record(row) for row in db.execute(f"SELECT {columns} FROM jobs ORDER BY idx")]
 
 
 def _counts(db: sqlite3.Connection) -> Summary:

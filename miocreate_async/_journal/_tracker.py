@@ -203,6 +203,8 @@ class BatchJournal:
         #: Every job of the journal (this run's and earlier ones'), by state.
         self._counts: Counter[JobState] = Counter()
         self._opened = False
+        #: The index of each job id seen in this run: one job, one record.
+        self._seen: dict[str, int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -259,6 +261,15 @@ class BatchJournal:
                 )
             except MioCreateError as error:
                 answers.append(error)
+                continue
+            first = self._seen.setdefault(job_id, index)
+            if first != index:
+                answers.append(
+                    InvalidInputError(
+                        f"job {index} is the same as job {first} (same inputs, hd and kind): "
+                        "in a journaled batch, give such jobs distinct ids (SwapJob(id=...))"
+                    )
+                )
                 continue
             answers.append(None)
             fingerprints.append(fingerprint)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from miocreate_async import (
@@ -205,3 +206,16 @@ def test_import_does_not_load_the_journal() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "sqlite3" not in out.stdout
     assert "_sqlite" not in out.stdout
+
+
+async def test_the_same_job_twice_needs_ids(tmp_path: Path, jobs: list[SwapJob]) -> None:
+    journal = tmp_path / "photos.journal"
+    twice = [jobs[0], jobs[1], jobs[0]]
+    async with running(tmp_path) as (emulator, client):
+        outcomes = await run(client, twice, journal)
+        assert len(creations(emulator)) == 2
+        named = [attrs.evolve(job, id=f"run-{n}") for n, job in enumerate(twice)]
+        again = await run(client, named, tmp_path / "named.journal")
+    assert [o.error is None for o in outcomes] == [True, True, False]
+    assert "give such jobs distinct ids" in str(outcomes[2].error)
+    assert [o.error for o in again] == [None] * 3
