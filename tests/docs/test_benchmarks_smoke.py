@@ -1,6 +1,6 @@
 """One tiny run of every benchmark, so that they do not rot (their figures are not checked).
 
-The six run at once, each as ``python -m benchmarks.<name> --smoke`` in its own process (with
+They run at once, each as ``python -m benchmarks.<name> --smoke`` in its own process (with
 its own emulator process), as a developer runs them; each test then waits for its own.
 """
 
@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("call_overhead", "batch", "upload", "import_time", "emulator_capacity", "journal")
-#: Seconds a smoke run may take, all six running at once on two busy cores.
+BENCHMARKS = (
+    "call_overhead",
+    "batch",
+    "upload",
+    "import_time",
+    "emulator_capacity",
+    "journal",
+    "vision",
+)
+#: Seconds a smoke run may take, all running at once on two busy cores.
 TIMEOUT = 100
 
 
