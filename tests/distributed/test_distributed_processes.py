@@ -125,6 +125,22 @@ def images_submitted(book: dict[str, Any]) -> Counter[str]:
     return Counter(sha_of[task["request"]["main_key"]] for task in book["tasks"])
 
 
+def jobs_claimed_again(redis_url: str, batch: str) -> list[str]:
+    """Jobs of the batch claimed more than once: taken over from a worker that stopped."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        prefix = f"miocreate:{{{batch}}}:job:"
+        return [
+            key.removeprefix(prefix)
+            for key in client.scan_iter(match=prefix + "*", count=1000)
+            if int(client.hget(key, "epoch") or 0) >= 2
+        ]
+    finally:
+        client.close()
+
+
 def drain(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -179,3 +195,7 @@ def test_a_killed_worker_and_a_restarted_driver_lose_nothing_and_pay_nothing_twi
     created = {task["id"] for task in book["tasks"]}
     assert collected <= created
     assert len(created - collected) <= states["uncertain"]
+    # The dead worker's jobs were claimed again by the others (a later epoch) and finished.
+    taken_over = jobs_claimed_again(redis_url, "scale")
+    assert taken_over
+    assert all(final[job]["state"] in ("succeeded", "uncertain") for job in taken_over)
