@@ -6,13 +6,18 @@ one lock and re-check, so a crowd arriving at an expired token causes one exchan
 
 from __future__ import annotations
 
+import copy
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ._errors import MioCreateError
 from ._models import Token, TokenRequest
 from ._redact import REDACTED
+from ._retry import is_transient as transient
 
 __all__ = ["Auth", "ClientCredentialsAuth", "StaticTokenAuth"]
 
@@ -29,6 +34,10 @@ class Auth:
     def invalidate(self, token: str) -> None:
         """The server answered 401 to ``token``."""
 
+    def secrets(self) -> list[str]:
+        """What must never appear in an error or a log line: the secret, the tokens."""
+        return []
+
 
 class StaticTokenAuth(Auth):
     def __init__(self, token: str) -> None:
@@ -36,6 +45,9 @@ class StaticTokenAuth(Auth):
 
     async def token(self) -> str:
         return self._token
+
+    def secrets(self) -> list[str]:
+        return [self._token]
 
     def __repr__(self) -> str:
         return f"StaticTokenAuth(token={REDACTED!r})"
@@ -65,7 +77,9 @@ class ClientCredentialsAuth(Auth):
         self._lock = anyio.Lock()
         # Bumped by every exchange, so waiters can tell a failed exchange they queued behind.
         self._generation = 0
-        self._last_error: BaseException | None = None
+        self._last_error: MioCreateError | None = None
+        #: Every token issued so far, scrubbed from any server text (servers echo requests).
+        self._issued: deque[str] = deque(maxlen=64)
 
     def _current(self) -> str | None:
         if self._token is not None and self._clock() < self._refresh_at:
@@ -81,21 +95,26 @@ class ClientCredentialsAuth(Auth):
             token = self._current()
             if token is not None:
                 return token
-            if self._generation != generation and self._last_error is not None:
-                # The exchange this caller waited for failed; don't stampede the endpoint.
-                raise self._last_error
+            failed = self._last_error
+            if self._generation != generation and failed is not None and not transient(failed):
+                # The exchange this caller waited for was refused: don't stampede the
+                # endpoint. Each caller gets its own error (a batch writes task ids into them).
+                raise _copy(failed) from failed.__cause__
+            # Never queued behind an exchange, or that one failed for a passing reason: try.
             self._generation += 1
             try:
                 reply = await self._exchange(self._request)
-            except Exception as exc:
+            except MioCreateError as exc:
                 self._last_error = exc
                 raise
             self._last_error = None
-            # Refresh a margin before expiry, but never later than halfway through a short life.
-            margin = min(self._refresh_margin, reply.expires_in / 2)
             self._token = reply.access_token
-            self._refresh_at = self._clock() + reply.expires_in - margin
+            self._issued.append(reply.access_token)
+            self._refresh_at = self._clock() + _lifetime(reply.expires_in, self._refresh_margin)
             return reply.access_token
+
+    def secrets(self) -> list[str]:
+        return [self._request.client_secret, *self._issued]
 
     def invalidate(self, token: str) -> None:
         # Only the token that was refused: a newer one fetched meanwhile stays.
@@ -104,3 +123,19 @@ class ClientCredentialsAuth(Auth):
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAuth(client_id={self.client_id!r}, client_secret={REDACTED!r})"
+
+
+#: A token whose life the server gives as 0 or less, NaN or absurd is used until it is refused
+#: (401), not exchanged again before every call; a short one is refreshed at most this often.
+MIN_LIFETIME = 1.0
+
+
+def _lifetime(expires_in: float, margin: float) -> float:
+    """Seconds to use a token for: a margin before expiry, at most half of a short life."""
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        return math.inf
+    return max(MIN_LIFETIME, expires_in - min(margin, expires_in / 2))
+
+
+def _copy(error: MioCreateError) -> MioCreateError:
+    return copy.copy(error)

@@ -21,9 +21,10 @@ before its creation request.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import enum
 import os
-from array import array
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -34,12 +35,15 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._checks import at_least, check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, PollPolicy
 from ._errors import (
     InsufficientCreditsError,
     InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
+    ProtocolError,
+    SubmissionUncertainError,
     TaskTimeoutError,
 )
 from ._formats import MediaType, is_video_name
@@ -56,6 +60,7 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._retry import refused_without_effect
+from ._session import creation_deadline
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -93,6 +98,18 @@ class BatchClient(TaskReader, ResultFetcher, Protocol):
 SwapResult = ImageSwapResult | VideoSwapResult
 
 
+def _short_repr(source: object) -> str:
+    """Bytes show as their size: a 5 MB image would make a 15 MB repr."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{type(source).__name__} of {memoryview(source).nbytes} bytes>"
+    return repr(source)
+
+
+def _bool(_: object, attribute: Any, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{attribute.name} must be True or False, got {value!r}")
+
+
 @attrs.frozen(init=False)
 class SwapJob:
     """One swap of a batch: put ``face`` into ``media`` (an image or a video).
@@ -103,9 +120,9 @@ class SwapJob:
     and as an attribute (the name it had before videos were batched too).
     """
 
-    media: UploadSource
-    face: UploadSource
-    hd: bool = False
+    media: UploadSource = attrs.field(repr=_short_repr)
+    face: UploadSource = attrs.field(repr=_short_repr)
+    hd: bool = attrs.field(default=False, validator=_bool)
     kind: JobKind | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.in_(("image", "video")))
     )
@@ -218,11 +235,14 @@ class JobDone:
 BatchEvent = UploadProgress | TaskCreated | TaskPolled | JobDone
 
 
-def _positive_or_none(
-    _: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be positive")
+def _positive_or_none(_: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        check_timeout(value, attribute.name)
+
+
+def _poll_or_none(_: object, attribute: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, PollPolicy):
+        raise InvalidInputError(f"{attribute.name} must be a PollPolicy, got {value!r}")
 
 
 def _journal_or_none(value: str | os.PathLike[str] | Journal | None) -> Journal | None:
@@ -233,17 +253,20 @@ def _journal_or_none(value: str | os.PathLike[str] | Journal | None) -> Journal 
 class SwapOptions:
     """The options of ``swap_many``, checked once (see ``MioCreate.swap_many``)."""
 
-    concurrency: int = attrs.field(default=16, validator=attrs.validators.ge(1))
+    concurrency: int = attrs.field(default=16, validator=at_least(1, error=InvalidInputError))
     fail_fast: bool = False
     #: Each job's deadline; None: ``IMAGE_TIMEOUT`` or ``VIDEO_TIMEOUT`` by its kind.
     timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    max_submissions: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    max_submissions: int = attrs.field(default=8, validator=at_least(1, error=InvalidInputError))
     #: None: the client's ``config.poll``.
-    poll: PollPolicy | None = None
-    upload_cache_size: int = attrs.field(default=1024, validator=attrs.validators.ge(0))
+    poll: PollPolicy | None = attrs.field(default=None, validator=_poll_or_none)
+    upload_cache_size: int = attrs.field(
+        default=1024, validator=at_least(0, error=InvalidInputError)
+    )
     #: A path (a SQLite journal) or a ``Journal``.
     journal: Journal | None = attrs.field(default=None, converter=_journal_or_none)
-    resubmit_uncertain: bool = False
+    #: Send again a creation that may have reached the service (it may pay twice).
+    resubmit_uncertain: bool = attrs.field(default=False, validator=_bool)
     events: Callable[[BatchEvent], object] | None = None
 
 
@@ -325,14 +348,17 @@ class SwapResults:
         send, self._receive = anyio.create_memory_object_stream[SwapOutcome | _Abort](
             self._batch.options.concurrency
         )
-        caught: Exception | None = None
+        caught: BaseException | None = None
         try:
             async with anyio.create_task_group() as group:
                 self._batch.start(group, send)
                 try:
                     yield
-                except Exception as exc:
-                    # Re-raised below, outside the task group, so it is not wrapped in a group.
+                except anyio.get_cancelled_exc_class():
+                    raise  # cancellation is the task group's own business
+                except BaseException as exc:
+                    # Re-raised below, outside the task group, so it is not wrapped in a group:
+                    # the caller's KeyboardInterrupt or SystemExit stays itself.
                     caught = exc
                 finally:
                     group.cancel_scope.cancel()
@@ -383,7 +409,9 @@ class SwapResults:
         return dict(self._batch.pending)
 
     def uncertain_jobs(self) -> list[SwapJob]:
-        """Jobs whose creation request was cut short by leaving the block: a task may exist."""
+        """Jobs whose creation request may have reached the service without a usable reply
+        (cut short, a garbled answer, or the block left while it was out): a task may exist.
+        The API cannot list tasks, so sending them again risks paying twice."""
         return list(self._batch.uncertain)
 
     def summary(self) -> Summary:
@@ -449,9 +477,11 @@ class _Batch:
             put,
             size=options.upload_cache_size,
             progress=self._upload_progress if self.events else None,
+            stall_timeout=client.config.stall_timeout,
         )
         self.submissions = anyio.CapacityLimiter(options.max_submissions)
-        self.created = array("q")
+        # A list, not a fixed-width array: task ids may be of any size.
+        self.created: list[int] = []
         self.pending: dict[int, SwapJob] = {}
         self.uncertain: list[SwapJob] = []
         #: Set by the first 801: nothing more is submitted.
@@ -547,7 +577,7 @@ class _Batch:
         async with jobs, outcomes:
             async for index, job, entry in jobs:
                 self.stats.jobs_started += 1
-                outcome = await _Job(self, index, job, entry).run()
+                outcome = await _Job(self, index, job, entry).run_safely()
                 if outcome.error is not None:
                     self.stats.failures += 1
                 if self.events is not None:
@@ -590,6 +620,21 @@ class _Job:
 
     def _remaining(self) -> float:
         return self.deadline - anyio.current_time()
+
+    async def run_safely(self) -> SwapOutcome:
+        """``run()``, with any other exception made this job's typed error: one bad job (a
+        stream that raises, a reply that breaks a parser) never sinks the batch."""
+        try:
+            return await self.run()
+        except Exception as exc:
+            error = ProtocolError(
+                f"the job failed unexpectedly: {type(exc).__name__}: {exc}",
+                task_id=self.task.id if self.task is not None else None,
+            )
+            error.__cause__ = exc
+            with contextlib.suppress(Exception):
+                await self.entry.ended(error)
+            return self._outcome(error=error)
 
     async def run(self) -> SwapOutcome:
         timeout = self.batch.options.timeout
@@ -646,9 +691,19 @@ class _Job:
     async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
         batch, client = self.batch, self.batch.client
         # Refused, nothing created (802, 429, no connection): try again while time is left.
-        retrying = client.config.retry.retrying(
-            on=refused_without_effect, until=self.deadline, what="task creation"
-        )
+        # A doubt (the request may have reached the service) only by the user's choice.
+        resubmit = batch.options.resubmit_uncertain
+        doubts = 0
+
+        def again(error: MioCreateError) -> bool:
+            nonlocal doubts
+            if resubmit and isinstance(error, SubmissionUncertainError):
+                # By the user's choice, which may pay twice; and not endlessly.
+                doubts += 1
+                return doubts < client.config.retry.attempts
+            return refused_without_effect(error)
+
+        retrying = client.config.retry.retrying(on=again, until=self.deadline, what="task creation")
         async for attempt in retrying:
             with attempt:
                 async with batch.submissions:
@@ -658,6 +713,8 @@ class _Job:
                     # The intent, durably on disk before the request: a crash now means
                     # uncertain.
                     await self.entry.intent("video" if is_video else "image")
+                    # The session's own retries of refusals stop at the job's deadline too.
+                    deadline = creation_deadline.set(self.deadline)
                     try:
                         if is_video:
                             task: TaskHandle[Any] = await client.create_video_swap(
@@ -671,6 +728,12 @@ class _Job:
                         if batch.out_of_credits is None:
                             batch.out_of_credits = error
                         raise
+                    except SubmissionUncertainError as error:
+                        # A task may exist; the API cannot list tasks to tell.
+                        batch.uncertain.append(self.job)
+                        if resubmit:
+                            await self.entry.ended(error)
+                        raise
                     except MioCreateError as error:
                         if refused_without_effect(error):
                             await self.entry.refused()
@@ -679,6 +742,8 @@ class _Job:
                         # The block was left while the request was out: a task may exist.
                         batch.uncertain.append(self.job)
                         raise
+                    finally:
+                        creation_deadline.reset(deadline)
                     await self.entry.created(task.id)
         batch.created.append(task.id)
         batch.pending[task.id] = self.job
@@ -696,6 +761,9 @@ _Admitted = tuple[int, SwapJob, JobEntry]
 def _outcome(job: SwapJob, index: int, entry: JobEntry) -> SwapOutcome:
     error = entry.error
     if error is not None and error.task_id is None and entry.task_id is not None:
+        # A copy: one error object may have reached several jobs (a refused token exchange).
+        original, error = error, copy.copy(error)
+        error.__cause__ = original.__cause__
         error.task_id = entry.task_id
     return SwapOutcome(
         job=job,

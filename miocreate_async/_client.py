@@ -17,12 +17,15 @@ import anyio
 import attrs
 
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
+from ._checks import check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy
 from ._converter import structure, structure_result, unstructure
 from ._errors import (
     ClientClosedError,
     ConfigurationError,
     InvalidInputError,
+    ProtocolError,
+    SubmissionUncertainError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -176,7 +179,13 @@ class MioCreate:
             )
         else:
             data = await self._session.call(endpoint.operation, body, authenticated=authenticated)
-        return structure(data, endpoint.reply)
+        try:
+            return structure(data, endpoint.reply)
+        except ProtocolError as error:
+            if not endpoint.operation.creates_task:
+                raise
+            # The request reached the server and was answered 200: a task may well exist.
+            raise SubmissionUncertainError.of(error, endpoint.operation.value) from error
 
     async def _exchange_token(self, request: TokenRequest) -> Token:
         return await self._call(TOKEN, request, authenticated=False)
@@ -227,6 +236,7 @@ class MioCreate:
     async def get_upload_url(self, file_name: str) -> UploadTarget:
         """A presigned URL to PUT a file to, and the key that will name it."""
         self._call_ready()
+        _check_key(file_name, "file_name")
         return await self._call(UPLOAD_URL, UploadUrlRequest(file_name=file_name))
 
     async def upload(
@@ -240,24 +250,29 @@ class MioCreate:
         self._call_ready()
         from ._transfer._url import prepare_source
 
-        return await self._put(await prepare_source(source, file_name=file_name), progress)
+        prepared = await prepare_source(
+            source, file_name=file_name, stall_timeout=self.config.stall_timeout
+        )
+        return await self._put(prepared, progress)
 
     async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
         from ._transfer._put import put_object
 
-        key = await put_object(
-            self._session.http(),
-            prepared,
-            get_target=lambda: self.get_upload_url(prepared.file_name),
-            config=self.config,
-            limiter=self._transfers,
-            progress=progress,
-        )
+        with self._session.guard():
+            key = await put_object(
+                self._session.http(),
+                prepared,
+                get_target=lambda: self.get_upload_url(prepared.file_name),
+                config=self.config,
+                limiter=self._transfers,
+                progress=progress,
+            )
         return Key(key)
 
     async def get_access_url(self, key: str) -> str:
         """A signed URL to read a stored object."""
         self._call_ready()
+        _check_key(key)
         return (await self._call(ACCESS_URL, AccessUrlRequest(key))).url
 
     async def download(
@@ -268,22 +283,28 @@ class MioCreate:
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         default_name: str | None = None,
+        expected_size: int | None = None,
     ) -> Path:
-        """Stream a signed URL (a result's, say) to a file; complete or not there at all."""
+        """Stream a signed URL (a result's, say) to a file; complete or not there at all.
+
+        ``expected_size`` (a result's ``size``) checks a reply that does not give its length.
+        """
         self._call_ready()
-        name = default_name or Path(urlsplit(url).path).name or "download"
         from ._transfer._get import download
 
-        return await download(
-            self._session.http(),
-            url,
-            destination,
-            default_name=name,
-            overwrite=overwrite,
-            config=self.config,
-            limiter=self._transfers,
-            progress=progress,
-        )
+        name = default_name or Path(urlsplit(url).path).name or "download"
+        with self._session.guard():
+            return await download(
+                self._session.http(),
+                url,
+                destination,
+                default_name=name,
+                overwrite=overwrite,
+                config=self.config,
+                limiter=self._transfers,
+                progress=progress,
+                expected_size=expected_size,
+            )
 
     # --- task creation --------------------------------------------------------------------------
 
@@ -296,19 +317,28 @@ class MioCreate:
         self, image_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[ImageSwapResult]:
         """Put the face of ``face_key`` into the image of ``image_key``."""
-        request = FaceSwapRequest(main_key=image_key, target_key=face_key, is_hd=Hd.of(hd))
+        request = FaceSwapRequest(
+            main_key=_check_key(image_key, "image_key"),
+            target_key=_check_key(face_key, "face_key"),
+            is_hd=_hd(hd),
+        )
         return await self._create(TaskKind.IMAGE_SWAP, request)
 
     async def create_video_swap(
         self, video_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[VideoSwapResult]:
         """Put the face of ``face_key`` into the video of ``video_key``."""
-        request = FaceSwapRequest(main_key=video_key, target_key=face_key, is_hd=Hd.of(hd))
+        request = FaceSwapRequest(
+            main_key=_check_key(video_key, "video_key"),
+            target_key=_check_key(face_key, "face_key"),
+            is_hd=_hd(hd),
+        )
         return await self._create(TaskKind.VIDEO_SWAP, request)
 
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
         """Find the faces of an image or video, for a multiple-face swap."""
-        return await self._create(TaskKind.FACE_DETECTION, FaceDetectionRequest(main_key=media_key))
+        request = FaceDetectionRequest(main_key=_check_key(media_key, "media_key"))
+        return await self._create(TaskKind.FACE_DETECTION, request)
 
     async def create_multi_image_swap(
         self,
@@ -370,6 +400,7 @@ class MioCreate:
         Polls soon, then slower up to ``config.poll.maximum``. Past ``timeout`` seconds it raises
         TaskTimeoutError; the task itself goes on and can be waited for again.
         """
+        timeout = check_timeout(timeout)
         task_id, _ = _task_ref(task)
         schedule = self.config.poll
         polls = 0
@@ -399,6 +430,8 @@ class MioCreate:
         timeout: float = IMAGE_TIMEOUT,
     ) -> ImageSwapResult:
         """Upload the image and the face (concurrently), swap, and wait for the result."""
+        check_timeout(timeout)
+        _hd(hd)
         image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
         task = await self.create_image_swap(image_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
@@ -412,6 +445,8 @@ class MioCreate:
         timeout: float = VIDEO_TIMEOUT,
     ) -> VideoSwapResult:
         """Upload the video and the face (concurrently), swap, and wait for the result."""
+        check_timeout(timeout)
+        _hd(hd)
         video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
         task = await self.create_video_swap(video_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
@@ -420,6 +455,7 @@ class MioCreate:
         self, media: MediaInput, *, timeout: float = IMAGE_TIMEOUT
     ) -> list[DetectedFace]:
         """Upload an image or video and list its faces (each usable as a ``swap_faces`` key)."""
+        check_timeout(timeout)
         (key,) = await self._keys([(media, None, "media")])
         task = await self.create_face_detection(key)
         return await self.wait(task, timeout=timeout)
@@ -440,6 +476,8 @@ class MioCreate:
         """
         if not faces:
             raise InvalidInputError("swap_faces needs at least one face to swap")
+        check_timeout(timeout)
+        _hd(hd)
         is_video = _is_video(media)
         new_keys = await self._keys([(face, False, "face") for face in faces.values()])
         mapping = dict(zip(faces.keys(), new_keys, strict=False))
@@ -525,7 +563,7 @@ class MioCreate:
         ``progress``)."""
         from ._transfer._cache import UploadCache
 
-        return UploadCache(self._put, progress=progress)
+        return UploadCache(self._put, progress=progress, stall_timeout=self.config.stall_timeout)
 
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
@@ -590,12 +628,28 @@ def _multi_request(
         raise InvalidInputError(f"task {detection_id} is a {kind.value}, not a face detection")
     pairs = tuple(
         FacePair(
-            target_part_key=face.avatar_part_key if isinstance(face, DetectedFace) else face,
-            avatar_part_key=new_face,
+            target_part_key=_check_key(
+                face.avatar_part_key if isinstance(face, DetectedFace) else face, "detected face"
+            ),
+            avatar_part_key=_check_key(new_face, "new face key"),
         )
         for face, new_face in faces.items()
     )
-    return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=Hd.of(hd))
+    return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=_hd(hd))
+
+
+def _check_key(key: object, what: str = "key") -> str:
+    """A key (or file name) as the API takes it: a non-empty string, checked before a request."""
+    if not isinstance(key, str) or not key.strip() or "\0" in key:
+        raise InvalidInputError(f"{what} must be a non-empty string, got {key!r}")
+    return key
+
+
+def _hd(hd: object) -> Hd:
+    """``hd`` is a bool (or an ``Hd``): "no" is no False, and HD costs more."""
+    if not isinstance(hd, (bool, Hd)):
+        raise InvalidInputError(f"hd must be True or False, got {hd!r}")
+    return Hd.of(hd)
 
 
 def _now() -> datetime:

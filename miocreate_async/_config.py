@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from ._checks import at_least, finite
 from ._errors import ConfigurationError
 from ._operations import DEFAULT_PATHS, Operation
 from ._retry import RetryPolicy
@@ -77,9 +78,23 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+_positive = finite(above=0.0)
+
+
+def _instance(cls: type, name: str) -> Any:
+    def check(_: object, attribute: Any, value: object) -> None:
+        if not isinstance(value, cls):
+            raise ConfigurationError(f"{attribute.name} must be a {name}, got {value!r}")
+
+    return check
+
+
+def _optional(validator: Any) -> Any:
+    def check(instance: object, attribute: Any, value: object) -> None:
+        if value is not None:
+            validator(instance, attribute, value)
+
+    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -95,7 +110,7 @@ class PollPolicy:
     #: learnt, with ``adaptive``).
     first: float = attrs.field(default=0.5, validator=_positive)
     #: ``wait()``: each gap is this many times the previous one...
-    multiplier: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
+    multiplier: float = attrs.field(default=1.5, validator=finite(at_least=1.0))
     #: The batch: until a task's kind is learnt, each later poll comes ``ratio`` times the
     #: task's age after the previous one (as ``wait()``'s growing gaps), at most two
     #: ``settle`` apart...
@@ -110,13 +125,13 @@ class PollPolicy:
     #: have been seen running (none of them ended sooner). A client keeps what it learnt from
     #: one batch to the next.
     adaptive: bool = True
-    quantile: float = 0.05
-    learn_after: int = 8
+    quantile: float = attrs.field(default=0.05, validator=finite(at_least=0.0))
+    learn_after: int = attrs.field(default=8, validator=at_least(0))
     #: With ``adaptive``, once a task is past its kind's quickest usual end it may end at any
     #: moment: it is then polled every ``settle`` seconds, so that its end is seen soon.
     settle: float = attrs.field(default=0.5, validator=_positive)
     #: Poll requests in flight at once, whatever the number of tasks.
-    concurrency: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    concurrency: int = attrs.field(default=32, validator=at_least(1))
 
     def delay(self, polls_done: int) -> float:
         """``wait()``: seconds before the next poll, after ``polls_done`` polls."""
@@ -145,23 +160,27 @@ class Config:
     )
     auth_scheme: str = "Bearer"
     #: Deadline of one API request (not of uploads, which use ``stall_timeout``).
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
+    timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     #: An upload or download fails when no byte moved for this long.
-    stall_timeout: float = 60.0
-    retry: RetryPolicy = RetryPolicy()
-    poll: PollPolicy = PollPolicy()
+    stall_timeout: float = attrs.field(default=60.0, validator=_positive)
+    retry: RetryPolicy = attrs.field(
+        default=RetryPolicy(), validator=_instance(RetryPolicy, "RetryPolicy")
+    )
+    poll: PollPolicy = attrs.field(
+        default=PollPolicy(), validator=_instance(PollPolicy, "PollPolicy")
+    )
     #: Simultaneous uploads and downloads of one client.
-    max_concurrent_transfers: int = 8
-    #: Connection pool size of the client's own aiohttp session.
-    max_connections: int = 100
+    max_concurrent_transfers: int = attrs.field(default=8, validator=at_least(1))
+    #: Connection pool size of the client's own aiohttp session (0: no limit, as aiohttp's).
+    max_connections: int = attrs.field(default=100, validator=at_least(1))
     #: Client-wide API requests per second (None: no limit), to stay under a quota.
-    rate_limit: float | None = None
+    rate_limit: float | None = attrs.field(default=None, validator=_optional(_positive))
     #: With no ``rate_limit``: slow down on each refusal for the request quota (code 802) and
     #: speed up again while none come, so that a quota nobody told the client is found.
     adapt_rate: bool = True
     #: Seconds before expiry at which a token is refreshed.
-    token_refresh_margin: float = 60.0
+    token_refresh_margin: float = attrs.field(default=60.0, validator=finite(at_least=0.0))
     #: How long result URLs stay valid after completion.
     result_ttl: timedelta = timedelta(days=7)
     user_agent: str = USER_AGENT

@@ -9,6 +9,7 @@ models are the client's own and never cross the wire.
 from __future__ import annotations
 
 import functools
+import math
 import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,16 +39,30 @@ T = TypeVar("T")
 
 
 def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool):
+    """An integer, also as a string ("123", "123.0"); never a bool, a fraction or NaN: a wrong
+    guess at an id or a status would lose or misread a paid task."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"expected an integer, got {value!r}")
-    if isinstance(value, str) and "." in value:
-        return int(float(value))
-    return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and "." not in value:
+        return int(value.strip())  # any size: ids are not bounded by 64 bits
+    number = float(value)
+    if not math.isfinite(number) or not number.is_integer():
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(number)
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
 
 
 def _structure_str(value: Any, _: type) -> str:
-    if isinstance(value, (dict, list)):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
+    # JSON null is no string: str(None) would turn into a token "None" sent to the API.
+    if value is None or isinstance(value, (dict, list, bool)):
+        raise TypeError(f"expected a string, got {value!r}")
     return str(value)
 
 
@@ -78,7 +93,7 @@ def _converter() -> cattrs.Converter:
 
     converter = cattrs.Converter(prefer_attrib_converters=True)
     converter.register_structure_hook(int, _structure_int)
-    converter.register_structure_hook(float, lambda value, _: float(value))
+    converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(Hd, lambda value, _: Hd(int(value)))
     converter.register_unstructure_hook(Hd, int)

@@ -274,11 +274,23 @@ class TaskTimeoutError(MioCreateTimeoutError):
 
 
 class SubmissionUncertainError(MioCreateError):
-    """A task-creating request broke after it may have reached the server.
+    """A task-creating request may have reached the server, and no usable reply came back.
 
-    It is never re-sent (that could pay twice). The task may exist: look for it before
-    submitting the same job again.
+    It is never re-sent (that could pay twice). The task may exist, but the API cannot list
+    tasks, so nothing can find it: sending the job again is a choice that risks paying twice
+    (``swap_many(..., resubmit_uncertain=True)`` makes that choice for a batch).
     """
+
+    @classmethod
+    def of(cls, error: MioCreateError, operation: str) -> SubmissionUncertainError:
+        """The doubt after ``error`` (raise it ``from error``)."""
+        return cls(
+            f"the request may have reached the server ({error.message}); not re-sent, so as "
+            "not to pay twice. A task may exist, and the API cannot list tasks: sending the "
+            "job again risks paying twice",
+            operation=operation,
+            http_status=error.http_status,
+        )
 
 
 class TaskFailedError(MioCreateError):

@@ -89,6 +89,17 @@ def is_video_name(file_name: str) -> bool | None:
     return None if media is None else media.is_video
 
 
+#: ISO base media files that are not video: audio (M4A, audiobooks, Flash audio), still images
+#: (HEIF/HEIC, AVIF), JPEG 2000 and camera raws share the ``ftyp`` box with MP4 and MOV.
+_NOT_VIDEO_BRANDS = frozenset(
+    {
+        b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ",
+        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"MiHE",
+        b"avif", b"avis", b"avio", b"jp2 ", b"jpx ", b"jpm ", b"crx ",
+    }
+)  # fmt: skip
+
+
 def sniff(head: bytes) -> MediaType | None:
     """The accepted format the first bytes of a file show, or None."""
     if head.startswith(b"\xff\xd8\xff"):
@@ -99,7 +110,7 @@ def sniff(head: bytes) -> MediaType | None:
         return MediaType.GIF
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return MediaType.WEBP
-    if head[4:8] == b"ftyp":
+    if head[4:8] == b"ftyp" and head[8:12] not in _NOT_VIDEO_BRANDS:
         return MediaType.MP4
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return MediaType.WEBM

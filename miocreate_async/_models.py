@@ -146,7 +146,8 @@ class TokenRequest:
 @attrs.frozen
 class Token:
     access_token: str = attrs.field(repr=redact_secret)
-    expires_in: int = 3600
+    #: Seconds; a fraction, 0 or less, or NaN is read by the client as "until refused".
+    expires_in: float = 3600
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -217,13 +218,18 @@ class TaskDetailRequest:
     id: int
 
 
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 @attrs.frozen
 class TaskDetail:
     """The raw reply of Get task detail; ``additional_data`` is structured by the client."""
 
     id: int
     status: int
-    message: str = ""
+    #: A null message is no message.
+    message: str = attrs.field(default="", converter=_text)
     additional_data: Any = None
 
 
@@ -239,6 +245,7 @@ class ResultDownloader(Protocol):
         default_name: str,
         overwrite: bool,
         progress: ProgressCallback | None,
+        expected_size: int | None = None,
     ) -> Awaitable[Path]: ...
 
 
@@ -268,7 +275,12 @@ class _Downloadable:
             )
         name = self.merge_key.rsplit("/", 1)[-1] or "result"
         return await self._downloader(
-            self.merge_url, destination, default_name=name, overwrite=overwrite, progress=progress
+            self.merge_url,
+            destination,
+            default_name=name,
+            overwrite=overwrite,
+            progress=progress,
+            expected_size=getattr(self, "size", None),
         )
 
 

@@ -28,7 +28,7 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ._config import PollPolicy
-from ._errors import MioCreateError, TaskFailedError
+from ._errors import MioCreateError, ProtocolError, TaskFailedError
 from ._models import TaskHandle, TaskInfo
 from ._operations import TaskKind
 from ._retry import is_transient
@@ -230,6 +230,14 @@ class Poller:
                 self._push(self._next_poll(entry), entry)
             else:
                 entry.finish(None, error)
+            return
+        except Exception as exc:
+            # A reply that broke a parser fails this task, never the poller (and the batch).
+            failure = ProtocolError(
+                f"reading the task failed: {type(exc).__name__}: {exc}", task_id=entry.handle.id
+            )
+            failure.__cause__ = exc
+            entry.finish(None, failure)
             return
         self.polls += 1
         entry.polls += 1

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 __all__ = ["url_expires_at", "url_expiry"]
 
 _ISO_BASIC = sys.version_info >= (3, 11)
+#: The longest life of a SigV4 (and GCS V4) presigned URL: 7 days.
+MAX_EXPIRES = 7 * 24 * 3600
 
 # The other spellings (lower case, Google's x-goog-), found by a scan of the whole URL.
 _PARAM = re.compile(r"[?&]x-(?:amz|goog)-(date|expires)=([^&#]*)", re.IGNORECASE)
@@ -23,8 +25,11 @@ def url_expiry(url: str) -> datetime | None:
         date, expires = found.get("date"), found.get("expires")
     if not date or not expires or len(date) != 16 or date[8] != "T" or date[15] != "Z":
         return None
+    if not expires.isdecimal():
+        return None
     try:
-        return _signed_at(date) + timedelta(seconds=int(expires))
+        # SigV4 and GCS V4 URLs live at most 7 days: a longer claim is read as the longest.
+        return _signed_at(date) + timedelta(seconds=min(int(expires), MAX_EXPIRES))
     except (ValueError, OverflowError):
         return None
 

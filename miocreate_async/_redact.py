@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_headers", "redact_secret", "redact_url"]
+__all__ = [
+    "REDACTED",
+    "redact_headers",
+    "redact_secret",
+    "redact_text",
+    "redact_url",
+    "url_secrets",
+]
 
 REDACTED = "[redacted]"
 
-# Query parameters that authorise a request on their own: presigned S3/R2 and common CDN forms.
-_SECRET_PARAMS = re.compile(
-    r"^(x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|"
-    r"access_token|key-pair-id|policy|expires_signature)$",
+# Query parameters that authorise a request on their own: presigned S3/R2, GCS (V4), Tencent COS
+# and common CDN forms.
+_SECRET_NAMES = (
+    r"x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|"
+    r"q-signature|q-ak|signature|sig|token|access_token|key-pair-id|policy|expires_signature"
+)
+_SECRET_PARAMS = re.compile(rf"^({_SECRET_NAMES})$", re.IGNORECASE)
+# The same parameters, and credentials after an auth scheme, inside free text (a server's message).
+_SECRET_IN_TEXT = re.compile(
+    rf"(?<![\w-])((?:{_SECRET_NAMES})=)[^&\s\"'<>]+|\b(Bearer|Basic|Token)\s+[\w.~+/=-]{{8,}}",
     re.IGNORECASE,
 )
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -35,6 +48,28 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="[]"), ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The values of a URL's signature and credential parameters (a server may echo them)."""
+    try:
+        query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    except ValueError:
+        return []
+    found = [value for name, value in query if _SECRET_PARAMS.match(name) and value]
+    # Echoed percent-encoded too (a credential holds slashes).
+    return found + [quote(value, safe="") for value in found]
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Server text made safe to show: every known secret (the client secret, tokens), URL
+    signatures and credentials after an auth scheme replaced. Servers echo requests back."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_IN_TEXT.sub(
+        lambda m: f"{m.group(1)}{REDACTED}" if m.group(1) else f"{m.group(2)} {REDACTED}", text
+    )
 
 
 def redact_secret(value: object) -> str:

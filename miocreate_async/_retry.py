@@ -1,6 +1,7 @@
 """The retry policy: which failures are transient, and how long to wait before trying again.
 
-Exponential backoff, capped, with full jitter; ``Retry-After`` wins when the server sends one.
+Exponential backoff, capped, with jitter; ``Retry-After`` is a lower bound on it, never a
+shortcut (a crowd told "Retry-After: 0" would otherwise storm).
 Requests that change nothing are retried on any transient failure. Requests that create a task
 (and spend credits) are retried only when they provably created nothing: the connection was
 never made, or the server refused them (802, 429).
@@ -26,6 +27,7 @@ from types import TracebackType
 import anyio
 import attrs
 
+from ._checks import at_least, finite
 from ._errors import (
     ConnectError,
     HTTPStatusError,
@@ -56,14 +58,14 @@ class RetryPolicy:
     """How transient failures are retried. ``RetryPolicy(attempts=1)`` switches retries off."""
 
     #: Tries in all, the first included.
-    attempts: int = 5
+    attempts: int = attrs.field(default=5, validator=at_least(1))
     #: The first backoff, in seconds; each further one is ``multiplier`` times longer...
-    initial: float = 0.25
-    multiplier: float = 2.0
+    initial: float = attrs.field(default=0.25, validator=finite(at_least=0.0))
+    multiplier: float = attrs.field(default=2.0, validator=finite(at_least=1.0))
     #: ...up to this cap.
-    maximum: float = 8.0
+    maximum: float = attrs.field(default=8.0, validator=finite(at_least=0.0))
     #: A longer ``Retry-After`` than this is not waited for: the error is raised instead.
-    max_retry_after: float = 60.0
+    max_retry_after: float = attrs.field(default=60.0, validator=finite(at_least=0.0))
     #: Full jitter spreads a crowd of clients; turn it off for predictable waits.
     jitter: bool = True
 
@@ -76,10 +78,13 @@ class RetryPolicy:
 
     def backoff(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        ceiling = min(self.maximum, self.initial * self.multiplier ** (retry - 1))
-        return random.uniform(0, ceiling) if self.jitter else ceiling
+        ceiling = min(self.maximum, self.initial * self.multiplier ** min(retry - 1, 64))
+        # Full jitter, but never a zero wait: a crowd told "Retry-After: 0" must not storm.
+        delay = random.uniform(ceiling / 10, ceiling) if self.jitter else ceiling
+        if retry_after is None:
+            return delay
+        # Retry-After is a lower bound on the normal backoff, not a replacement for it.
+        return max(delay, min(retry_after, self.max_retry_after))
 
     def retrying(
         self,

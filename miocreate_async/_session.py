@@ -10,6 +10,8 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
@@ -31,11 +33,28 @@ from ._errors import (
     error_for_code,
 )
 from ._operations import Operation
+from ._redact import redact_text
 from ._retry import is_transient, parse_retry_after, refused_without_effect
 
-__all__ = ["AdaptiveRateLimiter", "Limiter", "RateLimiter", "Session"]
+__all__ = [
+    "MAX_REPLY_BYTES",
+    "AdaptiveRateLimiter",
+    "Limiter",
+    "RateLimiter",
+    "Session",
+    "creation_deadline",
+]
 
 logger = logging.getLogger("miocreate_async")
+
+#: API replies are small JSON documents: a larger one is refused, not held in memory.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+#: Fresh tokens tried in one call when each is refused (each expired in a queue, say) before
+#: the refusal is believed: only a real credentials failure surfaces as AuthenticationError.
+MAX_REFRESHES = 3
+#: A deadline (``anyio.current_time()``) that bounds the retries of task creations in this
+#: context: a batch job sets its own, so refusals are not retried past it.
+creation_deadline: ContextVar[float | None] = ContextVar("creation_deadline", default=None)
 
 
 class Limiter(Protocol):
@@ -145,6 +164,8 @@ class Session:
         self._closed = False
         #: Finds the quota from refusals, when nothing else sets the pace.
         self._adaptive: AdaptiveRateLimiter | None = None
+        #: The cancel scopes of calls and transfers in flight: ``aclose`` ends them.
+        self._in_flight: set[anyio.CancelScope] = set()
         if limiter is None and config.rate_limit:
             limiter = RateLimiter(config.rate_limit)
         elif limiter is None and config.adapt_rate:
@@ -172,10 +193,20 @@ class Session:
             )
         return self._http
 
+    def guard(self) -> _Guard:
+        """``with session.guard():`` around a call or a transfer: ``aclose()`` ends it at once
+        with ClientClosedError, wherever it waits."""
+        return _Guard(self)
+
+    def secrets(self) -> list[str]:
+        return self.auth.secrets() if self.auth is not None else []
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        for scope in list(self._in_flight):
+            scope.cancel()
         if self._http is not None and self._owns_http:
             await self._http.close()
 
@@ -194,21 +225,20 @@ class Session:
         failure after it may have reached the server is a SubmissionUncertainError.
         """
         safe = refused_without_effect if operation.creates_task else is_transient
-        async for attempt in self.config.retry.retrying(on=safe, what=operation.value):
-            with attempt:
-                try:
-                    data = await self._send(operation, method, body, params, authenticated)
-                except MioCreateError as error:
-                    uncertain = not safe(error) and _may_have_reached_server(error)
-                    if operation.creates_task and uncertain:
-                        raise SubmissionUncertainError(
-                            f"the request may have reached the server ({error.message}); "
-                            "not re-sent, so as not to pay twice: check for the task "
-                            "before submitting again",
-                            operation=operation.value,
-                            http_status=error.http_status,
-                        ) from error
-                    raise
+        # A batch job's deadline bounds how long refusals of its creation are retried.
+        until = creation_deadline.get() if operation.creates_task else None
+        with self.guard():
+            async for attempt in self.config.retry.retrying(
+                on=safe, until=until, what=operation.value
+            ):
+                with attempt:
+                    try:
+                        data = await self._send(operation, method, body, params, authenticated)
+                    except MioCreateError as error:
+                        uncertain = not safe(error) and _may_have_reached_server(error)
+                        if operation.creates_task and uncertain:
+                            raise SubmissionUncertainError.of(error, operation.value) from error
+                        raise
         return data
 
     async def _send(
@@ -219,16 +249,20 @@ class Session:
         params: dict[str, str] | None,
         authenticated: bool,
     ) -> Any:
-        """One request, and once more with a fresh token if the service refused the token."""
-        token = await self.auth.token() if authenticated and self.auth else None
-        try:
-            return await self._send_once(operation, method, body, params, token)
-        except AuthenticationError:
-            if token is None or self.auth is None or not self.auth.refreshable:
-                raise
-            # The old token may have expired early.
-            self.auth.invalidate(token)
-            return await self._send_once(operation, method, body, params, await self.auth.token())
+        """One request; sent again with a fresh token while the service refuses each one."""
+        refreshes = 0
+        while True:
+            token = await self.auth.token() if authenticated and self.auth else None
+            try:
+                return await self._send_once(operation, method, body, params, token)
+            except AuthenticationError:
+                if token is None or self.auth is None or not self.auth.refreshable:
+                    raise
+                if refreshes >= MAX_REFRESHES:
+                    raise
+                # The token expired early (or while the request queued for a connection).
+                self.auth.invalidate(token)
+                refreshes += 1
 
     async def _send_once(
         self,
@@ -252,7 +286,7 @@ class Session:
             async with http.request(
                 method, url, json=body, params=params, headers=headers, timeout=self._timeout
             ) as response:
-                raw = await response.read()
+                raw = await _read_capped(response, name)
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 reason = response.reason or ""
@@ -266,11 +300,12 @@ class Session:
             raise ConnectError(f"cannot connect to {url}: {exc.os_error}", operation=name) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
-                f"connection failed: {type(exc).__name__}: {exc}", operation=name
+                f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
+                operation=name,
             ) from exc
         logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
-            data = _decode(raw, status, reason, name)
+            data = _decode(raw, status, reason, name, self.secrets())
         except MioCreateError as error:
             error.retry_after = retry_after
             if adaptive is not None and isinstance(error, RequestQuotaError):
@@ -281,14 +316,29 @@ class Session:
         return data
 
 
-def _decode(raw: bytes, status: int, reason: str, operation: str) -> Any:
-    """The envelope's ``data``; the typed error when the code (then the HTTP status) says so."""
+def _decode(
+    raw: bytes, status: int, reason: str, operation: str, secrets: list[str] | None = None
+) -> Any:
+    """The envelope's ``data``; the typed error when the code (then the HTTP status) says so.
+
+    Server text goes into errors scrubbed of ``secrets`` and signatures: servers echo requests.
+    """
     try:
         envelope = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         envelope = None
+    if operation == Operation.TOKEN.value and isinstance(envelope, dict) and "code" not in envelope:
+        # A bare OAuth reply (the token path is unconfirmed): usable if it holds a token.
+        if status < 400 and "access_token" in envelope:
+            return envelope
+        raise (ProtocolError if status < 400 else HTTPStatusError)(
+            f"the token endpoint answered HTTP {status} without an API envelope or a token "
+            "(its reply is not shown: it may hold credentials)",
+            operation=operation,
+            http_status=status,
+        )
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), (int, str)):
-        snippet = raw[:80].decode("utf-8", "replace").strip()
+        snippet = redact_text(raw[:80].decode("utf-8", "replace").strip(), secrets or ())
         if status >= 400:
             raise HTTPStatusError(
                 f"HTTP {status} {reason} without an API reply",
@@ -304,18 +354,66 @@ def _decode(raw: bytes, status: int, reason: str, operation: str) -> Any:
         code = int(envelope["code"])
     except ValueError:
         raise ProtocolError(
-            f"bad envelope code {envelope['code']!r}", operation=operation
+            f"bad envelope code {redact_text(str(envelope['code'])[:40], secrets or ())!r}",
+            operation=operation,
         ) from None
-    message = str(envelope.get("message") or "")
+    message = redact_text(str(envelope.get("message") or "")[:2000], secrets or ())
     if code != 200:
         raise error_for_code(code, message, operation=operation, http_status=status)
     return envelope.get("data")
 
 
+async def _read_capped(response: aiohttp.ClientResponse, operation: str) -> bytes:
+    """The reply's body, at most ``MAX_REPLY_BYTES``; a larger one is a ProtocolError."""
+    too_big = ProtocolError(
+        f"the reply is larger than {MAX_REPLY_BYTES} bytes: not an API reply",
+        operation=operation,
+        http_status=response.status,
+    )
+    if (response.content_length or 0) > MAX_REPLY_BYTES:
+        raise too_big
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise too_big
+    return bytes(body)
+
+
+class _Guard:
+    """A cancel scope that ``Session.aclose`` cancels; it then raises ClientClosedError."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._scope = anyio.CancelScope()
+
+    def __enter__(self) -> None:
+        if self._session.closed:
+            raise ClientClosedError("the client is closed; create a new MioCreate")
+        self._scope.__enter__()
+        self._session._in_flight.add(self._scope)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._session._in_flight.discard(self._scope)
+        if self._scope.__exit__(exc_type, exc, tb):
+            # Only aclose() cancels this scope.
+            raise ClientClosedError("the client was closed while this was in progress") from None
+        # aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly.
+        failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
+        if failed and self._session.closed and not isinstance(exc, ClientClosedError):
+            raise ClientClosedError("the client was closed while this was in progress") from exc
+
+
 def _may_have_reached_server(error: MioCreateError) -> bool:
     if isinstance(error, ConnectError):
         return False
-    if isinstance(error, (TransportError, MioCreateTimeoutError)):
+    # A garbled reply (a cut JSON, an HTML page, no task_id) came after the request arrived.
+    if isinstance(error, (TransportError, MioCreateTimeoutError, ProtocolError)):
         return True
     # A proxy's error page: the request may have been forwarded before it failed.
     return (

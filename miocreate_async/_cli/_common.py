@@ -87,11 +87,12 @@ def default_output(source: Source, folder: Path | None = None) -> Path:
 
 
 def taken(stem_path: Path) -> Path | None:
-    """An existing file named ``stem_path`` with any extension, if there is one."""
+    """An existing file (or symlink, even a dangling one) named ``stem_path`` with any
+    extension, if there is one."""
     if not stem_path.parent.is_dir():
         return None
     for candidate in stem_path.parent.glob(f"{_glob_escape(stem_path.name)}.*"):
-        if candidate.is_file():
+        if os.path.lexists(candidate) and not candidate.is_dir():
             return candidate
     return None
 
@@ -100,9 +101,16 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
+
+
 def check_free(path: Path, overwrite: bool) -> None:
-    """Refuse early (before any credit is spent) to replace an existing file."""
-    if not overwrite and path.exists() and not path.is_dir():
+    """Refuse early (before any credit is spent) an output that cannot be written: an existing
+    file or symlink (a dangling one too: writing would follow it), or a name too long."""
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise CliError(f"the output name is too long for the file system: {path.name[:40]}...")
+    if not overwrite and os.path.lexists(path) and not path.is_dir():
         raise CliError(f"the output exists: {path} (pass --overwrite to replace it)")
 
 

@@ -140,7 +140,7 @@ async def swap_faces(options: Options) -> int:
             else:
                 create_image = client.create_multi_image_swap(detection, mapping, hd=hd)
                 task_id, result = await wait_task(client, bars, "swap faces", create_image, timeout)
-            path = await destination.download(result, bars)
+            path = await destination.download(result, bars, task_id)
     print_saved(options, task_id, path, result)
     return 0
 

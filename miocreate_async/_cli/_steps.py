@@ -3,11 +3,13 @@ output file, download, print what was saved."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
 from .._client import MioCreate
+from .._errors import MioCreateError
 from .._formats import is_video_name
 from .._models import ProgressCallback, TaskHandle
 from .._transfer._inputs import PreparedUpload
@@ -82,7 +84,7 @@ class Destination:
         self.file: Path | None = None
         self.stem: Path | None = None
         target = Path(output).expanduser() if output else None
-        if target is not None and not target.is_dir():
+        if target is not None and not _is_dir(target):
             check_free(target, overwrite)
             self.file = target
             return
@@ -97,13 +99,28 @@ class Destination:
         assert self.stem is not None
         return self.stem.with_name(self.stem.name + suffix_of(result))
 
-    async def download(self, result: SwapResult, bars: Bars) -> Path:
+    async def download(self, result: SwapResult, bars: Bars, task_id: int) -> Path:
+        """Save the paid result; if that fails, say how to collect it later."""
         path = self.path_for(result)
-        check_free(path, self.overwrite)
-        bar, update = bars.transfer(f"download {path.name}")
-        saved = await result.download(path, overwrite=self.overwrite, progress=update)
+        try:
+            check_free(path, self.overwrite)
+            bar, update = bars.transfer(f"download {path.name}")
+            saved = await result.download(path, overwrite=self.overwrite, progress=update)
+        except (MioCreateError, CliError, OSError) as error:
+            raise CliError(
+                f"task {task_id} succeeded but its result was not saved ({error}); collect it "
+                f"with: miocreate task {task_id} --wait -o {shlex.quote(str(path))}",
+                status=1,
+            ) from error
         bars.done(bar)
         return saved
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long, say: check_free says so
+        return False
 
 
 def check_kind(source: Source, *, video: bool | None, role: str) -> None:

@@ -58,6 +58,6 @@ async def _swap(options: Options, *, video: bool) -> int:
             else:
                 submit_image = client.create_image_swap(media_key, face_key, hd=hd)
                 task_id, result = await wait_task(client, bars, "swap", submit_image, timeout)
-            path = await destination.download(result, bars)
+            path = await destination.download(result, bars, task_id)
     print_saved(options, task_id, path, result)
     return 0

@@ -108,6 +108,7 @@ class ResultFetcher(Protocol):
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         default_name: str | None = None,
+        expected_size: int | None = None,
     ) -> Path: ...
 
 
@@ -430,8 +431,14 @@ class _FreshUrl:
         default_name: str,
         overwrite: bool,
         progress: ProgressCallback | None,
+        expected_size: int | None = None,
     ) -> Path:
         fresh = await self.client.get_access_url(self.key)
         return await self.client.download(
-            fresh, destination, default_name=default_name, overwrite=overwrite, progress=progress
+            fresh,
+            destination,
+            default_name=default_name,
+            overwrite=overwrite,
+            progress=progress,
+            expected_size=expected_size,
         )

@@ -65,8 +65,17 @@ class _Upload:
 class UploadCache:
     """``await cache.key_of(source)``: the source's key, uploading it once for all callers."""
 
-    def __init__(self, put: Put, *, size: int = 1024, progress: ProgressFor | None = None) -> None:
+    def __init__(
+        self,
+        put: Put,
+        *,
+        size: int = 1024,
+        progress: ProgressFor | None = None,
+        stall_timeout: float | None = None,
+    ) -> None:
         self._put = put
+        #: A stream that gives no byte for this long fails its local check.
+        self._stall_timeout = stall_timeout
         self._size = size
         self._progress = progress
         self._entries: OrderedDict[Hashable, _Upload] = OrderedDict()
@@ -137,7 +146,7 @@ class UploadCache:
         self._entries[identity] = entry
         self._forget_old()
         with self._settling(entry, entry.checked):
-            entry.prepared = await prepare_source(source)
+            entry.prepared = await prepare_source(source, stall_timeout=self._stall_timeout)
         check_kind(entry.prepared.media_type, video, role, entry.prepared.file_name)
         return entry
 

@@ -7,6 +7,7 @@ and the temporary file is removed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -21,10 +22,19 @@ from .._models import ProgressCallback
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
 from ._progress import ProgressMeter
-from ._replies import ERROR_BODY_LIMIT, client_timeout, storage_error, transport_error
+from ._replies import (
+    ERROR_BODY_LIMIT,
+    check_url,
+    client_timeout,
+    refuse_session_auth,
+    storage_error,
+    transport_error,
+)
 
 __all__ = ["download"]
 
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
 #: Bytes gathered before each disk write: few thread hops, flat memory.
 WRITE_BLOCK = 1024 * 1024
 _OPERATION = "download"
@@ -40,12 +50,16 @@ async def download(
     config: Config,
     limiter: anyio.CapacityLimiter,
     progress: ProgressCallback | None = None,
+    expected_size: int | None = None,
 ) -> Path:
     """Stream ``url`` to ``destination`` (a file, or a folder to hold ``default_name``).
 
     Refuses to replace an existing file unless ``overwrite``; transient failures are retried
-    from the start with backoff. Returns the path written.
+    from the start with backoff. Returns the path written. ``expected_size`` checks a reply
+    that does not say its length.
     """
+    refuse_session_auth(http)
+    check_url(url, _OPERATION)
     target = await anyio.to_thread.run_sync(_resolve, destination, default_name)
     if not overwrite and await anyio.to_thread.run_sync(os.path.lexists, target):
         raise _exists(target)
@@ -53,27 +67,52 @@ async def download(
     async for attempt in config.retry.retrying(on=is_transient, what=_OPERATION):
         with attempt:
             async with limiter:
-                error = await _download_once(http, url, target, overwrite, config, progress)
+                error = await _download_once(
+                    http, url, target, overwrite, config, progress, expected_size
+                )
             if error is not None:
                 raise error
     return target
 
 
 def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
+    """The file to write; a bad destination is an InvalidInputError before any request."""
     text = os.fspath(destination)
+    if not isinstance(text, str) or "\0" in text:
+        raise InvalidInputError(f"a destination cannot hold a NUL character: {text!r}")
     path = Path(text).expanduser()
     separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    if text.endswith(separators) or path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
-        return path / _safe_name(default_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if text.endswith(separators) or path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / _safe_name(default_name)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A folder named where a file is (``photo.jpg/out.jpg``), no permission...
+        raise InvalidInputError(
+            f"cannot write into {str(path.parent)!r}: {exc.strerror or exc}"
+        ) from None
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise InvalidInputError(
+            f"the file name {path.name[:40]!r}... is too long for the file system "
+            f"({len(os.fsencode(path.name))} bytes, at most {NAME_MAX})"
+        )
     return path
 
 
 def _safe_name(name: str) -> str:
-    # The name comes from a storage key: never let it climb out of the chosen folder.
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return base if base not in ("", ".", "..") else "result"
+    """A file name from a storage key: never climbing out of the chosen folder, no NUL, and
+    short enough for the file system (the extension kept)."""
+    base = name.replace("\\", "/").replace("\0", "_").rsplit("/", 1)[-1]
+    if base in ("", ".", ".."):
+        return "result"
+    if len(os.fsencode(base)) <= NAME_MAX:
+        return base
+    stem, dot, extension = base.rpartition(".")
+    extension = extension[:16] if dot else ""
+    digest = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{(stem or base)[:100]}-{digest}" + (f".{extension}" if extension else "")
 
 
 def _exists(target: Path) -> InvalidInputError:
@@ -87,6 +126,7 @@ async def _download_once(
     overwrite: bool,
     config: Config,
     callback: ProgressCallback | None,
+    expected_size: int | None = None,
 ) -> MioCreateError | None:
     """One GET; returns the error to raise or retry (its Retry-After kept), None when done."""
     # What the finally clause cleans up, set while it exists.
@@ -114,6 +154,10 @@ async def _download_once(
             expected = response.content_length
             if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                 expected = None  # aiohttp decodes it: the length on disk differs
+            elif expected is None and expected_size:
+                # No length given (a body ended by closing the connection): the result's own
+                # size tells a cut-short download from a whole one.
+                expected = expected_size
             meter = ProgressMeter(callback, expected)
             partial, file = await anyio.to_thread.run_sync(_create_partial, target)
             to_remove, to_close = partial, file
@@ -130,6 +174,11 @@ async def _download_once(
                 return TransportError(
                     f"the download ended after {received} of {expected} bytes ({redact_url(url)})",
                     operation=_OPERATION,
+                )
+            if received == 0:
+                # A result is never empty: an empty 200 is a storage failure, not a file.
+                return TransportError(
+                    f"the download gave no bytes ({redact_url(url)})", operation=_OPERATION
                 )
             to_close = None  # _finish closes it, whatever happens
             await anyio.to_thread.run_sync(_finish, file, bytes(block))
@@ -151,8 +200,12 @@ async def _download_once(
 def _create_partial(target: Path) -> tuple[Path, BinaryIO]:
     """A new hidden file next to the target (same filesystem, so the rename is atomic)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    stem = target.name
+    if len(os.fsencode(f".{stem}.00000000.part")) > NAME_MAX:
+        # A name that fits, but not with the temporary suffix: a short, unique stand-in.
+        stem = hashlib.sha256(os.fsencode(stem)).hexdigest()[:32]
     while True:
-        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        partial = target.with_name(f".{stem}.{secrets.token_hex(4)}.part")
         try:
             # Mode 0o666 lets the umask decide, as for any file the user creates.
             descriptor = os.open(partial, flags, 0o666)

@@ -11,15 +11,18 @@ import io
 import os
 import stat
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 import attrs
 
+from .._checks import at_least
 from .._errors import (
     EmptySourceError,
     FileTooLargeError,
     InvalidInputError,
+    MioCreateError,
+    MioCreateTimeoutError,
     SourceNotFoundError,
     UnsupportedFormatError,
 )
@@ -43,10 +46,23 @@ __all__ = [
     "as_key",
     "is_url",
     "prepare_upload",
+    "source_failure",
 ]
 
 #: Bytes per disk read and per write to the connection: few thread hops, flat memory.
 CHUNK_SIZE = 1024 * 1024
+
+
+def _async_iterable(_: object, attribute: Any, value: Any) -> None:
+    if not callable(getattr(value, "__aiter__", None)):
+        raise InvalidInputError(
+            f"StreamSource.chunks must be an async iterable of bytes, got {type(value).__name__}"
+        )
+
+
+def _text(_: object, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str) or "\0" in value:
+        raise InvalidInputError(f"StreamSource.{attribute.name} must be a string, got {value!r}")
 
 
 @attrs.frozen
@@ -57,9 +73,9 @@ class StreamSource:
     upload from it is not retried after it started (the error says so).
     """
 
-    chunks: AsyncIterable[bytes]
-    size: int
-    file_name: str
+    chunks: AsyncIterable[bytes] = attrs.field(validator=_async_iterable)
+    size: int = attrs.field(validator=at_least(0, error=InvalidInputError))
+    file_name: str = attrs.field(validator=_text)
 
 
 #: A ``str`` is a path, an http(s) URL (read by the client, straight into the upload), or a key.
@@ -95,6 +111,8 @@ def as_key(source: object) -> str | None:
     """
     if isinstance(source, Key):
         return str(source)
+    if isinstance(source, (str, os.PathLike)) and "\0" in os.fspath(source):
+        raise InvalidInputError(f"a path or key cannot hold a NUL character: {source!r}")
     if not isinstance(source, str) or is_url(source) or os.path.exists(source):
         return None
     if "/" in source and not source.startswith(("/", ".", "~")) and os.sep == "/":
@@ -135,16 +153,26 @@ class PreparedUpload:
 
 
 async def prepare_upload(
-    source: UploadSource, *, file_name: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES
+    source: UploadSource,
+    *,
+    file_name: str | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    stall_timeout: float | None = None,
 ) -> PreparedUpload:
     """Check ``source`` without any request: it exists and is readable, is not empty, is at most
-    ``max_bytes``, and is an accepted format by its name *and* its first bytes."""
+    ``max_bytes``, and is an accepted format by its name *and* its first bytes. A stream that
+    gives no byte for ``stall_timeout`` seconds fails then."""
+    if file_name is not None and (not isinstance(file_name, str) or "\0" in file_name):
+        raise InvalidInputError(f"file_name must be a string without NUL, got {file_name!r}")
     if isinstance(source, StreamSource):
-        return await _prepare_stream(source, file_name, max_bytes)
+        return await _prepare_stream(source, file_name, max_bytes, stall_timeout)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _prepare_bytes(source, file_name, max_bytes)
     if isinstance(source, (str, os.PathLike)):
-        return await _prepare_path(os.fspath(source), file_name, max_bytes)
+        path = os.fspath(source)
+        if not isinstance(path, str) or "\0" in path:
+            raise InvalidInputError(f"a path cannot hold a NUL character: {path!r}")
+        return await _prepare_path(path, file_name, max_bytes)
     if callable(getattr(source, "read", None)):
         return await _prepare_file(source, file_name, max_bytes)
     raise InvalidInputError(
@@ -255,8 +283,9 @@ def _inspect_path(path: str) -> tuple[int, bytes, tuple[int, int, int]]:
         info = os.stat(path)
     except FileNotFoundError:
         raise SourceNotFoundError(f"no such file: {path!r}") from None
-    except OSError as exc:
-        raise SourceNotFoundError(f"cannot read {path!r}: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SourceNotFoundError(f"cannot read {path!r}: {reason}") from None
     if stat.S_ISDIR(info.st_mode):
         raise SourceNotFoundError(f"{path!r} is a directory, not a file")
     if not stat.S_ISREG(info.st_mode):
@@ -337,7 +366,7 @@ def _inspect_file(file: BinaryIO) -> tuple[int, int, bytes]:
 
 
 async def _prepare_stream(
-    source: StreamSource, file_name: str | None, max_bytes: int
+    source: StreamSource, file_name: str | None, max_bytes: int, stall_timeout: float | None
 ) -> PreparedUpload:
     if source.size < 0:
         raise InvalidInputError(f"StreamSource size must not be negative, got {source.size}")
@@ -354,9 +383,16 @@ async def _prepare_stream(
     # Chunks may be tiny: gather enough for the sniff, and keep them to send first.
     while seen < SNIFF_BYTES and seen < source.size:
         try:
-            chunk = bytes(await anext(iterator))
+            with anyio.fail_after(stall_timeout):
+                chunk = _bytes_of(await anext(iterator), name)
         except StopAsyncIteration:
             break
+        except TimeoutError:
+            raise MioCreateTimeoutError(
+                f"{what} gave no byte for {stall_timeout:g} s", operation="upload"
+            ) from None
+        except Exception as exc:
+            raise source_failure(exc, name) from exc
         peeked.append(chunk)
         seen += len(chunk)
     if seen == 0:
@@ -374,6 +410,31 @@ async def _prepare_stream(
             yield chunk
         peeked.clear()
         async for chunk in iterator:
-            yield bytes(chunk)
+            yield _bytes_of(chunk, name)
 
     return PreparedUpload(name, source.size, media, replayable=False, open=chunks)
+
+
+def _bytes_of(chunk: object, name: str) -> bytes:
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(
+            f"the stream {name!r} gave a {type(chunk).__name__}, not bytes", operation="upload"
+        )
+    return bytes(chunk)
+
+
+def source_failure(exc: Exception, name: str) -> MioCreateError:
+    """The typed error for a source that failed while read (its reason as ``__cause__``)."""
+    if isinstance(exc, MioCreateError):
+        return exc
+    error: MioCreateError
+    if isinstance(exc, OSError):
+        error = SourceNotFoundError(
+            f"reading {name!r} failed: {exc.strerror or exc}", operation="upload"
+        )
+    else:
+        error = InvalidInputError(
+            f"reading {name!r} failed: {type(exc).__name__}: {exc}", operation="upload"
+        )
+    error.__cause__ = exc
+    return error

@@ -24,7 +24,6 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .._config import Config
 from .._errors import (
-    ConfigurationError,
     InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
@@ -35,9 +34,16 @@ from .._models import ProgressCallback, UploadTarget
 from .._presigned import url_expires_at
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
-from ._inputs import LocalFile, PreparedUpload
+from ._inputs import LocalFile, PreparedUpload, source_failure
 from ._progress import ProgressMeter
-from ._replies import ERROR_BODY_LIMIT, client_timeout, storage_error, transport_error
+from ._replies import (
+    ERROR_BODY_LIMIT,
+    check_url,
+    client_timeout,
+    refuse_session_auth,
+    storage_error,
+    transport_error,
+)
 
 __all__ = ["put_object"]
 
@@ -81,7 +87,8 @@ class _Body:
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             if self._attempt.source_error is not None:
                 # Fails the request instead of sending a body shorter than Content-Length.
-                raise self._attempt.source_error from None
+                error = self._attempt.source_error
+                raise error from error.__cause__  # the source's own reason, not EndOfStream
             raise StopAsyncIteration from None
         self._attempt.sent += len(chunk)
         return chunk
@@ -207,7 +214,7 @@ async def put_object(
     An expired URL (known before sending, or said by storage) is replaced by a fresh one;
     transient failures are retried from the start with backoff; other refusals raise.
     """
-    _refuse_session_auth(http)
+    refuse_session_auth(http)
     meter = ProgressMeter(progress, upload.size)
     targets = _Targets(get_target)
     await targets.renew()
@@ -237,8 +244,10 @@ class _Targets:
 
     async def renew(self) -> UploadTarget:
         self.renewals += 1
-        self.target = await self._get_target()
-        return self.target
+        target = await self._get_target()
+        check_url(target.upload_url, _OPERATION)
+        self.target = target
+        return target
 
     async def usable(self) -> UploadTarget:
         """The URL, renewed first when this machine's clock says it has expired."""
@@ -299,16 +308,6 @@ def _not_replayable(error: MioCreateError) -> MioCreateError:
         task_id=error.task_id,
         storage_code=error.storage_code,
     )
-
-
-def _refuse_session_auth(http: aiohttp.ClientSession) -> None:
-    # Session-wide credentials would go to the storage host with every PUT: the API token
-    # must never leave for another host.
-    if http.auth is not None or "Authorization" in http.headers:
-        raise ConfigurationError(
-            "the aiohttp session sends an Authorization header on every request; it would "
-            "reach the storage host: give the token per request instead"
-        )
 
 
 def _signs_only_host(url: str) -> bool:
@@ -444,13 +443,9 @@ async def _produce(attempt: _Attempt, send: ObjectSendStream[bytes]) -> None:
                 await send.send(bytes(pending))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             return  # the request ended first; nothing more to send
-        except OSError as exc:
-            attempt.source_error = SourceNotFoundError(
-                f"reading {upload.file_name!r} failed during the upload: {exc.strerror or exc}"
-            )
         except Exception as exc:
             # Kept, not raised: the request fails with it instead of a vague connection error.
-            attempt.source_error = exc
+            attempt.source_error = source_failure(exc, upload.file_name)
 
 
 async def _monitor(

@@ -7,23 +7,53 @@ import asyncio
 import html
 import re
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .._config import Config
 from .._errors import (
+    ConfigurationError,
     ConnectError,
-    InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
+    ProtocolError,
     StorageError,
     TransportError,
     UrlExpiredError,
 )
 from .._presigned import url_expires_at
-from .._redact import redact_url
+from .._redact import redact_text, redact_url, url_secrets
 
-__all__ = ["ERROR_BODY_LIMIT", "client_timeout", "storage_error", "transport_error"]
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "check_url",
+    "client_timeout",
+    "refuse_session_auth",
+    "storage_error",
+    "transport_error",
+]
+
+
+def check_url(url: object, operation: str) -> str:
+    """A storage URL from the service must be http(s): anything else (``file:``, ``ftp:``, a
+    relative path) is a broken reply, refused before any request."""
+    if not isinstance(url, str) or urlsplit(url).scheme.lower() not in ("http", "https"):
+        shown = redact_url(url) if isinstance(url, str) else repr(url)
+        raise ProtocolError(f"the {operation} URL is not an http(s) URL: {shown!r}")
+    if not urlsplit(url).hostname:
+        raise ProtocolError(f"the {operation} URL names no host: {redact_url(url)!r}")
+    return url
+
+
+def refuse_session_auth(http: aiohttp.ClientSession) -> None:
+    """Session-wide credentials would go to the storage host with every transfer: the API
+    token must never leave for another host."""
+    if http.auth is not None or "Authorization" in http.headers:
+        raise ConfigurationError(
+            "the aiohttp session sends an Authorization header on every request; it would "
+            "reach the storage host: give the token per request instead"
+        )
 
 
 def client_timeout(config: Config) -> aiohttp.ClientTimeout:
@@ -76,6 +106,10 @@ def storage_error(
 ) -> StorageError:
     """The typed error for a storage reply with an error status, carrying its Code and Message."""
     code, message = parse_storage_error(body)
+    # Storage echoes requests: its text is shown without the URL's signature.
+    secrets = url_secrets(url)
+    code = redact_text(code, secrets) if code else code
+    message = redact_text(message, secrets) if message else message
     shown = redact_url(url)
     if is_expired_reply(status, code, message, url):
         detail = f"{code}: {message}" if code and message else (code or message or "expired")
@@ -108,7 +142,7 @@ def transport_error(exc: BaseException, *, operation: str, url: str) -> MioCreat
     if isinstance(exc, OSError) and exc.strerror:
         reason = f"{reason}: {exc.strerror}"
     if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidInputError(f"not a valid URL for the {operation}: {shown}")
+        return ProtocolError(f"not a valid URL for the {operation}: {shown}", operation=operation)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ConnectError(
             f"timed out connecting to storage for the {operation} ({shown})", operation=operation

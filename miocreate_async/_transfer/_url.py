@@ -34,13 +34,19 @@ _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
 
 
 async def prepare_source(
-    source: UploadSource, *, file_name: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES
+    source: UploadSource,
+    *,
+    file_name: str | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    stall_timeout: float | None = None,
 ) -> PreparedUpload:
     """``prepare_upload``, and http(s) URLs too."""
     if is_url(source):
         assert isinstance(source, str)
         return await prepare_url(source, file_name=file_name, max_bytes=max_bytes)
-    return await prepare_upload(source, file_name=file_name, max_bytes=max_bytes)
+    return await prepare_upload(
+        source, file_name=file_name, max_bytes=max_bytes, stall_timeout=stall_timeout
+    )
 
 
 async def prepare_url(

@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from miocreate_async import (
+    ConfigurationError,
     ImageSwapResult,
     InsufficientCreditsError,
     InvalidInputError,
@@ -412,7 +413,7 @@ def test_poll_policy_gaps() -> None:
     assert policy.gap(5.0) == pytest.approx(1.0)
     assert policy.gap(100.0) == 2.0  # the cap, below two settles
     assert PollPolicy(ratio=0.5, settle=0.5).gap(100.0) == 1.0  # two settles, below the cap
-    with pytest.raises(ValueError, match="minimum"):
+    with pytest.raises(ConfigurationError, match="minimum"):
         PollPolicy(minimum=0)
 
 

@@ -115,6 +115,7 @@ def test_config_refuses_bad_limits(settings: dict[str, object]) -> None:
     [
         {"attempts": 0},
         {"initial": -1},
+        {"maximum": -0.5},
         {"initial": math.nan},
         {"maximum": math.inf},
         {"multiplier": 0},

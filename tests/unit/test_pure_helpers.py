@@ -25,8 +25,8 @@ EXACT = RetryPolicy(attempts=5, initial=0.25, multiplier=2.0, maximum=8.0, jitte
         (3, None, 1.0),
         (6, None, 8.0),  # capped at maximum
         (50, None, 8.0),
-        (1, 3.0, 3.0),  # Retry-After wins
-        (4, 0.0, 0.0),
+        (1, 3.0, 3.0),  # a longer Retry-After is waited...
+        (4, 0.0, 2.0),  # ...a shorter one is a lower bound, never a shortcut
         (1, 120.0, 60.0),  # but never beyond max_retry_after
     ],
 )
