@@ -99,7 +99,7 @@ class ClientCredentialsAuth(Auth):
             if self._generation != generation and failed is not None and not transient(failed):
                 # The exchange this caller waited for was refused: don't stampede the
                 # endpoint. Each caller gets its own error (a batch writes task ids into them).
-                raise _copy(failed) from failed.__cause__
+                raise copy.copy(failed) from failed.__cause__
             # Never queued behind an exchange, or that one failed for a passing reason: try.
             self._generation += 1
             try:
@@ -135,7 +135,3 @@ def _lifetime(expires_in: float, margin: float) -> float:
     if not math.isfinite(expires_in) or expires_in <= 0:
         return math.inf
     return max(MIN_LIFETIME, expires_in - min(margin, expires_in / 2))
-
-
-def _copy(error: MioCreateError) -> MioCreateError:
-    return copy.copy(error)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import enum
+import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -79,6 +80,8 @@ __all__ = [
 ]
 
 JobKind = Literal["image", "video"]
+
+logger = logging.getLogger("miocreate_async")
 
 
 class BatchClient(TaskReader, ResultFetcher, Protocol):
@@ -581,7 +584,7 @@ class _Batch:
                 if outcome.error is not None:
                     self.stats.failures += 1
                 if self.events is not None:
-                    self.events(JobDone(outcome))
+                    _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
 
     def no_credits_left(self) -> InsufficientCreditsError | None:
@@ -686,7 +689,7 @@ class _Job:
 
     def _polled(self, info: TaskInfo[Any]) -> None:
         if self.batch.events is not None:
-            self.batch.events(TaskPolled(self.index, self.job, info.id, info.status))
+            _tell(self.batch.events, TaskPolled(self.index, self.job, info.id, info.status))
 
     async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
         batch, client = self.batch, self.batch.client
@@ -749,8 +752,16 @@ class _Job:
         batch.pending[task.id] = self.job
         batch.stats.tasks_created += 1
         if batch.events is not None:
-            batch.events(TaskCreated(self.index, self.job, task.id))
+            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
         return task
+
+
+def _tell(events: Callable[[BatchEvent], object], event: BatchEvent) -> None:
+    """Call the user's ``events`` callback; its failure is logged, never the batch's end."""
+    try:
+        events(event)
+    except Exception:
+        logger.exception("the swap_many events callback raised on %s", type(event).__name__)
 
 
 _TASK_KINDS = {False: TaskKind.IMAGE_SWAP, True: TaskKind.VIDEO_SWAP}

@@ -404,7 +404,8 @@ class MioCreate:
         task_id, _ = _task_ref(task)
         schedule = self.config.poll
         polls = 0
-        with anyio.move_on_after(timeout) as scope:
+        # Guarded: aclose() from another task ends the wait at once, sleeping or not.
+        with self._session.guard(), anyio.move_on_after(timeout) as scope:
             while True:
                 info = await self.get_task(task)
                 if info.succeeded:

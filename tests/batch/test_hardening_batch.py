@@ -360,3 +360,27 @@ async def test_outcome_repr_of_bytes_job(fake: FakeService) -> None:
 
 def _unused(file: BinaryIO) -> None:  # keeps the BinaryIO import honest for mypy
     del file
+
+
+# --- item 27: token expiry every few seconds plus faults: no AuthenticationError ---------------
+
+
+async def test_short_lived_tokens_and_faults_never_fail_a_job_with_auth_errors(
+    tmp_path: Path,
+) -> None:
+    from miocreate_async import AuthenticationError
+
+    photo = write_sample_photo(tmp_path / "p.jpg")
+    face = write_sample_face(tmp_path / "f.png")
+    emulator = Emulator(
+        latency=0.3, seed=7, data_dir=tmp_path / "emu", token_ttl=1, fail_rate=0.05, cut_rate=0.02
+    )
+    patient = RetryPolicy(attempts=8, initial=0.01, maximum=0.05)
+    async with emulator, emulator.client(retry=patient) as mc:
+        image, face_key = await mc.upload(photo), await mc.upload(face)
+        jobs = [SwapJob(image=Key(image), face=Key(face_key))] * 40
+        # Tokens expire while requests wait: a refresh is refused once more by a stale clock.
+        emulator.scenario("task_detail", code=401, count=6)
+        outcomes = await collect(mc, jobs, concurrency=20)
+    assert len(outcomes) == 40
+    assert not [o for o in outcomes if isinstance(o.error, AuthenticationError)], outcomes

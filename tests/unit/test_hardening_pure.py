@@ -130,7 +130,7 @@ def test_retry_policy_refuses_bad_values(settings: dict[str, float]) -> None:
 @pytest.mark.parametrize("settings", [{"first": 0}, {"maximum": math.nan}, {"multiplier": -1}])
 def test_poll_schedule_refuses_bad_values(settings: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
-        PollSchedule(**settings)
+        PollSchedule(**settings)  # type: ignore[arg-type]
 
 
 def test_poll_policy_refuses_nan() -> None:
