@@ -172,7 +172,7 @@ class Config:
     )
     #: Simultaneous uploads and downloads of one client.
     max_concurrent_transfers: int = attrs.field(default=8, validator=at_least(1))
-    #: Connection pool size of the client's own aiohttp session (0: no limit, as aiohttp's).
+    #: Connection pool size of the client's own aiohttp session.
     max_connections: int = attrs.field(default=100, validator=at_least(1))
     #: Client-wide API requests per second (None: no limit), to stay under a quota.
     rate_limit: float | None = attrs.field(default=None, validator=_optional(_positive))
