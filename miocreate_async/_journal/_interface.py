@@ -80,6 +80,15 @@ SCHEMA_VERSION = 1
 
 
 class JobState(enum.Enum):
+    """Where a job of a journaled batch stands.
+
+    ``pending`` and ``uploaded`` cost nothing yet; ``submitting`` is the intent, on disk before
+    the creation request; ``submitted`` has its task id (paid); ``succeeded`` has its result
+    (keys, sizes, expiry); ``downloaded`` is saved; ``failed`` cannot succeed by retrying;
+    ``uncertain`` may have been paid without a recorded reply (re-sent only by choice);
+    ``expired`` succeeded but its result expired before it was saved.
+    """
+
     PENDING = "pending"
     UPLOADED = "uploaded"
     SUBMITTING = "submitting"
