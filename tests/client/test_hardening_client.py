@@ -367,6 +367,7 @@ async def test_null_key_is_a_protocol_error(fake: FakeService) -> None:
 # --- item 10: a session-wide Authorization never reaches storage on downloads -------------------
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiohttp 3.13 deprecates auth=
 @pytest.mark.parametrize("how", ["header", "auth"])
 async def test_download_refuses_session_wide_authorization(
     fake: FakeService, tmp_path: Path, how: str
