@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -70,3 +71,18 @@ html_title = f"miocreate-async {release}"
 html_static_path: list[str] = []
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
+
+
+# Type aliases (MediaInput, UploadSource, ProgressCallback, ...) are documented as data. On Python
+# 3.10 autodoc renders a union alias in a signature as a class reference; resolve those as data.
+def _alias_as_data(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+    if node.get("refdomain") != "py" or node.get("reftype") != "class":
+        return None
+    python = env.get_domain("py")
+    return python.resolve_xref(
+        env, node["refdoc"], app.builder, "data", node["reftarget"], node, contnode
+    )
+
+
+def setup(app: Any) -> None:
+    app.connect("missing-reference", _alias_as_data)
