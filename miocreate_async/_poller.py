@@ -33,7 +33,7 @@ from ._models import TaskHandle, TaskInfo
 from ._operations import TaskKind
 from ._retry import is_transient
 
-__all__ = ["KindDurations", "Learnt", "PollPolicy", "Poller", "TaskReader"]
+__all__ = ["KindDurations", "Learnt", "Poller", "TaskReader"]
 
 
 class TaskReader(Protocol):

@@ -5,6 +5,7 @@ each registering its own parser; ``_main`` parses, runs the command and turns er
 line and an exit status.
 """
 
-from ._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from ._emulator import EXIT_INTERRUPTED
+from ._main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]

@@ -24,7 +24,7 @@ from ._common import CliError
 from ._emulator import EXIT_INTERRUPTED, emulator_arguments, run_emulator
 from ._parser import build_parser
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1

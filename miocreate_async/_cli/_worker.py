@@ -67,7 +67,7 @@ def check_extra() -> None:
 
 async def run_worker(options: Options) -> int:
     check_extra()
-    from .._poller import PollPolicy
+    from .._config import PollPolicy
     from ..distributed import Worker
     from ..distributed._serve import serve
 

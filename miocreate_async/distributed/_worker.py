@@ -23,6 +23,7 @@ from taskiq.receiver import Receiver
 
 from .._batch import SwapResult
 from .._client import MioCreate
+from .._config import PollPolicy
 from .._errors import (
     InsufficientCreditsError,
     InvalidInputError,
@@ -42,7 +43,7 @@ from .._journal import (
 from .._journal._tracker import stored_result
 from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
-from .._poller import Poller, PollPolicy
+from .._poller import Poller
 from .._retry import refused_without_effect
 from .._transfer._inputs import Key, is_url
 from .._version import __version__
