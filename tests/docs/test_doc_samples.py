@@ -49,7 +49,9 @@ from miocreate_async.emulator import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(
-    path.relative_to(ROOT) for path in (ROOT / "docs").rglob("*.md") if "_build" not in path.parts
+    path.relative_to(ROOT)
+    for path in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    if "_build" not in path.parts
 )
 PYTHON = {"python", "py", "python3"}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
