@@ -315,9 +315,10 @@ class _Worker:
                 if stopping:
                     return
         finally:
-            if db.in_transaction:
+            try:
                 _commit(db)
-            db.close()
+            finally:
+                db.close()
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -371,11 +372,15 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             )
         else:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot open the journal {path}: {exc}") from None
+    try:
         db.execute("PRAGMA busy_timeout = 5000")
         if not readonly:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
     except sqlite3.Error as exc:
+        db.close()  # not a database: leave no open connection for the GC to report
         raise JournalError(f"cannot open the journal {path}: {exc}") from None
     return db
 
