@@ -647,7 +647,7 @@ class _Job:
         self.deadline = anyio.current_time() + timeout
         try:
             result = await (self._wait() if self.task is not None else self._swap())
-            await self.entry.succeeded(result)
+            result = await self.entry.succeeded(result)
             return self._outcome(result)
         except MioCreateError as error:
             await self.entry.ended(error)

@@ -40,6 +40,7 @@ from .._errors import SubmissionUncertainError
 from .._formats import ACCEPTED_EXTENSIONS
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
 from .._journal._tracker import identify
+from .._transfer._get import partial_owner
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
     CliError,
@@ -452,8 +453,9 @@ async def _resume(
     if journal is not None and await anyio.Path(journal).is_file():
         meta, found = await SQLiteJournal.read(journal)
         # Another host is refused before anything is said or checked (swap_many checks the
-        # account too).
-        meta.check(attrs.evolve(meta, base_url=base_url, client=""), f"the journal {journal}")
+        # account too). No meta: a run killed before its first commit, nothing recorded.
+        if meta is not None:
+            meta.check(attrs.evolve(meta, base_url=base_url, client=""), f"the journal {journal}")
         records = {record.id: record for record in found}
     keys = [identify(SwapJob(image=row.image, face=row.face, hd=row.hd)) for row in rows]
     ids = [job_id for job_id, _ in keys]
@@ -477,7 +479,9 @@ async def _resume(
             if saved:
                 row.path, row.task_id, row.resumed = Path(record.path), record.task_id, True
                 continue
-        if state is not JobState.SUCCEEDED and not options.overwrite:
+        # A task of an earlier run may have been saved before its result was committed (free
+        # changes are grouped): that file is the batch's own, checked by size when resumed.
+        if state not in _OWN_OUTPUT and not options.overwrite:
             other = taken(row.stem)
             if other is not None:
                 existing.append(other)
@@ -490,6 +494,10 @@ async def _resume(
         )
     _remove_partials(rows)
     return [row for row in rows if row.ok] + [row for _, _, row in sorted(order)]
+
+
+#: States whose output, if there, a killed run of this batch may have written.
+_OWN_OUTPUT = frozenset({JobState.SUBMITTED, JobState.SUCCEEDED})
 
 
 def _say(options: Options, line: str, style: str | None = None) -> None:
@@ -524,18 +532,15 @@ def _confirm_resubmit(options: Options, count: int) -> None:
 
 
 def _remove_partials(rows: list[Row]) -> None:
-    """Hidden ``.name.xxxx.part`` files a killed run left next to the outputs."""
+    """The temporary files of downloads a killed run left next to the outputs."""
     stems = {row.stem.name for row in rows}
-    folders = {row.stem.parent for row in rows}
-    for folder in folders:
+    for folder in {row.stem.parent for row in rows}:
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():
-            name = entry.name
-            if name.startswith(".") and name.endswith(".part"):
-                base = name[1:].rsplit(".", 2)[0]
-                if base.rsplit(".", 1)[0] in stems:
-                    entry.unlink(missing_ok=True)
+            owner = partial_owner(entry.name)
+            if owner is not None and Path(owner).stem in stems:
+                entry.unlink(missing_ok=True)
 
 
 def register(commands: Subcommands) -> None:

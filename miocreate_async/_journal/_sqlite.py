@@ -193,11 +193,16 @@ class SQLiteJournal:
     # --- without the lock ---------------------------------------------------------------------
 
     @classmethod
-    async def read(cls, path: str | os.PathLike[str]) -> tuple[JournalMeta, list[JobRecord]]:
+    async def read(cls, path: str | os.PathLike[str]) -> tuple[JournalMeta | None, list[JobRecord]]:
         """Every record of a journal, even one in use, by index; without their results (the
-        records say where each result expires and where it was saved)."""
+        records say where each result expires and where it was saved).
+
+        A file that holds nothing yet (its batch was killed before the first commit) gives no
+        meta and no records: opening it makes it a journal."""
         worker = _Worker(lambda: _connect(Path(path), readonly=True), 0.0)
         try:
+            if await worker.call(_is_blank):
+                return None, []
             meta = await worker.call(_read_meta)
             records = await worker.call(_all_without_results)
         finally:
@@ -413,6 +418,15 @@ def _meta_of(stored: Mapping[str, str]) -> JournalMeta:
         library_version=stored.get("library_version", "?"),
         schema_version=int(stored.get("schema_version", "0")),
     )
+
+
+def _is_blank(db: sqlite3.Connection) -> bool:
+    """A database without a single table: created, never committed to."""
+    try:
+        tables: int = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"not a journal: {exc}") from None
+    return tables == 0
 
 
 def _read_meta(db: sqlite3.Connection) -> JournalMeta:

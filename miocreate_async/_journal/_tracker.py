@@ -26,6 +26,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 import attrs
 
 from .._config import Config
@@ -37,7 +38,8 @@ from .._errors import (
     TaskFailedError,
     UrlExpiredError,
 )
-from .._models import ImageSwapResult, ProgressCallback, VideoSwapResult
+from .._models import ImageSwapResult, ProgressCallback, ResultDownloader, VideoSwapResult
+from .._transfer._get import StalePartials
 from .._transfer._inputs import as_key
 from .._version import __version__
 from ._interface import (
@@ -146,12 +148,14 @@ class JobEntry:
         if self.state is S.SUBMITTING:
             await self.owner.move(self, S.PENDING)
 
-    async def succeeded(self, result: SwapResult) -> None:
+    async def succeeded(self, result: SwapResult) -> SwapResult:
+        """Record the result; returns it as the batch hands it out."""
         if self.owner.journal is None:
             await self.owner.move(self, S.SUCCEEDED)
-            return
+            return result
         expires = result.expires_at.timestamp() if result.expires_at else None
         await self.owner.move(self, S.SUCCEEDED, result=stored_result(result), expires_at=expires)
+        return self.owner.resumed(result) if self.resumed else result
 
     async def ended(self, error: MioCreateError) -> None:
         """The job ended with ``error``: record what it means for a later run."""
@@ -206,6 +210,8 @@ class BatchJournal:
         self._opened = False
         #: The index of each job id seen in this run: one job, one record.
         self._seen: dict[str, int] = {}
+        #: What killed downloads of earlier runs left, removed as their results are fetched.
+        self._partials = StalePartials()
 
     @property
     def enabled(self) -> bool:
@@ -331,8 +337,15 @@ class BatchJournal:
                 task_id=record.task_id,
             )
         else:  # succeeded, downloaded
-            entry.result = restored_result(record, self._client)
+            entry.result = self.resumed(restored_result(record, self._client))
         return entry
+
+    def resumed(self, result: SwapResult) -> SwapResult:
+        """A result of a job an earlier run took on: a download of it first removes the
+        temporary files that run's killed download to the same place left."""
+        if result._downloader is None:
+            return result
+        return attrs.evolve(result, downloader=_StaleFirst(result._downloader, self._partials))
 
     async def downloaded(self, job_id: str, path: str | PathLike[str]) -> None:
         """The result of a succeeded job is saved at ``path`` (a no-op if it was already)."""
@@ -383,6 +396,34 @@ def _restored_error(info: ErrorInfo, task_id: int | None) -> MioCreateError:
     if not (isinstance(cls, type) and issubclass(cls, MioCreateError)):
         cls = MioCreateError
     return cls(info.message, code=info.code, task_id=task_id)
+
+
+@attrs.frozen
+class _StaleFirst:
+    """A downloader that removes a destination's stale temporary files before downloading."""
+
+    download: ResultDownloader
+    partials: StalePartials
+
+    async def __call__(
+        self,
+        url: str,
+        destination: str | PathLike[str],
+        *,
+        default_name: str,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        expected_size: int | None = None,
+    ) -> Path:
+        await anyio.to_thread.run_sync(self.partials.remove, destination, default_name)
+        return await self.download(
+            url,
+            destination,
+            default_name=default_name,
+            overwrite=overwrite,
+            progress=progress,
+            expected_size=expected_size,
+        )
 
 
 # --- results without their signed URLs ------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,13 +33,15 @@ from ._replies import (
     transport_error,
 )
 
-__all__ = ["download"]
+__all__ = ["StalePartials", "download", "partial_owner"]
 
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
 #: Bytes gathered before each disk write: few thread hops, flat memory.
 WRITE_BLOCK = 1024 * 1024
 _OPERATION = "download"
+#: A download's temporary file: ``.<the file's name>.<8 hex digits>.part``.
+_PARTIAL = re.compile(r"\.(.+)\.[0-9a-f]{8}\.part")
 
 
 async def download(
@@ -197,13 +201,57 @@ async def _download_once(
             to_remove.unlink(missing_ok=True)
 
 
-def _create_partial(target: Path) -> tuple[Path, BinaryIO]:
-    """A new hidden file next to the target (same filesystem, so the rename is atomic)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def _partial_stem(target: Path) -> str:
+    """What the temporary files of ``target`` are named after."""
     stem = target.name
     if len(os.fsencode(f".{stem}.00000000.part")) > NAME_MAX:
         # A name that fits, but not with the temporary suffix: a short, unique stand-in.
         stem = hashlib.sha256(os.fsencode(stem)).hexdigest()[:32]
+    return stem
+
+
+def partial_owner(name: str) -> str | None:
+    """The file a download's temporary file named ``name`` was for (its stand-in, for a
+    long name); None for any other file."""
+    match = _PARTIAL.fullmatch(name)
+    return match[1] if match else None
+
+
+class StalePartials:
+    """The temporary files that killed downloads left, each removed before its destination is
+    downloaded again. Each folder is listed once (a batch saves many results in one), and only
+    files named as this module names them are touched."""
+
+    def __init__(self) -> None:
+        self._found: dict[Path, dict[str, list[Path]]] = {}
+        self._lock = threading.Lock()
+
+    def remove(self, destination: str | os.PathLike[str], default_name: str) -> None:
+        """Blocking: run it in a thread. A bad destination raises as ``download`` would."""
+        target = _resolve(destination, default_name)
+        with self._lock:
+            found = self._found.get(target.parent)
+            if found is None:
+                found = self._found[target.parent] = _partials_in(target.parent)
+            stale = found.pop(_partial_stem(target), [])
+        for path in stale:
+            path.unlink(missing_ok=True)
+
+
+def _partials_in(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            owner = partial_owner(entry.name)
+            if owner is not None and entry.is_file(follow_symlinks=False):
+                found.setdefault(owner, []).append(Path(entry.path))
+    return found
+
+
+def _create_partial(target: Path) -> tuple[Path, BinaryIO]:
+    """A new hidden file next to the target (same filesystem, so the rename is atomic)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    stem = _partial_stem(target)
     while True:
         partial = target.with_name(f".{stem}.{secrets.token_hex(4)}.part")
         try:
