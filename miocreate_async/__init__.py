@@ -63,7 +63,6 @@ from ._models import (
 )
 from ._operations import DEFAULT_PATHS, Operation, TaskKind
 from ._retry import RetryPolicy
-from ._transfer._inputs import Key, MediaInput, StreamSource, UploadSource
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
@@ -86,6 +85,7 @@ if _typing.TYPE_CHECKING:
         JournalMismatchError,
         SQLiteJournal,
     )
+    from ._transfer._inputs import Key, MediaInput, StreamSource, UploadSource
 
 # The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
 _LAZY = dict.fromkeys(
@@ -115,6 +115,10 @@ _LAZY.update(
         ),
         "._journal",
     )
+)
+# And the input types with the upload code they belong to (named mostly in annotations).
+_LAZY.update(
+    dict.fromkeys(("Key", "MediaInput", "StreamSource", "UploadSource"), "._transfer._inputs")
 )
 
 

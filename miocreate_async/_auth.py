@@ -11,13 +11,16 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._errors import MioCreateError
-from ._models import Token, TokenRequest
 from ._redact import REDACTED
 from ._retry import is_transient as transient
+
+if TYPE_CHECKING:
+    from ._wire import Token, TokenRequest
 
 __all__ = ["Auth", "ClientCredentialsAuth", "StaticTokenAuth"]
 
@@ -67,6 +70,8 @@ class ClientCredentialsAuth(Auth):
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        from ._wire import TokenRequest  # the wire bodies load with the first client
+
         self.client_id = client_id
         self._request = TokenRequest(client_id=client_id, client_secret=client_secret)
         self._exchange = exchange

@@ -19,7 +19,6 @@ import attrs
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._checks import check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy
-from ._converter import structure, structure_result, unstructure
 from ._errors import (
     ClientClosedError,
     ConfigurationError,
@@ -31,52 +30,30 @@ from ._errors import (
 )
 from ._formats import is_video_name
 from ._models import (
-    AccessUrlRequest,
     DetectedFace,
-    FaceDetectionRequest,
     FacePair,
-    FaceSwapRequest,
     Hd,
     ImageSwapResult,
-    MultiFaceSwapRequest,
     ProgressCallback,
-    TaskCreated,
-    TaskDetailRequest,
     TaskHandle,
     TaskInfo,
     TaskResult,
     TaskStatus,
-    Token,
-    TokenRequest,
     UploadTarget,
-    UploadUrlRequest,
     VideoSwapResult,
 )
-from ._operations import (
-    ACCESS_URL,
-    TASK_DETAIL,
-    TOKEN,
-    UPLOAD_URL,
-    Endpoint,
-    Operation,
-    TaskKind,
-)
-from ._presigned import url_expiry
+from ._operations import Endpoint, Operation, TaskKind
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Limiter, Session
-from ._transfer._inputs import (
-    Key,
-    MediaInput,
-    PreparedUpload,
-    UploadSource,
-)
 
 if TYPE_CHECKING:
     from ._batch import BatchEvent, Jobs, SwapResults
     from ._journal import Journal
     from ._poller import Learnt
     from ._transfer._cache import ProgressFor, UploadCache, Wanted
+    from ._transfer._inputs import Key, MediaInput, PreparedUpload, UploadSource
+    from ._wire import AccessUrlData, MultiFaceSwapRequest, TaskCreated, Token, TokenRequest
 
 __all__ = ["MioCreate", "TaskRef"]
 
@@ -171,6 +148,8 @@ class MioCreate:
     ) -> A:
         """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
         where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
+        from ._converter import structure, unstructure  # cattrs and its rules: on first use
+
         body = unstructure(request)
         if in_query:
             params = {name: str(value) for name, value in body.items()}
@@ -188,7 +167,7 @@ class MioCreate:
             raise SubmissionUncertainError.of(error, endpoint.operation.value) from error
 
     async def _exchange_token(self, request: TokenRequest) -> Token:
-        return await self._call(TOKEN, request, authenticated=False)
+        return await self._call(Operation.TOKEN.endpoint, request, authenticated=False)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -237,7 +216,11 @@ class MioCreate:
         """A presigned URL to PUT a file to, and the key that will name it."""
         self._call_ready()
         _check_key(file_name, "file_name")
-        return await self._call(UPLOAD_URL, UploadUrlRequest(file_name=file_name))
+        from ._wire import UploadUrlRequest  # request bodies load on first use
+
+        return await self._call(
+            Operation.UPLOAD_URL.endpoint, UploadUrlRequest(file_name=file_name)
+        )
 
     async def upload(
         self,
@@ -256,6 +239,7 @@ class MioCreate:
         return await self._put(prepared, progress)
 
     async def _put(self, prepared: PreparedUpload, progress: ProgressCallback | None) -> Key:
+        from ._transfer._inputs import Key
         from ._transfer._put import put_object
 
         with self._session.guard():
@@ -273,7 +257,10 @@ class MioCreate:
         """A signed URL to read a stored object."""
         self._call_ready()
         _check_key(key)
-        return (await self._call(ACCESS_URL, AccessUrlRequest(key))).url
+        from ._wire import AccessUrlRequest
+
+        data: AccessUrlData = await self._call(Operation.ACCESS_URL.endpoint, AccessUrlRequest(key))
+        return data.url
 
     async def download(
         self,
@@ -317,6 +304,8 @@ class MioCreate:
         self, image_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[ImageSwapResult]:
         """Put the face of ``face_key`` into the image of ``image_key``."""
+        from ._wire import FaceSwapRequest
+
         request = FaceSwapRequest(
             main_key=_check_key(image_key, "image_key"),
             target_key=_check_key(face_key, "face_key"),
@@ -328,6 +317,8 @@ class MioCreate:
         self, video_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[VideoSwapResult]:
         """Put the face of ``face_key`` into the video of ``video_key``."""
+        from ._wire import FaceSwapRequest
+
         request = FaceSwapRequest(
             main_key=_check_key(video_key, "video_key"),
             target_key=_check_key(face_key, "face_key"),
@@ -337,6 +328,8 @@ class MioCreate:
 
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
         """Find the faces of an image or video, for a multiple-face swap."""
+        from ._wire import FaceDetectionRequest
+
         request = FaceDetectionRequest(main_key=_check_key(media_key, "media_key"))
         return await self._create(TaskKind.FACE_DETECTION, request)
 
@@ -372,8 +365,10 @@ class MioCreate:
         """The task's status and message, with its typed result once it succeeded."""
         self._call_ready()
         task_id, kind = _task_ref(task)
+        from ._wire import TaskDetailRequest
+
         detail = await self._call(
-            TASK_DETAIL,
+            Operation.TASK_DETAIL.endpoint,
             TaskDetailRequest(id=task_id),
             in_query=self.config.task_detail_method == "GET",
         )
@@ -569,6 +564,9 @@ class MioCreate:
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
         detection task of faces."""
+        from ._converter import structure_result
+        from ._presigned import url_expiry
+
         if kind is TaskKind.FACE_DETECTION or isinstance(data, list):
             return structure_result(data, kind, task_id=task_id)
         url = data.get("merge_url") if isinstance(data, (dict, Mapping)) else None
@@ -636,6 +634,8 @@ def _multi_request(
         )
         for face, new_face in faces.items()
     )
+    from ._wire import MultiFaceSwapRequest
+
     return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=_hd(hd))
 
 

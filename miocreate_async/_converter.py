@@ -19,12 +19,10 @@ import attrs
 from ._errors import ProtocolError
 from ._models import (
     DetectedFace,
-    FaceSwapRequest,
     Hd,
     ImageSwapResult,
     Keypoints,
     Point,
-    TaskDetail,
     TaskKind,
     TaskResult,
     VideoSwapResult,
@@ -32,6 +30,8 @@ from ._models import (
 
 if TYPE_CHECKING:
     import cattrs
+
+    from ._wire import FaceSwapRequest
 
 __all__ = ["structure", "structure_result", "unstructure"]
 
@@ -90,6 +90,8 @@ def _converter() -> cattrs.Converter:
     that ``import miocreate_async`` need not pay."""
     import cattrs
     from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+    from ._wire import FaceSwapRequest
 
     converter = cattrs.Converter(prefer_attrib_converters=True)
     converter.register_structure_hook(int, _structure_int)
@@ -269,6 +271,8 @@ _FAST: dict[Any, Callable[[Any, dict[str, Any]], Any]] = {}
 
 
 def _build_fast() -> dict[Any, Callable[[Any, dict[str, Any]], Any]]:
+    from ._wire import TaskDetail
+
     for cls in (TaskDetail, ImageSwapResult, VideoSwapResult):
         _FAST[cls] = _fast_structure(cls)
     return _FAST

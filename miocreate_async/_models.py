@@ -1,4 +1,6 @@
-"""Wire models: frozen, slotted attrs classes for every request and reply. No I/O here.
+"""Public models: frozen, slotted attrs classes for what users see. No I/O here.
+
+The private request and reply bodies live in ``_wire``, loaded on the first call.
 
 Fields are named as on the wire. Fields marked ``local`` (``expires_at``, the detection task
 of a face) are filled in by the client and never sent or read.
@@ -15,35 +17,23 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from ._redact import redact_secret, redact_url
+from ._redact import redact_url
 
 __all__ = [
-    "AccessUrlData",
-    "AccessUrlRequest",
     "DetectedFace",
-    "Envelope",
-    "FaceDetectionRequest",
     "FacePair",
-    "FaceSwapRequest",
     "Hd",
     "ImageSwapResult",
     "Keypoints",
-    "MultiFaceSwapRequest",
     "Point",
     "ProgressCallback",
     "ResultDownloader",
-    "TaskCreated",
-    "TaskDetail",
-    "TaskDetailRequest",
     "TaskHandle",
     "TaskInfo",
     "TaskKind",
     "TaskResult",
     "TaskStatus",
-    "Token",
-    "TokenRequest",
     "UploadTarget",
-    "UploadUrlRequest",
     "VideoSwapResult",
 ]
 
@@ -126,39 +116,6 @@ _CODE_BY_STATUS[TaskStatus.FAILED] = 3
 
 
 @attrs.frozen
-class Envelope:
-    """Every JSON reply: ``code`` 200 is success, anything else an error."""
-
-    code: int
-    message: str = ""
-    data: Any = None
-
-
-# --- auth -------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class TokenRequest:
-    client_id: str
-    client_secret: str = attrs.field(repr=redact_secret)
-
-
-@attrs.frozen
-class Token:
-    access_token: str = attrs.field(repr=redact_secret)
-    #: Seconds; a fraction, 0 or less, or NaN is read by the client as "until refused".
-    expires_in: float = 3600
-
-
-# --- storage ----------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class UploadUrlRequest:
-    file_name: str
-
-
-@attrs.frozen
 class UploadTarget:
     """Where to PUT a file, and the key that names it once stored."""
 
@@ -167,70 +124,11 @@ class UploadTarget:
 
 
 @attrs.frozen
-class AccessUrlRequest:
-    key: str
-
-
-@attrs.frozen
-class AccessUrlData:
-    url: str = attrs.field(repr=_url_repr)
-
-
-# --- task creation ----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class FaceSwapRequest:
-    """Image or video face swap: ``main_key`` is the media edited, ``target_key`` the new face."""
-
-    main_key: str
-    target_key: str
-    is_hd: Hd = Hd.OFF
-
-
-@attrs.frozen
-class FaceDetectionRequest:
-    main_key: str
-
-
-@attrs.frozen
 class FacePair:
     """One face of a detection (``target_part_key``) and the uploaded face replacing it."""
 
     target_part_key: str
     avatar_part_key: str
-
-
-@attrs.frozen
-class MultiFaceSwapRequest:
-    avatar_key: tuple[FacePair, ...]
-    get_face_id: int
-    is_hd: Hd = Hd.OFF
-
-
-@attrs.frozen
-class TaskCreated:
-    task_id: int
-
-
-@attrs.frozen
-class TaskDetailRequest:
-    id: int
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-@attrs.frozen
-class TaskDetail:
-    """The raw reply of Get task detail; ``additional_data`` is structured by the client."""
-
-    id: int
-    status: int
-    #: A null message is no message.
-    message: str = attrs.field(default="", converter=_text)
-    additional_data: Any = None
 
 
 # --- results ----------------------------------------------------------------------------------

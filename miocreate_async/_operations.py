@@ -10,29 +10,16 @@ both. Users override paths through ``Config(paths={...})``.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._models import (
-    AccessUrlData,
-    AccessUrlRequest,
-    FaceDetectionRequest,
-    FaceSwapRequest,
-    MultiFaceSwapRequest,
-    TaskCreated,
-    TaskDetail,
-    TaskDetailRequest,
-    TaskKind,
-    Token,
-    TokenRequest,
-    UploadTarget,
-    UploadUrlRequest,
-)
+from ._models import TaskKind, UploadTarget
 
 # TaskKind lives with the models it shapes; it is named here too, beside the operations.
-__all__ = ["DEFAULT_PATHS", "ENDPOINTS", "Endpoint", "Operation", "TaskKind"]
+__all__ = ["DEFAULT_PATHS", "Endpoint", "Operation", "TaskKind", "endpoints"]
 
 Q = TypeVar("Q")
 A = TypeVar("A")
@@ -64,7 +51,7 @@ class Operation(str, enum.Enum):
     @property
     def endpoint(self) -> Endpoint[Any, Any]:
         """What the operation sends and what it gets back."""
-        return ENDPOINTS[self]
+        return endpoints()[self]
 
     def __str__(self) -> str:
         return self.value
@@ -82,31 +69,25 @@ class Endpoint(Generic[Q, A]):
     reply: type[A]
 
 
-TOKEN = Endpoint(Operation.TOKEN, TokenRequest, Token)
-UPLOAD_URL = Endpoint(Operation.UPLOAD_URL, UploadUrlRequest, UploadTarget)
-ACCESS_URL = Endpoint(Operation.ACCESS_URL, AccessUrlRequest, AccessUrlData)
-IMAGE_SWAP = Endpoint(Operation.IMAGE_SWAP, FaceSwapRequest, TaskCreated)
-VIDEO_SWAP = Endpoint(Operation.VIDEO_SWAP, FaceSwapRequest, TaskCreated)
-FACE_DETECTION = Endpoint(Operation.FACE_DETECTION, FaceDetectionRequest, TaskCreated)
-MULTI_IMAGE_SWAP = Endpoint(Operation.MULTI_IMAGE_SWAP, MultiFaceSwapRequest, TaskCreated)
-MULTI_VIDEO_SWAP = Endpoint(Operation.MULTI_VIDEO_SWAP, MultiFaceSwapRequest, TaskCreated)
-TASK_DETAIL = Endpoint(Operation.TASK_DETAIL, TaskDetailRequest, TaskDetail)
+@functools.cache
+def endpoints() -> Mapping[Operation, Endpoint[Any, Any]]:
+    """Every operation's endpoint, built on first use: the request and reply classes are not
+    loaded by ``import miocreate_async``."""
+    from . import _wire as w
 
-#: Every operation's endpoint.
-ENDPOINTS: Mapping[Operation, Endpoint[Any, Any]] = {
-    endpoint.operation: endpoint
-    for endpoint in (
-        TOKEN,
-        UPLOAD_URL,
-        ACCESS_URL,
-        IMAGE_SWAP,
-        VIDEO_SWAP,
-        FACE_DETECTION,
-        MULTI_IMAGE_SWAP,
-        MULTI_VIDEO_SWAP,
-        TASK_DETAIL,
-    )
-}
+    o = Operation
+    return {
+        o.TOKEN: Endpoint(o.TOKEN, w.TokenRequest, w.Token),
+        o.UPLOAD_URL: Endpoint(o.UPLOAD_URL, w.UploadUrlRequest, UploadTarget),
+        o.ACCESS_URL: Endpoint(o.ACCESS_URL, w.AccessUrlRequest, w.AccessUrlData),
+        o.IMAGE_SWAP: Endpoint(o.IMAGE_SWAP, w.FaceSwapRequest, w.TaskCreated),
+        o.VIDEO_SWAP: Endpoint(o.VIDEO_SWAP, w.FaceSwapRequest, w.TaskCreated),
+        o.FACE_DETECTION: Endpoint(o.FACE_DETECTION, w.FaceDetectionRequest, w.TaskCreated),
+        o.MULTI_IMAGE_SWAP: Endpoint(o.MULTI_IMAGE_SWAP, w.MultiFaceSwapRequest, w.TaskCreated),
+        o.MULTI_VIDEO_SWAP: Endpoint(o.MULTI_VIDEO_SWAP, w.MultiFaceSwapRequest, w.TaskCreated),
+        o.TASK_DETAIL: Endpoint(o.TASK_DETAIL, w.TaskDetailRequest, w.TaskDetail),
+    }
+
 
 #: Paths relative to the base URL. Those marked unconfirmed in the notes follow the provider's
 #: ``/v1/task/<name>`` convention; all are settings.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -23,12 +24,24 @@ _SECRET_NAMES = (
     r"x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|"
     r"q-signature|q-ak|signature|sig|token|access_token|key-pair-id|policy|expires_signature"
 )
-_SECRET_PARAMS = re.compile(rf"^({_SECRET_NAMES})$", re.IGNORECASE)
-# The same parameters, and credentials after an auth scheme, inside free text (a server's message).
-_SECRET_IN_TEXT = re.compile(
-    rf"(?<![\w-])((?:{_SECRET_NAMES})=)[^&\s\"'<>]+|\b(Bearer|Basic|Token)\s+[\w.~+/=-]{{8,}}",
-    re.IGNORECASE,
-)
+
+
+@functools.cache
+def _secret_params() -> re.Pattern[str]:
+    # Compiled on first use, as the other pattern: ``import miocreate_async`` need not pay.
+    return re.compile(rf"^({_SECRET_NAMES})$", re.IGNORECASE)
+
+
+@functools.cache
+def _secret_in_text() -> re.Pattern[str]:
+    """The same parameters, and credentials after an auth scheme, inside free text (a
+    server's message)."""
+    return re.compile(
+        rf"(?<![\w-])((?:{_SECRET_NAMES})=)[^&\s\"'<>]+|\b(Bearer|Basic|Token)\s+[\w.~+/=-]{{8,}}",
+        re.IGNORECASE,
+    )
+
+
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
@@ -41,7 +54,7 @@ def redact_url(url: str) -> str:
     except ValueError:
         return REDACTED
     query = [
-        (name, REDACTED if _SECRET_PARAMS.match(name) else value)
+        (name, REDACTED if _secret_params().match(name) else value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     netloc = parts.netloc
@@ -56,7 +69,7 @@ def url_secrets(url: str) -> list[str]:
         query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
     except ValueError:
         return []
-    found = [value for name, value in query if _SECRET_PARAMS.match(name) and value]
+    found = [value for name, value in query if _secret_params().match(name) and value]
     # Echoed percent-encoded too (a credential holds slashes).
     return found + [quote(value, safe="") for value in found]
 
@@ -67,7 +80,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    return _SECRET_IN_TEXT.sub(
+    return _secret_in_text().sub(
         lambda m: f"{m.group(1)}{REDACTED}" if m.group(1) else f"{m.group(2)} {REDACTED}", text
     )
 

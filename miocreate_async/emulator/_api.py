@@ -15,7 +15,9 @@ import attrs
 from .._converter import structure, unstructure
 from .._errors import ProtocolError
 from .._formats import media_type_of_name
-from .._models import (
+from .._models import TaskStatus, UploadTarget
+from .._operations import Operation, TaskKind
+from .._wire import (
     AccessUrlData,
     AccessUrlRequest,
     FaceDetectionRequest,
@@ -23,12 +25,9 @@ from .._models import (
     MultiFaceSwapRequest,
     TaskCreated,
     TaskDetailRequest,
-    TaskStatus,
     TokenRequest,
-    UploadTarget,
     UploadUrlRequest,
 )
-from .._operations import Operation, TaskKind
 from . import _imaging
 from ._engine import Task
 from ._faces import Face

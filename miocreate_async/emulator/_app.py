@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from .._converter import unstructure
-from .._models import Envelope
 from .._operations import Operation
 from .._redact import redact_url
+from .._wire import Envelope
 from ._api import HANDLERS, MESSAGES, ApiError, Call
 from ._faults import Rule, rule_from_json
 from ._ledger import RequestRecord

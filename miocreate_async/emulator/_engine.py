@@ -19,16 +19,9 @@ import attrs
 
 from .._converter import unstructure
 from .._formats import MediaType
-from .._models import (
-    DetectedFace,
-    ImageSwapResult,
-    Keypoints,
-    Point,
-    TaskDetail,
-    TaskStatus,
-    VideoSwapResult,
-)
+from .._models import DetectedFace, ImageSwapResult, Keypoints, Point, TaskStatus, VideoSwapResult
 from .._operations import TaskKind
+from .._wire import TaskDetail
 from . import _imaging
 from ._clock import Clock
 from ._faces import Face, Refusal

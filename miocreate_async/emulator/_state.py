@@ -9,8 +9,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from .._models import Token
 from .._operations import TaskKind
+from .._wire import Token
 from ._clock import Clock
 from ._engine import Engine
 from ._faults import FaultDice, Scenarios

@@ -11,8 +11,8 @@ import pytest
 
 from miocreate_async import ImageSwapResult, ProtocolError, TaskKind, VideoSwapResult
 from miocreate_async._converter import _converter, structure, structure_result
-from miocreate_async._models import TaskDetail
 from miocreate_async._presigned import url_expires_at, url_expiry
+from miocreate_async._wire import TaskDetail
 
 URL = (
     "https://s.example/a/b.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20250101T000000Z"

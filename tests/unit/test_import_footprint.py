@@ -15,6 +15,11 @@ LAZY_PACKAGES = (
     "miocreate_async._cli",
     "miocreate_async.emulator",
     "miocreate_async.pytest_plugin",
+    # The request and reply bodies, the converter, the transfer code: each call's first use.
+    "miocreate_async._wire",
+    "miocreate_async._converter",
+    "miocreate_async._transfer",
+    "cattrs",
     "sqlite3",
     "taskiq",
     "taskiq_redis",

@@ -17,10 +17,10 @@ from miocreate_async import (
     VideoSwapResult,
 )
 from miocreate_async._converter import structure, structure_result, unstructure
-from miocreate_async._models import (
+from miocreate_async._models import FacePair
+from miocreate_async._wire import (
     AccessUrlData,
     FaceDetectionRequest,
-    FacePair,
     FaceSwapRequest,
     MultiFaceSwapRequest,
     TaskCreated,

@@ -8,8 +8,9 @@ import pytest
 
 from miocreate_async import DEFAULT_PATHS, Operation, TaskKind
 from miocreate_async._converter import structure, unstructure
-from miocreate_async._models import FaceSwapRequest, Hd, TaskCreated
-from miocreate_async._operations import ENDPOINTS
+from miocreate_async._models import Hd
+from miocreate_async._operations import endpoints
+from miocreate_async._wire import FaceSwapRequest, TaskCreated
 from miocreate_async.emulator._api import HANDLERS
 
 
@@ -18,7 +19,7 @@ def test_every_operation_has_a_path_an_endpoint_and_an_emulator_route(
     operation: Operation,
 ) -> None:
     endpoint = operation.endpoint
-    assert endpoint is ENDPOINTS[operation]
+    assert endpoint is endpoints()[operation]
     assert endpoint.operation is operation
     assert attrs.has(endpoint.request)
     assert attrs.has(endpoint.reply)
