@@ -49,11 +49,20 @@ from ._session import Limiter, Session
 
 if TYPE_CHECKING:
     from ._batch import BatchEvent, Jobs, SwapResults
+    from ._converter import structure, structure_result, unstructure
     from ._journal import Journal
     from ._poller import Learnt
+    from ._presigned import url_expiry
     from ._transfer._cache import ProgressFor, UploadCache, Wanted
     from ._transfer._inputs import Key, MediaInput, PreparedUpload, UploadSource
-    from ._wire import AccessUrlData, MultiFaceSwapRequest, TaskCreated, Token, TokenRequest
+    from ._wire import (
+        AccessUrlData,
+        MultiFaceSwapRequest,
+        TaskCreated,
+        TaskDetailRequest,
+        Token,
+        TokenRequest,
+    )
 
 __all__ = ["MioCreate", "TaskRef"]
 
@@ -63,6 +72,16 @@ A = TypeVar("A")
 
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
 TaskRef = TaskHandle[Any] | int | str
+
+
+def _load_calls() -> None:
+    """Bind what every call uses (the converter, the task detail's body, the URL expiry) as
+    this module's globals: loaded with the first client, not by ``import miocreate_async``,
+    and then found as cheaply as any global on each call."""
+    global structure, structure_result, unstructure, url_expiry, TaskDetailRequest
+    from ._converter import structure, structure_result, unstructure
+    from ._presigned import url_expiry
+    from ._wire import TaskDetailRequest
 
 
 class _State(enum.Enum):
@@ -109,6 +128,8 @@ class MioCreate:
         elif overrides:
             config = attrs.evolve(config, **overrides)
         self.config = config
+        if "structure" not in globals():
+            _load_calls()
         auth = self._make_auth(client_id, client_secret, token)
         self._session = Session(config, auth, session, limiter)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
@@ -148,8 +169,6 @@ class MioCreate:
     ) -> A:
         """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
         where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
-        from ._converter import structure, unstructure  # cattrs and its rules: on first use
-
         body = unstructure(request)
         if in_query:
             params = {name: str(value) for name, value in body.items()}
@@ -365,8 +384,6 @@ class MioCreate:
         """The task's status and message, with its typed result once it succeeded."""
         self._call_ready()
         task_id, kind = _task_ref(task)
-        from ._wire import TaskDetailRequest
-
         detail = await self._call(
             Operation.TASK_DETAIL.endpoint,
             TaskDetailRequest(id=task_id),
@@ -564,9 +581,6 @@ class MioCreate:
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
         detection task of faces."""
-        from ._converter import structure_result
-        from ._presigned import url_expiry
-
         if kind is TaskKind.FACE_DETECTION or isinstance(data, list):
             return structure_result(data, kind, task_id=task_id)
         url = data.get("merge_url") if isinstance(data, (dict, Mapping)) else None

@@ -149,6 +149,9 @@ def _structure_by_cattrs(data: Any, cls: type[T], what: str | None) -> T:
 
 def unstructure(obj: Any) -> Any:
     """The documented wire form of a model (``is_hd`` as 1 or 2, ids as ints)."""
+    fast = (_FAST_OUT or _build_fast_out()).get(obj.__class__)
+    if fast is not None:
+        return fast(obj)
     return _converter().unstructure(obj)
 
 
@@ -276,6 +279,32 @@ def _build_fast() -> dict[Any, Callable[[Any, dict[str, Any]], Any]]:
     for cls in (TaskDetail, ImageSwapResult, VideoSwapResult):
         _FAST[cls] = _fast_structure(cls)
     return _FAST
+
+
+def _fast_unstructure(cls: Any) -> Callable[[Any], dict[str, Any]]:
+    """The wire form of a flat attrs class of ints and strings, which cattrs sends as they
+    are: one dict display, generated once."""
+    items = []
+    for field in attrs.fields(cls):
+        if field.metadata.get("local") or field.type not in (int, str):
+            raise TypeError(f"{cls.__name__}.{field.name} is not a plain int or str")
+        items.append(f"{field.name!r}: obj.{field.name}")
+    namespace: dict[str, Any] = {}
+    source = f"def unstructure(obj):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, f"<fast unstructure {cls.__name__}>", "exec"), namespace)
+    unstructure: Callable[[Any], dict[str, Any]] = namespace["unstructure"]
+    return unstructure
+
+
+#: The request sent on every poll: its body is made without the converter's dispatch.
+_FAST_OUT: dict[Any, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _build_fast_out() -> dict[Any, Callable[[Any], dict[str, Any]]]:
+    from ._wire import TaskDetailRequest
+
+    _FAST_OUT[TaskDetailRequest] = _fast_unstructure(TaskDetailRequest)
+    return _FAST_OUT
 
 
 def _protocol_error(exc: BaseException, what: str) -> ProtocolError:

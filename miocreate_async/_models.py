@@ -97,7 +97,7 @@ class TaskStatus(enum.Enum):
     @classmethod
     def from_code(cls, code: int) -> TaskStatus:
         """The one mapping of wire status codes; any code not listed means the task failed."""
-        return _STATUS_BY_CODE.get(code, cls.FAILED)
+        return _STATUS_BY_CODE.get(code, _FAILED)
 
     @property
     def code(self) -> int:
@@ -113,6 +113,7 @@ class TaskStatus(enum.Enum):
 _STATUS_BY_CODE = {0: TaskStatus.SUCCEEDED, 1: TaskStatus.WAITING, 2: TaskStatus.PROCESSING}
 _CODE_BY_STATUS = {status: code for code, status in _STATUS_BY_CODE.items()}
 _CODE_BY_STATUS[TaskStatus.FAILED] = 3
+_FAILED = TaskStatus.FAILED
 
 
 @attrs.frozen

@@ -92,14 +92,20 @@ class RetryPolicy:
         on: Callable[[MioCreateError], bool],
         until: float | None = None,
         what: str = "request",
+        failed: MioCreateError | None = None,
     ) -> Retrying:
         """The retry loop: ``async for attempt in policy.retrying(on=...): with attempt: ...``.
 
         A MioCreateError for which ``on`` is true is retried; any other exception goes through.
         With ``until`` (an ``anyio.current_time()`` deadline) retries go on, however many, while
-        the wait before the next one ends before it; otherwise ``allows`` decides.
+        the wait before the next one ends before it; otherwise ``allows`` decides. ``failed``
+        is a retryable error of a first try made before the loop: the loop starts with its
+        backoff, as if that try had been its own.
         """
-        return Retrying(self, on, until, what)
+        retrying = Retrying(self, on, until, what)
+        if failed is not None:
+            retrying._failed(failed)
+        return retrying
 
 
 class Retrying:

@@ -171,6 +171,10 @@ class Session:
         elif limiter is None and config.adapt_rate:
             limiter = self._adaptive = AdaptiveRateLimiter()
         self._limiter = limiter
+        self._token_headers: tuple[str | None, dict[str, str]] = (
+            None,
+            {"Accept": "application/json"},
+        )
         self._timeout = aiohttp.ClientTimeout(
             total=config.timeout, sock_connect=config.connect_timeout
         )
@@ -192,6 +196,15 @@ class Session:
                 raise_for_status=False,
             )
         return self._http
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        """A request's headers, made once per token (aiohttp only reads them)."""
+        if token != self._token_headers[0]:
+            headers = {"Accept": "application/json"}
+            if token is not None:
+                headers["Authorization"] = f"{self.config.auth_scheme} {token}"
+            self._token_headers = (token, headers)
+        return self._token_headers[1]
 
     def guard(self) -> _Guard:
         """``with session.guard():`` around a call or a transfer: ``aclose()`` ends it at once
@@ -224,20 +237,25 @@ class Session:
         A task-creating operation is re-sent only when it provably created nothing; any other
         failure after it may have reached the server is a SubmissionUncertainError.
         """
-        safe = refused_without_effect if operation.creates_task else is_transient
-        # A batch job's deadline bounds how long refusals of its creation are retried.
-        until = creation_deadline.get() if operation.creates_task else None
+        creates = operation.creates_task
+        safe = refused_without_effect if creates else is_transient
         with self.guard():
+            # The first try is sent without the retry loop, which only a failure needs.
+            try:
+                return await self._send(operation, method, body, params, authenticated)
+            except MioCreateError as error:
+                _raise_if_final(error, operation, safe)
+                failed = error
+            # A batch job's deadline bounds how long refusals of its creation are retried.
+            until = creation_deadline.get() if creates else None
             async for attempt in self.config.retry.retrying(
-                on=safe, until=until, what=operation.value
+                on=safe, until=until, what=operation.value, failed=failed
             ):
                 with attempt:
                     try:
                         data = await self._send(operation, method, body, params, authenticated)
                     except MioCreateError as error:
-                        uncertain = not safe(error) and _may_have_reached_server(error)
-                        if operation.creates_task and uncertain:
-                            raise SubmissionUncertainError.of(error, operation.value) from error
+                        _raise_if_final(error, operation, safe)
                         raise
         return data
 
@@ -277,9 +295,7 @@ class Session:
             await self._limiter.acquire()
         adaptive = self._adaptive
         sent_at = time.monotonic() if adaptive is not None else 0.0
-        headers = {"Accept": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"{self.config.auth_scheme} {token}"
+        headers = self._headers(token)
         url = self.config.url(operation)
         name = operation.value
         try:
@@ -305,7 +321,7 @@ class Session:
             ) from exc
         logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
-            data = _decode(raw, status, reason, name, self.secrets())
+            data = _decode(raw, status, reason, name, self.secrets)
         except MioCreateError as error:
             error.retry_after = retry_after
             if adaptive is not None and isinstance(error, RequestQuotaError):
@@ -317,11 +333,16 @@ class Session:
 
 
 def _decode(
-    raw: bytes, status: int, reason: str, operation: str, secrets: list[str] | None = None
+    raw: bytes,
+    status: int,
+    reason: str,
+    operation: str,
+    secrets: Callable[[], list[str]] | None = None,
 ) -> Any:
     """The envelope's ``data``; the typed error when the code (then the HTTP status) says so.
 
-    Server text goes into errors scrubbed of ``secrets`` and signatures: servers echo requests.
+    Server text goes into errors scrubbed of ``secrets()`` and signatures: servers echo
+    requests. (Asked for only when an error is made: a success shows no server text.)
     """
     try:
         envelope = json.loads(raw)
@@ -338,7 +359,7 @@ def _decode(
             http_status=status,
         )
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), (int, str)):
-        snippet = redact_text(raw[:80].decode("utf-8", "replace").strip(), secrets or ())
+        snippet = redact_text(raw[:80].decode("utf-8", "replace").strip(), _known(secrets))
         if status >= 400:
             raise HTTPStatusError(
                 f"HTTP {status} {reason} without an API reply",
@@ -354,30 +375,41 @@ def _decode(
         code = int(envelope["code"])
     except ValueError:
         raise ProtocolError(
-            f"bad envelope code {redact_text(str(envelope['code'])[:40], secrets or ())!r}",
+            f"bad envelope code {redact_text(str(envelope['code'])[:40], _known(secrets))!r}",
             operation=operation,
         ) from None
-    message = redact_text(str(envelope.get("message") or "")[:2000], secrets or ())
     if code != 200:
+        message = redact_text(str(envelope.get("message") or "")[:2000], _known(secrets))
         raise error_for_code(code, message, operation=operation, http_status=status)
     return envelope.get("data")
 
 
+def _known(secrets: Callable[[], list[str]] | None) -> list[str]:
+    return secrets() if secrets is not None else []
+
+
 async def _read_capped(response: aiohttp.ClientResponse, operation: str) -> bytes:
     """The reply's body, at most ``MAX_REPLY_BYTES``; a larger one is a ProtocolError."""
-    too_big = ProtocolError(
-        f"the reply is larger than {MAX_REPLY_BYTES} bytes: not an API reply",
-        operation=operation,
-        http_status=response.status,
-    )
-    if (response.content_length or 0) > MAX_REPLY_BYTES:
-        raise too_big
+    length = response.content_length
+    if length is not None and length <= MAX_REPLY_BYTES:
+        # aiohttp reads no more than the Content-Length it was told.
+        return await response.read()
+    if (length or 0) > MAX_REPLY_BYTES:
+        raise _too_big(response, operation)
     body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
         body += chunk
         if len(body) > MAX_REPLY_BYTES:
-            raise too_big
+            raise _too_big(response, operation)
     return bytes(body)
+
+
+def _too_big(response: aiohttp.ClientResponse, operation: str) -> ProtocolError:
+    return ProtocolError(
+        f"the reply is larger than {MAX_REPLY_BYTES} bytes: not an API reply",
+        operation=operation,
+        http_status=response.status,
+    )
 
 
 class _Guard:
@@ -407,6 +439,18 @@ class _Guard:
         failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
         if failed and self._session.closed and not isinstance(exc, ClientClosedError):
             raise ClientClosedError("the client was closed while this was in progress") from exc
+
+
+def _raise_if_final(
+    error: MioCreateError, operation: Operation, safe: Callable[[MioCreateError], bool]
+) -> None:
+    """Raise what a failed try ends the call with: a task creation that may have reached the
+    server is uncertain, never re-sent; any other error the retry rule does not cover as is."""
+    if safe(error):
+        return
+    if operation.creates_task and _may_have_reached_server(error):
+        raise SubmissionUncertainError.of(error, operation.value) from error
+    raise error
 
 
 def _may_have_reached_server(error: MioCreateError) -> bool:

@@ -118,3 +118,11 @@ def test_url_expiry(url: str, expiry: datetime | int | None) -> None:
         expiry = datetime.fromtimestamp(expiry, timezone.utc)
     assert url_expiry(url) == expiry
     assert url_expires_at(url) == (None if expiry is None else expiry.timestamp())
+
+
+def test_the_task_detail_request_is_sent_as_the_converter_would_send_it() -> None:
+    from miocreate_async._converter import _converter, unstructure
+    from miocreate_async._wire import TaskDetailRequest
+
+    request = TaskDetailRequest(id=12345678901234567890)
+    assert unstructure(request) == _converter().unstructure(request) == {"id": 12345678901234567890}
