@@ -243,6 +243,22 @@ def _coercer(annotation: Any) -> Coerce | None:
     return None
 
 
+def _inline(annotation: Any, value: str, coerce: str) -> str:
+    """The source that coerces ``value``: a value already of the field's type (nearly every
+    one) is taken as it is, without a call; any other goes to ``coerce``."""
+    if annotation is Any:
+        return value
+    args = typing.get_args(annotation)
+    optional = len(args) == 2 and type(None) in args
+    inner = next(arg for arg in args if arg is not type(None)) if optional else annotation
+    if inner not in (int, str):
+        return f"{coerce}({value})"
+    test = f"(_v := {value}).__class__ is {inner.__name__}"
+    if optional:
+        test = f"(_v := {value}) is None or _v.__class__ is {inner.__name__}"
+    return f"(_v if {test} else {coerce}(_v))"
+
+
 def _fast_structure(cls: Any) -> Callable[[Any, dict[str, Any]], Any]:
     """A structure function for a flat attrs class of ints, floats and strings, generated
     once (as attrs and cattrs generate theirs): one keyword per field, no dispatch."""
@@ -257,7 +273,7 @@ def _fast_structure(cls: Any) -> Callable[[Any, dict[str, Any]], Any]:
         if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
             raise TypeError(f"{cls.__name__}.{field.name} has a factory default")
         namespace[f"c{index}"] = coerce
-        value = f"c{index}(data[{field.name!r}])"
+        value = _inline(field.type, f"data[{field.name!r}]", f"c{index}")
         if field.default is not attrs.NOTHING:
             namespace[f"d{index}"] = field.default
             value += f" if {field.name!r} in data else d{index}"
