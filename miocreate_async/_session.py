@@ -412,12 +412,26 @@ def _too_big(response: aiohttp.ClientResponse, operation: str) -> ProtocolError:
     )
 
 
+_scope_class: type[anyio.CancelScope] | None = None
+
+
+def _new_scope() -> anyio.CancelScope:
+    """``anyio.CancelScope()``, less the look-up of the running async library on each call
+    (a guard is made per API call: aiohttp runs on asyncio only, so the class never changes)."""
+    global _scope_class
+    if _scope_class is None:
+        scope = anyio.CancelScope()
+        _scope_class = type(scope)
+        return scope
+    return _scope_class()
+
+
 class _Guard:
     """A cancel scope that ``Session.aclose`` cancels; it then raises ClientClosedError."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._scope = anyio.CancelScope()
+        self._scope = _new_scope()
 
     def __enter__(self) -> None:
         if self._session.closed:
