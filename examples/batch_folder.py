@@ -6,6 +6,9 @@ Credentials and the service come from the environment (``MIOCREATE_CLIENT_ID``,
 ``MIOCREATE_CLIENT_SECRET``, ``MIOCREATE_BASE_URL``; the emulator's work too). The face is
 uploaded once for the whole batch; a failed job is reported and the others go on. The exit
 status is 0 only if every job succeeded. (``miocreate batch`` does the same with progress bars.)
+
+Safe to run again: an input whose result is already in the output folder is skipped *before*
+anything is submitted (a swap costs credits), unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from miocreate_async import MioCreate, SwapJob
+from miocreate_async import MioCreate, MioCreateError, SwapJob
 
-__all__ = ["main", "swap_folder"]
+__all__ = ["already_done", "main", "media_in", "swap_folder"]
 
 MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".mp4", ".m4v", ".mov", ".webm"}
 
@@ -26,23 +29,58 @@ def media_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA)
 
 
+def output_stem(source: Path) -> str:
+    """The result of ``photo.jpg`` is ``photo-swapped.<the result's own extension>``."""
+    return f"{source.stem}-swapped"
+
+
+def already_done(source: Path, output: Path) -> Path | None:
+    """The result of ``source`` already in ``output``, whatever its extension, if any."""
+    if not output.is_dir():
+        return None
+    for candidate in output.iterdir():
+        if candidate.is_file() and candidate.stem == output_stem(source):
+            return candidate
+    return None
+
+
 async def swap_folder(
-    client: MioCreate, inputs: list[Path], face: Path, output: Path, *, concurrency: int = 8
+    client: MioCreate,
+    inputs: list[Path],
+    face: Path,
+    output: Path,
+    *,
+    concurrency: int = 8,
+    overwrite: bool = False,
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Swap ``face`` into each input; returns (saved files, [(failed input, why)])."""
-    jobs = [SwapJob(image=path, face=face) for path in inputs]
+    """Swap ``face`` into each input; returns (saved files, [(failed input, why)]).
+
+    Inputs whose result exists are skipped before anything is submitted, unless ``overwrite``.
+    """
+    todo = []
+    for source in inputs:
+        done = None if overwrite else already_done(source, output)
+        if done is None:
+            todo.append(source)
+        else:
+            print(f"skipped {source.name}: {done} exists (pass --overwrite to redo it)")
+    jobs = [SwapJob(image=path, face=face) for path in todo]
     saved: list[Path] = []
     failed: list[tuple[Path, str]] = []
     async with client.swap_many(jobs, concurrency=concurrency) as results:
         async for outcome in results:
-            source = inputs[outcome.index]
-            if outcome.result is None:
-                failed.append((source, str(outcome.error)))
-                print(f"failed  {source.name}: {outcome.error}", file=sys.stderr)
+            source = todo[outcome.index]
+            try:
+                result = outcome.unwrap()
+                suffix = Path(result.merge_key).suffix
+                # download() never replaces a file unless overwrite=True.
+                path = await result.download(
+                    output / f"{output_stem(source)}{suffix}", overwrite=overwrite
+                )
+            except MioCreateError as error:
+                failed.append((source, str(error)))
+                print(f"failed  {source.name}: {error}", file=sys.stderr)
                 continue
-            # Never replace a file: download() refuses unless overwrite=True.
-            suffix = Path(outcome.result.merge_key).suffix
-            path = await outcome.result.download(output / f"{source.stem}-swapped{suffix}")
             saved.append(path)
             print(f"saved   {path}  (task {outcome.task_id})")
     return saved, failed
@@ -54,11 +92,17 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("face", type=Path)
     parser.add_argument("output", type=Path, nargs="?", default=Path("swapped"))
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--overwrite", action="store_true", help="redo inputs already swapped")
     args = parser.parse_args(argv)
     inputs = media_in(args.folder)
     async with MioCreate() as client:
         saved, failed = await swap_folder(
-            client, inputs, args.face, args.output, concurrency=args.concurrency
+            client,
+            inputs,
+            args.face,
+            args.output,
+            concurrency=args.concurrency,
+            overwrite=args.overwrite,
         )
     print(f"{len(saved)} saved, {len(failed)} failed")
     return 0 if not failed else 1

@@ -1,7 +1,14 @@
-"""A Discord bot (discord.py 2) with a ``/swap`` slash command: attach a photo and a face, get
-the photo back with the face swapped in.
+"""A Discord bot (discord.py 2) with a ``/swap`` slash command: attach a photo (and a face, the
+first time), get the photo back with the face swapped in.
 
 One MioCreate client, opened before the bot starts and closed after it, serves every command.
+Your face is remembered (uploaded once, and uploaded again if the service has forgotten it:
+code 702), so later swaps need only the photo.
+
+Every swap costs the bot's owner credits, so strangers are kept in check: each user gets
+``BOT_DAILY_SWAPS`` swaps a day (default 10), ``BOT_ALLOWED_USERS`` (comma-separated Discord
+user ids) limits the bot to those users, and attachments that are not JPG, PNG or WEBP images,
+or are over ``BOT_MAX_MB`` (default 10), are refused before they are downloaded.
 
     export DISCORD_BOT_TOKEN=...
     export MIOCREATE_CLIENT_ID=... MIOCREATE_CLIENT_SECRET=...
@@ -18,33 +25,97 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import tempfile
+import time
+from dataclasses import dataclass, field
 
-import anyio
 import discord
 from discord import app_commands
 
-from miocreate_async import MediaInput, MioCreate, MioCreateError
+from miocreate_async import Key, KeyNotFoundError, MioCreate, MioCreateError
 
-__all__ = ["FaceSwapBot", "main", "swap", "swap_attachment"]
+__all__ = [
+    "Allowance",
+    "FaceSwapBot",
+    "UserFace",
+    "check_attachment",
+    "main",
+    "swap",
+    "swap_attachment",
+]
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+MAX_BYTES = int(float(os.environ.get("BOT_MAX_MB", "10")) * 1024 * 1024)
+
+
+@dataclass
+class UserFace:
+    """A user's face: its bytes, and its key once uploaded (uploaded again when forgotten)."""
+
+    data: bytes
+    key: Key | None = None
+
+
+@dataclass
+class Allowance:
+    """At most ``per_day`` swaps per user in 24 hours; only ``allowed`` users if that is set."""
+
+    per_day: int = 10
+    allowed: frozenset[int] | None = None
+    used: dict[int, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Allowance:
+        users = os.environ.get("BOT_ALLOWED_USERS", "").replace(" ", "")
+        return cls(
+            per_day=int(os.environ.get("BOT_DAILY_SWAPS", "10")),
+            allowed=frozenset(int(user) for user in users.split(",")) if users else None,
+        )
+
+    def refusal(self, user_id: int) -> str | None:
+        """Why ``user_id`` may not swap now, or None (and the swap is counted)."""
+        if self.allowed is not None and user_id not in self.allowed:
+            return "Sorry, this bot is private."
+        now = time.time()
+        recent = [at for at in self.used.get(user_id, []) if now - at < 86400]
+        if len(recent) >= self.per_day:
+            return f"You have used your {self.per_day} swaps for today. Come back tomorrow!"
+        self.used[user_id] = [*recent, now]
+        return None
 
 
 async def swap_attachment(
-    client: MioCreate, photo: bytes, face: MediaInput, *, hd: bool = False
+    client: MioCreate, photo: bytes, face: UserFace, *, hd: bool = False
 ) -> bytes:
-    """Swap ``face`` into ``photo``; the swapped image's bytes."""
-    result = await client.swap_image(photo, face, hd=hd, timeout=300)
-    with tempfile.TemporaryDirectory(prefix="miocreate-bot-") as folder:
-        path = await result.download(folder)
-        return await anyio.Path(path).read_bytes()
+    """Swap ``face`` into ``photo``; the swapped image's bytes, with no temporary file."""
+    if face.key is None:
+        face.key = Key(await client.upload(face.data, file_name="face.jpg"))
+    try:
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+    except KeyNotFoundError:
+        # The service forgot the uploaded face (702): upload it again, once, and retry.
+        face.key = Key(await client.upload(face.data, file_name="face.jpg"))
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+    return await result.read()
+
+
+def check_attachment(content_type: str | None, size: int, max_bytes: int = MAX_BYTES) -> str | None:
+    """Why an attachment is refused before downloading it, or None."""
+    if (content_type or "").split(";")[0].strip() not in IMAGE_TYPES:
+        return "Please attach a JPG, PNG or WEBP image."
+    if size > max_bytes:
+        return f"That image is too large: at most {max_bytes // (1024 * 1024)} MB, please."
+    return None
 
 
 class FaceSwapBot(discord.Client):
-    """The bot: a command tree with ``/swap``, and the shared MioCreate client."""
+    """The bot: a command tree with ``/swap``, the shared MioCreate client, users' faces."""
 
-    def __init__(self, miocreate: MioCreate) -> None:
+    def __init__(self, miocreate: MioCreate, allowance: Allowance | None = None) -> None:
         super().__init__(intents=discord.Intents.default())
         self.miocreate = miocreate
+        self.allowance = allowance or Allowance.from_env()
+        #: Faces by Discord user id (in memory: an example, not a database).
+        self.faces: dict[int, UserFace] = {}
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(swap)
 
@@ -53,20 +124,40 @@ class FaceSwapBot(discord.Client):
 
 
 @app_commands.command(description="Swap a face into a photo")
-@app_commands.describe(photo="the photo to edit", face="the new face", hd="high quality")
+@app_commands.describe(
+    photo="the photo to edit", face="your face (remembered for next time)", hd="high quality"
+)
 async def swap(
     interaction: discord.Interaction,
     photo: discord.Attachment,
-    face: discord.Attachment,
+    face: discord.Attachment | None = None,
     hd: bool = False,
 ) -> None:
-    assert isinstance(interaction.client, FaceSwapBot)
+    bot = interaction.client
+    assert isinstance(bot, FaceSwapBot)
+    user = interaction.user.id
+    for attachment in (photo, face):
+        if attachment is None:
+            continue
+        refusal = check_attachment(attachment.content_type, attachment.size)
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+    if face is None and user not in bot.faces:
+        await interaction.response.send_message(
+            "Attach your face too (only the first time).", ephemeral=True
+        )
+        return
+    refusal = bot.allowance.refusal(user)
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+        return
     # Swaps take seconds: acknowledge now (Discord wants an answer within 3 s).
     await interaction.response.defer(thinking=True)
+    if face is not None:
+        bot.faces[user] = UserFace(await face.read())
     try:
-        swapped = await swap_attachment(
-            interaction.client.miocreate, await photo.read(), await face.read(), hd=hd
-        )
+        swapped = await swap_attachment(bot.miocreate, await photo.read(), bot.faces[user], hd=hd)
     except MioCreateError as error:
         await interaction.followup.send(f"Sorry, that failed: {error.message}")
         return

@@ -10,24 +10,22 @@ against the service or the local emulator:
     uvicorn --app-dir examples fastapi_app:app
     curl -F photo=@photo.jpg -F face=@face.png -o swapped.jpg http://127.0.0.1:8000/swap
 
-``POST /swap`` answers the swapped image itself; ``POST /swap/url`` answers JSON with the
-result's signed URL (valid 7 days) instead, which costs the server no download.
+``POST /swap`` answers the swapped image itself, streamed from storage as it arrives (no
+temporary file); ``POST /swap/url`` answers JSON with the result's signed URL (valid 7 days)
+instead, which costs the server no download. A photo without a face (``NoFaceDetectedError``,
+code 602, also a ``TaskFailedError``) and any other failed task answer 422.
 Needs: pip install 'miocreate-async' fastapi python-multipart uvicorn
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import mimetypes
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, BinaryIO
 
-import anyio
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from miocreate_async import (
     ContentPolicyError,
@@ -39,6 +37,7 @@ from miocreate_async import (
     MultipleFacesError,
     NoFaceDetectedError,
     RequestQuotaError,
+    TaskFailedError,
 )
 
 __all__ = ["app", "create_app", "swap_uploaded"]
@@ -53,7 +52,10 @@ async def swap_uploaded(
 
 def _status_of(error: MioCreateError) -> int:
     """How the API's errors map to HTTP: the caller's fault, the quota, or our upstream's."""
-    if isinstance(error, (NoFaceDetectedError, MultipleFacesError, ContentPolicyError)):
+    # A failed task (no face: NoFaceDetectedError, 602, is one) is about the pictures sent.
+    if isinstance(
+        error, (NoFaceDetectedError, MultipleFacesError, ContentPolicyError, TaskFailedError)
+    ):
         return 422
     if isinstance(error, InvalidInputError):
         return 400
@@ -93,18 +95,13 @@ def create_app(make_client: Callable[[], MioCreate] = MioCreate) -> FastAPI:
             status_code=_status_of(error),
         )
 
-    @app.post("/swap", response_class=FileResponse)
-    async def swap(client: Client, photo: Photo, face: Face, hd: Hd = False) -> FileResponse:
-        """Swap ``face`` into ``photo``; the answer is the swapped image."""
+    @app.post("/swap", response_class=StreamingResponse)
+    async def swap(client: Client, photo: Photo, face: Face, hd: Hd = False) -> StreamingResponse:
+        """Swap ``face`` into ``photo``; the answer is the swapped image, streamed."""
         result = await swap_uploaded(client, photo.file, face.file, hd=hd)
-        folder = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp))
-        try:
-            path = await result.download(folder)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        # The temporary folder goes once the response is sent.
-        return FileResponse(path, background=BackgroundTask(shutil.rmtree, folder, True))
+        media_type = mimetypes.guess_type(result.merge_key)[0] or "application/octet-stream"
+        # Chunks go to the caller as they come from storage: no temporary file, flat memory.
+        return StreamingResponse(result.iter_bytes(), media_type=media_type)
 
     @app.post("/swap/url")
     async def swap_url(

@@ -39,11 +39,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._checks import at_least, check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, PollPolicy
 from ._errors import (
+    CALLED,
+    ConnectError,
     InsufficientCreditsError,
     InvalidInputError,
     MioCreateError,
     MioCreateTimeoutError,
     ProtocolError,
+    ServiceUnreachableError,
     SubmissionUncertainError,
     TaskTimeoutError,
 )
@@ -252,6 +255,12 @@ def _journal_or_none(value: str | os.PathLike[str] | Journal | None) -> Journal 
     return None if value is None else as_journal(value)
 
 
+#: Connection failures in a row, with no reply between them, after which a batch gives up on
+#: the service (``swap_many(..., unreachable_after=...)``). With the default retry policy (5
+#: attempts per request, backoff to 8 s), that is two requests given up on: seconds, not hours.
+UNREACHABLE_AFTER = 10
+
+
 @attrs.frozen(kw_only=True)
 class SwapOptions:
     """The options of ``swap_many``, checked once (see ``MioCreate.swap_many``)."""
@@ -271,6 +280,10 @@ class SwapOptions:
     #: Send again a creation that may have reached the service (it may pay twice).
     resubmit_uncertain: bool = attrs.field(default=False, validator=_bool)
     events: Callable[[BatchEvent], object] | None = None
+    #: Connection failures in a row (no reply between them) after which the batch stops.
+    unreachable_after: int = attrs.field(
+        default=UNREACHABLE_AFTER, validator=at_least(1, error=InvalidInputError)
+    )
 
 
 @attrs.define
@@ -329,12 +342,17 @@ class SwapResults:
             self._state = _State.ENDED
             raise
         self._context = self._run()
+        # The batch's tasks start here, and inherit the name of the call: the client's methods
+        # they use name no error after themselves (the outcome says "swap_many").
+        token = CALLED.set("swap_many")
         try:
             await self._context.__aenter__()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._batch.journal.close()
             raise
+        finally:
+            CALLED.reset(token)
         return self
 
     async def __aexit__(
@@ -446,14 +464,17 @@ def swap_many(
     put: Put,
     client_id: str | None = None,
     learnt: Learnt | None = None,
+    connect_failures: Callable[[], int] = lambda: 0,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
-    account in a journal, ``learnt`` is what the client's poller learnt in earlier batches."""
+    account in a journal, ``learnt`` is what the client's poller learnt in earlier batches,
+    ``connect_failures`` reads the client's count of connection failures in a row (the circuit
+    breaker trips at ``options.unreachable_after``)."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt))
+    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, connect_failures))
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -468,8 +489,12 @@ class _Batch:
         options: SwapOptions,
         client_id: str | None = None,
         learnt: Learnt | None = None,
+        connect_failures: Callable[[], int] = lambda: 0,
     ) -> None:
         self.client = client
+        self.connect_failures = connect_failures
+        #: Set when the circuit breaker trips: nothing more is submitted.
+        self.unreachable: ServiceUnreachableError | None = None
         self.jobs = jobs
         self.options = options
         assert options.poll is not None
@@ -587,6 +612,19 @@ class _Batch:
                     _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
 
+    def service_unreachable(self) -> ServiceUnreachableError | None:
+        """The error a job gets instead of being tried, once the circuit breaker tripped: the
+        client saw ``unreachable_after`` connection failures in a row, no reply between them."""
+        failures = self.connect_failures()
+        if self.unreachable is None and failures >= self.options.unreachable_after:
+            self.unreachable = ServiceUnreachableError(
+                f"the service is unreachable: {failures} connection failures in a row; the "
+                "batch stopped submitting (nothing was sent for this job: submit it again "
+                "once the service is back)",
+                operation="swap_many",
+            )
+        return None if self.unreachable is None else copy.copy(self.unreachable)
+
     def no_credits_left(self) -> InsufficientCreditsError | None:
         """The error a job gets instead of being submitted, once credits ran out."""
         first = self.out_of_credits
@@ -618,6 +656,8 @@ class _Job:
     ) -> SwapOutcome:
         if self.task is not None:
             self.entry.task_id = self.task.id
+        if error is not None:
+            error.operation = "swap_many"
         self.entry.result, self.entry.error = result, error
         return _outcome(self.job, self.index, self.entry)
 
@@ -645,17 +685,26 @@ class _Job:
             # Until the upload tells an image from a video, the longer deadline; shortened then.
             timeout = IMAGE_TIMEOUT if self.job.kind == "image" else VIDEO_TIMEOUT
         self.deadline = anyio.current_time() + timeout
-        try:
-            result = await (self._wait() if self.task is not None else self._swap())
-            result = await self.entry.succeeded(result)
-            return self._outcome(result)
-        except MioCreateError as error:
-            await self.entry.ended(error)
-            return self._outcome(error=error)
+        while True:
+            try:
+                result = await (self._wait() if self.task is not None else self._swap())
+                result = await self.entry.succeeded(result)
+                return self._outcome(result)
+            except ConnectError as error:
+                # Nothing was sent: try the job again, unless the service seems down.
+                unreachable = self.batch.service_unreachable()
+                if unreachable is None and self.task is None and self._remaining() > 0:
+                    continue
+                failure: MioCreateError = unreachable or error
+                await self.entry.ended(failure)
+                return self._outcome(error=failure)
+            except MioCreateError as error:
+                await self.entry.ended(error)
+                return self._outcome(error=error)
 
     async def _swap(self) -> SwapResult:
         job, batch = self.job, self.batch
-        stop = batch.no_credits_left()
+        stop = batch.no_credits_left() or batch.service_unreachable()
         if stop is not None:
             raise stop
         with anyio.move_on_after(self._remaining()) as scope:
@@ -700,6 +749,8 @@ class _Job:
 
         def again(error: MioCreateError) -> bool:
             nonlocal doubts
+            if isinstance(error, ServiceUnreachableError):
+                return False  # the circuit breaker tripped: no more tries
             if resubmit and isinstance(error, SubmissionUncertainError):
                 # By the user's choice, which may pay twice; and not endlessly.
                 doubts += 1
@@ -710,7 +761,7 @@ class _Job:
         async for attempt in retrying:
             with attempt:
                 async with batch.submissions:
-                    stop = batch.no_credits_left()
+                    stop = batch.no_credits_left() or batch.service_unreachable()
                     if stop is not None:
                         raise stop
                     # The intent, durably on disk before the request: a crash now means

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import enum
+import functools
+import logging
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,15 +21,17 @@ import attrs
 
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._checks import check_timeout
-from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy
+from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy, log_from_env
 from ._errors import (
+    CALLED,
     ClientClosedError,
     ConfigurationError,
     InvalidInputError,
+    MioCreateError,
     ProtocolError,
     SubmissionUncertainError,
-    TaskFailedError,
     TaskTimeoutError,
+    task_failed_error,
 )
 from ._formats import is_video_name
 from ._models import (
@@ -69,6 +74,39 @@ __all__ = ["MioCreate", "TaskRef"]
 R = TypeVar("R")
 Q = TypeVar("Q")
 A = TypeVar("A")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+logger = logging.getLogger("miocreate_async")
+
+
+def _public(
+    method: Callable[Concatenate[MioCreate, P], Awaitable[T]],
+) -> Callable[Concatenate[MioCreate, P], Coroutine[Any, Any, T]]:
+    """A method users call: checked against the client's event loop, its errors named after
+    it, and logged at INFO (with ``MIOCREATE_LOG=info``) with how long it took."""
+    name = method.__name__.lstrip("_")
+
+    @functools.wraps(method)
+    async def call(self: MioCreate, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._session.check_loop()
+        if CALLED.get() is not None:
+            return await method(self, *args, **kwargs)
+        token = CALLED.set(name)
+        started = time.monotonic()
+        try:
+            result = await method(self, *args, **kwargs)
+        except MioCreateError as error:
+            error.operation = name
+            logger.info("%s failed after %.2fs: %r", name, time.monotonic() - started, error)
+            raise
+        finally:
+            CALLED.reset(token)
+        logger.info("%s done in %.2fs", name, time.monotonic() - started)
+        return result
+
+    return call
+
 
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
 TaskRef = TaskHandle[Any] | int | str
@@ -130,6 +168,7 @@ class MioCreate:
         self.config = config
         if "structure" not in globals():
             _load_calls()
+        log_from_env()
         auth = self._make_auth(client_id, client_secret, token)
         self._session = Session(config, auth, session, limiter)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
@@ -231,6 +270,7 @@ class MioCreate:
 
     # --- storage --------------------------------------------------------------------------------
 
+    @_public
     async def get_upload_url(self, file_name: str) -> UploadTarget:
         """A presigned URL to PUT a file to, and the key that will name it."""
         self._call_ready()
@@ -241,6 +281,7 @@ class MioCreate:
             Operation.UPLOAD_URL.endpoint, UploadUrlRequest(file_name=file_name)
         )
 
+    @_public
     async def upload(
         self,
         source: UploadSource,
@@ -272,6 +313,7 @@ class MioCreate:
             )
         return Key(key)
 
+    @_public
     async def get_access_url(self, key: str) -> str:
         """A signed URL to read a stored object."""
         self._call_ready()
@@ -281,6 +323,7 @@ class MioCreate:
         data: AccessUrlData = await self._call(Operation.ACCESS_URL.endpoint, AccessUrlRequest(key))
         return data.url
 
+    @_public
     async def download(
         self,
         url: str,
@@ -319,6 +362,7 @@ class MioCreate:
         created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
         return TaskHandle(id=created.task_id, kind=kind)
 
+    @_public
     async def create_image_swap(
         self, image_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[ImageSwapResult]:
@@ -332,6 +376,7 @@ class MioCreate:
         )
         return await self._create(TaskKind.IMAGE_SWAP, request)
 
+    @_public
     async def create_video_swap(
         self, video_key: str, face_key: str, *, hd: bool = False
     ) -> TaskHandle[VideoSwapResult]:
@@ -345,6 +390,7 @@ class MioCreate:
         )
         return await self._create(TaskKind.VIDEO_SWAP, request)
 
+    @_public
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
         """Find the faces of an image or video, for a multiple-face swap."""
         from ._wire import FaceDetectionRequest
@@ -352,6 +398,7 @@ class MioCreate:
         request = FaceDetectionRequest(main_key=_check_key(media_key, "media_key"))
         return await self._create(TaskKind.FACE_DETECTION, request)
 
+    @_public
     async def create_multi_image_swap(
         self,
         detection: TaskRef,
@@ -363,6 +410,7 @@ class MioCreate:
         request = _multi_request(detection, faces, hd)
         return await self._create(TaskKind.MULTI_IMAGE_SWAP, request)
 
+    @_public
     async def create_multi_video_swap(
         self,
         detection: TaskRef,
@@ -382,6 +430,10 @@ class MioCreate:
     async def get_task(self, task: int | str) -> TaskInfo[TaskResult]: ...
     async def get_task(self, task: TaskRef) -> TaskInfo[Any]:
         """The task's status and message, with its typed result once it succeeded."""
+        return await self._get_task(task)
+
+    @_public
+    async def _get_task(self, task: TaskRef) -> TaskInfo[Any]:
         self._call_ready()
         task_id, kind = _task_ref(task)
         detail = await self._call(
@@ -407,12 +459,16 @@ class MioCreate:
     @overload
     async def wait(self, task: int | str, *, timeout: float = ...) -> TaskResult: ...
     async def wait(self, task: TaskRef, *, timeout: float = IMAGE_TIMEOUT) -> Any:
-        """Poll until the task ends: its typed result, or TaskFailedError.
+        """Poll until the task ends: its typed result, or TaskFailedError (for a documented
+        code, also that code's class: 602 is a NoFaceDetectedError).
 
         Polls soon, then slower up to ``config.poll.maximum``. Past ``timeout`` seconds it raises
         TaskTimeoutError; the task itself goes on and can be waited for again.
         """
-        timeout = check_timeout(timeout)
+        return await self._wait(task, timeout=check_timeout(timeout))
+
+    @_public
+    async def _wait(self, task: TaskRef, *, timeout: float) -> Any:
         task_id, _ = _task_ref(task)
         schedule = self.config.poll
         polls = 0
@@ -423,7 +479,8 @@ class MioCreate:
                 if info.succeeded:
                     return info.result
                 if info.failed:
-                    raise TaskFailedError.of_task(task_id, info.status_code, info.message)
+                    # With a documented code, also that code's class (602: NoFaceDetectedError).
+                    raise task_failed_error(info.status_code, info.message, task_id=task_id)
                 await anyio.sleep(schedule.delay(polls))
                 polls += 1
         assert scope.cancel_called
@@ -434,6 +491,7 @@ class MioCreate:
 
     # --- one call each for the common jobs ----------------------------------------------------
 
+    @_public
     async def swap_image(
         self,
         image: MediaInput,
@@ -449,6 +507,7 @@ class MioCreate:
         task = await self.create_image_swap(image_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
 
+    @_public
     async def swap_video(
         self,
         video: MediaInput,
@@ -464,6 +523,7 @@ class MioCreate:
         task = await self.create_video_swap(video_key, face_key, hd=hd)
         return await self.wait(task, timeout=timeout)
 
+    @_public
     async def detect_faces(
         self, media: MediaInput, *, timeout: float = IMAGE_TIMEOUT
     ) -> list[DetectedFace]:
@@ -473,6 +533,7 @@ class MioCreate:
         task = await self.create_face_detection(key)
         return await self.wait(task, timeout=timeout)
 
+    @_public
     async def swap_faces(
         self,
         media: MediaInput,
@@ -514,6 +575,7 @@ class MioCreate:
         journal: str | PathLike[str] | Journal | None = None,
         resubmit_uncertain: bool = False,
         events: Callable[[BatchEvent], object] | None = None,
+        unreachable_after: int = 10,
     ) -> SwapResults:
         """Run many swaps at once; outcomes come as they finish.
 
@@ -537,7 +599,10 @@ class MioCreate:
 
         A failed job is an outcome whose ``error`` is the typed error; with ``fail_fast`` the
         iteration raises the first one instead. Credits running out (801) stops submissions:
-        the jobs not yet submitted end with InsufficientCreditsError. Leaving the ``async with``
+        the jobs not yet submitted end with InsufficientCreditsError. After ``unreachable_after``
+        connection failures in a row with no reply between them (the service is down), the
+        batch stops too: the jobs not yet submitted end with ServiceUnreachableError at once,
+        and tasks already created are still waited for. Leaving the ``async with``
         block ends all work at once; ``results.pending_tasks()`` then lists the tasks created
         whose outcome was not handed out, to collect with ``wait()``.
 
@@ -558,10 +623,16 @@ class MioCreate:
             journal=journal,
             resubmit_uncertain=resubmit_uncertain,
             events=events,
+            unreachable_after=unreachable_after,
         )
-        client_id = getattr(self._session.auth, "client_id", None)
         return swap_many(
-            self, jobs, options, put=self._put, client_id=client_id, learnt=self._poll_learnt
+            self,
+            jobs,
+            options,
+            put=self._put,
+            client_id=getattr(self._session.auth, "client_id", None),
+            learnt=self._poll_learnt,
+            connect_failures=lambda: self._session.connect_failures,
         )
 
     # --- helpers --------------------------------------------------------------------------------
@@ -590,7 +661,18 @@ class MioCreate:
             kind,
             expires_at=expires or _now() + self.config.result_ttl,
             downloader=self.download,
+            streamer=self._stream,
         )
+
+    async def _stream(self, url: str, chunk_size: int) -> AsyncIterator[bytes]:
+        """A result's chunks (``result.iter_bytes()``/``read()``)."""
+        self._call_ready()
+        from ._transfer._get import stream
+
+        async for chunk in stream(
+            self._session.http(), url, chunk_size=chunk_size, config=self.config
+        ):
+            yield chunk
 
 
 def _is_video(media: MediaInput) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -195,3 +196,30 @@ class Config:
         if base_url and "base_url" not in overrides:
             overrides["base_url"] = base_url
         return cls(**overrides)
+
+
+#: ``MIOCREATE_LOG`` values: requests and retries (debug), calls and retries (info).
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_log_handler: logging.Handler | None = None
+
+
+def log_from_env(environ: Mapping[str, str] | None = None) -> None:
+    """Switch the library's log on from ``MIOCREATE_LOG=debug|info`` (to stderr; redacted, as
+    every message of the library). Applications with their own logging set-up need not: the
+    logger is ``miocreate_async``."""
+    global _log_handler
+    env = os.environ if environ is None else environ
+    value = env.get("MIOCREATE_LOG", "").strip().lower()
+    if not value:
+        return
+    level = LOG_LEVELS.get(value)
+    if level is None:
+        raise ValueError(f"MIOCREATE_LOG must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    logger = logging.getLogger("miocreate_async")
+    logger.setLevel(level)
+    if _log_handler is None:
+        _log_handler = logging.StreamHandler()
+        _log_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        logger.addHandler(_log_handler)

@@ -31,22 +31,28 @@
     ├── ProtocolError               a reply that is not what the API documents
     ├── TransportError              the connection failed
     │   └── ConnectError            ...before the request was sent
+    │       └── ServiceUnreachableError  a batch gave up: the service is down
     ├── MioCreateTimeoutError       a deadline passed (also the builtin TimeoutError)
     │   └── TaskTimeoutError        wait() gave up; the task itself may still finish
     ├── SubmissionUncertainError    a task-creating request may have reached the server
-    ├── TaskFailedError             the task ended in failure
+    ├── TaskFailedError             the task ended in failure; with a documented code, the
+    │                               error is also that code's class (602: NoFaceDetectedError)
     └── StorageError                presigned storage refused a transfer
         └── UrlExpiredError         the signed URL has expired
 
-Every error carries ``message`` (the server's, where there is one), ``code``, ``operation``,
-``http_status`` and ``task_id`` where they are known. Messages never contain secrets.
+Every error carries ``message`` (the server's, where there is one), ``code``, ``operation`` (the
+method the user called: ``swap_image``, ``wait``...), ``http_status`` and ``task_id`` where they
+are known. Messages never contain secrets.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextvars
+from typing import cast
 
 __all__ = [
+    "CALLED",
     "APIError",
     "AuthenticationError",
     "BadRequestError",
@@ -68,6 +74,7 @@ __all__ = [
     "ProtocolError",
     "RequestQuotaError",
     "ServerError",
+    "ServiceUnreachableError",
     "SourceNotFoundError",
     "StorageError",
     "SubmissionUncertainError",
@@ -79,7 +86,13 @@ __all__ = [
     "UnsupportedFormatError",
     "UrlExpiredError",
     "error_for_code",
+    "task_failed_error",
 ]
+
+
+#: The public method the user called, while it runs (``swap_image``, ``swap_many``...): errors
+#: raised inside are named after it, not after the poll or upload inside it.
+CALLED: contextvars.ContextVar[str | None] = contextvars.ContextVar("miocreate_call", default=None)
 
 
 class MioCreateError(Exception):
@@ -101,16 +114,19 @@ class MioCreateError(Exception):
         storage_code: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.code = code if code is not None else self.default_code
-        self.operation = operation
-        self.http_status = http_status
-        self.task_id = task_id
+        #: What went wrong, in words (the server's message where there is one).
+        self.message: str = message
+        #: The API's code (400 to 802), or a failed task's status code.
+        self.code: int | None = code if code is not None else self.default_code
+        #: The method the user called (``swap_image``, ``upload``...), or the API operation.
+        self.operation: str | None = operation
+        self.http_status: int | None = http_status
+        self.task_id: int | None = task_id
         #: S3-style error code from presigned storage (``AccessDenied``, ``ExpiredRequest``...).
-        self.storage_code = storage_code
+        self.storage_code: str | None = storage_code
 
     def _context(self) -> list[str]:
-        parts = []
+        parts: list[str] = []
         if self.operation:
             parts.append(f"operation={self.operation}")
         if self.code is not None:
@@ -168,85 +184,85 @@ class APIError(MioCreateError):
 class BadRequestError(APIError, InvalidInputError):
     """Code 400: the request's parameters were refused; nothing was done."""
 
-    default_code = 400
+    default_code: int | None = 400
 
 
 class AuthenticationError(APIError):
     """Code 401: the token is invalid or expired, or the key pair was refused."""
 
-    default_code = 401
+    default_code: int | None = 401
 
 
 class ServerError(APIError):
     """Code 500: a server exception; transient, retried for requests that change nothing."""
 
-    default_code = 500
+    default_code: int | None = 500
 
 
 class TaskExceptionError(APIError):
     """Code 601: the task failed with an exception on the service's side."""
 
-    default_code = 601
+    default_code: int | None = 601
 
 
 class NoFaceDetectedError(APIError):
     """Code 602: no face was found in the image, video or face picture."""
 
-    default_code = 602
+    default_code: int | None = 602
 
 
 class MultipleFacesError(APIError):
     """Code 603: several faces make a single swap ambiguous; use ``swap_faces``."""
 
-    default_code = 603
+    default_code: int | None = 603
 
 
 class ContentPolicyError(APIError):
     """Code 604: the file may not meet the provider's policy (NSFW, say)."""
 
-    default_code = 604
+    default_code: int | None = 604
 
 
 class TargetPolicyError(ContentPolicyError):
     """Code 605: the target photo may not meet the provider's policy (a celebrity, say)."""
 
-    default_code = 605
+    default_code: int | None = 605
 
 
 class FileError(APIError):
     """Code 701: the stored file is unusable (failed upload, undecodable image)."""
 
-    default_code = 701
+    default_code: int | None = 701
 
 
 class KeyNotFoundError(APIError, InvalidInputError):
     """Code 702: no stored file has this key (uploads are not kept for ever)."""
 
-    default_code = 702
+    default_code: int | None = 702
 
 
 class UnsupportedFormatError(APIError, InvalidInputError):
     """Code 703, or the same rule checked locally: JPG, PNG, WEBP, GIF, M4V, MP4, MOV, WEBM."""
 
-    default_code = 703
+    default_code: int | None = 703
 
 
 class FileTooLargeError(APIError, InvalidInputError):
     """Code 704, or the same rule checked locally: at most 500 MB."""
 
-    default_code = 704
+    default_code: int | None = 704
 
 
 class InsufficientCreditsError(APIError):
     """Code 801: the account has no credits left; nothing was created."""
 
-    default_code = 801
+    default_code: int | None = 801
 
 
 class RequestQuotaError(APIError):
     """Code 802: the request quota is used up; nothing was done, so the call may be retried."""
 
-    default_code = 802
+    default_code: int | None = 802
 
 
 class HTTPStatusError(MioCreateError):
@@ -263,6 +279,14 @@ class TransportError(MioCreateError):
 
 class ConnectError(TransportError):
     """No connection could be made: the request was never sent."""
+
+
+class ServiceUnreachableError(ConnectError):
+    """A batch stopped: too many connection failures in a row, with no success between them.
+
+    Nothing was sent for the job that gets it, so it can be submitted again once the service
+    is back (``swap_many(..., unreachable_after=N)`` sets how many failures are too many).
+    """
 
 
 class MioCreateTimeoutError(MioCreateError, builtins.TimeoutError):
@@ -296,16 +320,6 @@ class SubmissionUncertainError(MioCreateError):
 class TaskFailedError(MioCreateError):
     """The task ended in failure; ``task_id`` and ``code`` (its status code) say which."""
 
-    @classmethod
-    def of_task(cls, task_id: int, status_code: int, message: str | None) -> TaskFailedError:
-        """The error of a task the service reported failed (by ``wait()`` and the poller)."""
-        return cls(
-            message or f"the task failed (status {status_code})",
-            code=status_code,
-            operation="task_detail",
-            task_id=task_id,
-        )
-
 
 class StorageError(MioCreateError):
     """Presigned storage refused an upload or download; ``storage_code`` is its S3 code."""
@@ -335,6 +349,40 @@ _BY_CODE: dict[int, type[APIError]] = {
     )
     if cls.default_code is not None
 }
+
+
+def _task_failed_class(cls: type[APIError]) -> type[TaskFailedError]:
+    """``cls`` and TaskFailedError at once, named like ``cls`` so users see its name."""
+    combined = cast(
+        "type[TaskFailedError]",
+        type(cls.__name__, (cls, TaskFailedError), {"__doc__": cls.__doc__}),
+    )
+    # Pickled by reference under this private name (the distributed edge sends errors).
+    combined.__qualname__ = f"_TaskFailed{cls.__name__}"
+    combined.__module__ = __name__
+    globals()[combined.__qualname__] = combined
+    return combined
+
+
+_TASK_FAILED_BY_CODE = {code: _task_failed_class(cls) for code, cls in _BY_CODE.items()}
+
+
+def task_failed_error(
+    code: int,
+    message: str | None,
+    *,
+    operation: str | None = None,
+    task_id: int | None = None,
+) -> TaskFailedError:
+    """The error of a task that ended in failure with status ``code``: a TaskFailedError that,
+    for a documented code, is also that code's class (602: ``NoFaceDetectedError``)."""
+    cls = _TASK_FAILED_BY_CODE.get(code, TaskFailedError)
+    return cls(
+        message or f"the task failed (status {code})",
+        code=code,
+        operation=operation,
+        task_id=task_id,
+    )
 
 
 def error_for_code(

@@ -9,7 +9,7 @@ of a face) are filled in by the client and never sent or read.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
@@ -28,6 +28,7 @@ __all__ = [
     "Point",
     "ProgressCallback",
     "ResultDownloader",
+    "ResultStreamer",
     "TaskHandle",
     "TaskInfo",
     "TaskKind",
@@ -148,6 +149,12 @@ class ResultDownloader(Protocol):
     ) -> Awaitable[Path]: ...
 
 
+class ResultStreamer(Protocol):
+    """The chunks of a signed URL, as they arrive (the client's ``_stream``)."""
+
+    def __call__(self, url: str, chunk_size: int) -> AsyncIterator[bytes]: ...
+
+
 class _Downloadable:
     """Mixin for results with a ``merge_url``: ``await result.download(path_or_dir)``."""
 
@@ -155,6 +162,7 @@ class _Downloadable:
     merge_url: str
     merge_key: str
     _downloader: ResultDownloader | None
+    _streamer: ResultStreamer | None
 
     async def download(
         self,
@@ -182,10 +190,39 @@ class _Downloadable:
             expected_size=getattr(self, "size", None),
         )
 
+    async def read(self) -> bytes:
+        """The whole result in memory, for small images: a web reply, a bot's message.
+
+        Videos can be large: ``iter_bytes()`` or ``download()`` keep memory flat.
+        """
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+
+    def iter_bytes(self, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The result's bytes in chunks of at most ``chunk_size``, as they arrive::
+
+            async for chunk in result.iter_bytes():
+                await response.write(chunk)
+
+        Iterate to the end (or close it with ``aclose()``) so the connection is released.
+        """
+        if self._streamer is None:
+            raise RuntimeError(
+                "this result is not bound to a client: use `await client.download(url, path)`"
+            )
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        return self._streamer(self.merge_url, chunk_size)
+
 
 def _downloader_field() -> Any:
     return attrs.field(
         default=None, eq=False, repr=False, alias="downloader", metadata={"local": True}
+    )
+
+
+def _streamer_field() -> Any:
+    return attrs.field(
+        default=None, eq=False, repr=False, alias="streamer", metadata={"local": True}
     )
 
 
@@ -205,6 +242,7 @@ class ImageSwapResult(_Downloadable):
     #: When the signed URLs stop working (results are kept for 7 days).
     expires_at: datetime | None = _local()
     _downloader: ResultDownloader | None = _downloader_field()
+    _streamer: ResultStreamer | None = _streamer_field()
 
 
 @attrs.frozen
@@ -228,6 +266,7 @@ class VideoSwapResult(_Downloadable):
     thumbnail_height: int | None = None
     expires_at: datetime | None = _local()
     _downloader: ResultDownloader | None = _downloader_field()
+    _streamer: ResultStreamer | None = _streamer_field()
 
 
 @attrs.frozen

@@ -28,7 +28,7 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ._config import PollPolicy
-from ._errors import MioCreateError, ProtocolError, TaskFailedError
+from ._errors import MioCreateError, ProtocolError, task_failed_error
 from ._models import TaskHandle, TaskInfo
 from ._operations import TaskKind
 from ._retry import is_transient
@@ -254,4 +254,9 @@ class Poller:
         if info.succeeded:
             entry.finish(info, None)
         else:
-            entry.finish(None, TaskFailedError.of_task(info.id, info.status_code, info.message))
+            entry.finish(
+                None,
+                task_failed_error(
+                    info.status_code, info.message, operation="swap_many", task_id=info.id
+                ),
+            )

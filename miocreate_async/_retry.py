@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from types import TracebackType
@@ -40,6 +41,7 @@ from ._errors import (
 )
 
 __all__ = [
+    "RETRY_WARNING_INTERVAL",
     "Attempt",
     "RetryPolicy",
     "Retrying",
@@ -49,6 +51,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("miocreate_async")
+
+#: Retries are logged at INFO; at most one of them per this many seconds also at WARNING, so
+#: that a service in trouble shows where users look without flooding the log.
+RETRY_WARNING_INTERVAL = 5.0
+_last_warning = -RETRY_WARNING_INTERVAL
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -142,9 +149,7 @@ class Retrying:
                     raise error
             elif not self._policy.allows(self.failures, error.retry_after):
                 raise error
-            logger.debug(
-                "%s failed (%s); retry %d in %.2fs", self._what, error, self.failures, delay
-            )
+            announce_retry(self._what, error, self.failures, delay)
             await anyio.sleep(delay)
         return Attempt(self)
 
@@ -196,6 +201,16 @@ def refused_without_effect(error: MioCreateError) -> bool:
     if isinstance(error, (ConnectError, RequestQuotaError)):
         return True
     return isinstance(error, HTTPStatusError) and error.http_status == 429
+
+
+def announce_retry(what: str, error: MioCreateError, retry: int, delay: float) -> None:
+    """Log a retry and its reason (messages hold no secrets: errors are redacted)."""
+    global _last_warning
+    now = time.monotonic()
+    level = logging.INFO
+    if now - _last_warning >= RETRY_WARNING_INTERVAL:
+        _last_warning, level = now, logging.WARNING
+    logger.log(level, "%s failed: %s; retrying (retry %d in %.1fs)", what, error, retry, delay)
 
 
 def parse_retry_after(value: str | None) -> float | None:

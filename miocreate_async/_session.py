@@ -5,6 +5,7 @@ It knows operations only by name and by whether they create a task; it knows no 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -178,15 +179,34 @@ class Session:
         self._timeout = aiohttp.ClientTimeout(
             total=config.timeout, sock_connect=config.connect_timeout
         )
+        #: The event loop the connections belong to, from the first request on.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Connection failures in a row with no reply between them (a batch's circuit breaker
+        #: reads it: the service is down, not one request unlucky).
+        self.connect_failures = 0
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    def check_loop(self) -> None:
+        """Refuse, clearly, to be used from another event loop than the first one."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop is loop:
+            return
+        raise RuntimeError(
+            "this MioCreate was first used in another event loop"
+            f"{' (now closed)' if self._loop.is_closed() else ''}; its connections belong "
+            "there. Use one MioCreate per event loop: create it inside the coroutine you pass "
+            "to asyncio.run() (e.g. `async with MioCreate() as mc:`), not at module level."
+        )
+
     def http(self) -> aiohttp.ClientSession:
         """The aiohttp session, made on first use (inside the running event loop)."""
         if self._closed:
             raise ClientClosedError("the client is closed; create a new MioCreate")
+        self.check_loop()
+        self._loop = asyncio.get_running_loop()
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.config.max_connections),
@@ -307,18 +327,21 @@ class Session:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 reason = response.reason or ""
         except aiohttp.ConnectionTimeoutError as exc:
+            self.connect_failures += 1
             raise ConnectError(f"connecting timed out: {exc}", operation=name) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise MioCreateTimeoutError(
                 f"no reply within {self.config.timeout:g}s", operation=name
             ) from exc
         except aiohttp.ClientConnectorError as exc:
+            self.connect_failures += 1
             raise ConnectError(f"cannot connect to {url}: {exc.os_error}", operation=name) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
                 f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
                 operation=name,
             ) from exc
+        self.connect_failures = 0
         logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
             data = _decode(raw, status, reason, name, self.secrets)

@@ -87,6 +87,10 @@ class Options:
         return self.flag("debug")
 
     @property
+    def verbose(self) -> bool:
+        return self.flag("verbose") or self.debug
+
+    @property
     def token(self) -> str | None:
         return self.optional_text("token")
 
@@ -127,7 +131,8 @@ def add_globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     for flag, help_ in (
         ("--json", "print one JSON document on stdout, no progress bars"),
         ("--overwrite", "replace output files that exist (never done otherwise)"),
-        ("--debug", "show tracebacks and the library's debug log"),
+        ("--verbose", "log each request, each retry and its reason (redacted); print result URLs"),
+        ("--debug", "as --verbose, and show tracebacks"),
     ):
         group.add_argument(flag, action="store_true", default=default(False), help=help_)
 

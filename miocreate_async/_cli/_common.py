@@ -44,12 +44,25 @@ Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | 
 
 
 class CliError(Exception):
-    """A failure the CLI explains in one line, with the exit status to use."""
+    """A failure the CLI explains in one line, with the exit status to use; ``kind`` is its
+    ``error.type`` under ``--json``."""
 
-    def __init__(self, message: str, status: int = 2) -> None:
+    def __init__(self, message: str, status: int = 2, kind: str = "UsageError") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.kind = kind
+
+
+def error_json(error: BaseException, message: str) -> dict[str, Json]:
+    """An error as ``--json`` shows it: ``{type, message, code, task_id}``."""
+    code, task_id = getattr(error, "code", None), getattr(error, "task_id", None)
+    return {
+        "type": error.kind if isinstance(error, CliError) else type(error).__name__,
+        "message": message,
+        "code": code if isinstance(code, int) else None,
+        "task_id": task_id if isinstance(task_id, int) else None,
+    }
 
 
 def make_client(options: Options) -> MioCreate:
@@ -57,7 +70,8 @@ def make_client(options: Options) -> MioCreate:
     if not (options.token or Environment.read().has_credentials):
         raise CliError(
             "no credentials: set MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET, or "
-            "MIOCREATE_TOKEN, or pass --token (try `miocreate demo` for a run without any)"
+            "MIOCREATE_TOKEN, or pass --token (try `miocreate demo` for a run without any)",
+            kind="ConfigurationError",
         )
     return MioCreate(token=options.token, base_url=options.base_url)
 
@@ -111,7 +125,35 @@ def check_free(path: Path, overwrite: bool) -> None:
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise CliError(f"the output name is too long for the file system: {path.name[:40]}...")
     if not overwrite and os.path.lexists(path) and not path.is_dir():
-        raise CliError(f"the output exists: {path} (pass --overwrite to replace it)")
+        raise CliError(
+            f"the output exists: {path} (pass --overwrite to replace it)", kind="OutputExistsError"
+        )
+
+
+def output_folder(output: str) -> Path | None:
+    """The folder ``-o`` names, or None for a file. A folder is: a name ending with a separator
+    (``out/``), an existing folder, or a name without an extension that does not exist (as for
+    the library's ``download``). Only its last level may be missing: it is created later."""
+    path = Path(output).expanduser()
+    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    try:
+        folder = output.endswith(separators) or path.is_dir() or not (path.suffix or path.exists())
+    except OSError:  # a name too long, say: check_free says so
+        return None
+    if folder:
+        check_parent(path / "-")
+        return path
+    return None
+
+
+def check_parent(path: Path) -> None:
+    """Refuse, before anything is spent, a file whose folder cannot be made: only the last
+    missing folder is ever created (a typo in ``-o`` never makes a tree at the root)."""
+    folder = path.parent
+    if not folder.is_dir() and not folder.parent.is_dir():
+        raise CliError(
+            f"the folder {folder.parent} does not exist (only the last folder of -o is created)"
+        )
 
 
 def suffix_of(result: SwapResult) -> str:

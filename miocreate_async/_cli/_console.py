@@ -6,14 +6,72 @@ rich is imported when something is drawn, not when this module is: the parser, `
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, Task, TaskID
+    from rich.text import Text
 
-__all__ = ["Bars", "stderr_console", "stdout_console"]
+__all__ = ["Bars", "bytes_only", "show_log", "stderr_console", "stdout_console"]
+
+
+class _LogLines(logging.Handler):
+    """The library's log as lines on stderr (rich draws them above live bars). A ``sink``, when
+    set (the batch's status line), takes the warnings instead: a retry shows under the bars."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self.sink: Callable[[str], None] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            if self.sink is not None and record.levelno >= logging.WARNING:
+                self.sink(message)
+            else:
+                print(f"miocreate: {message}", file=sys.stderr)  # the stderr of the moment
+        except Exception:
+            self.handleError(record)
+
+
+_LOG = _LogLines()
+
+
+def show_log(level: int | None) -> None:
+    """Show the library's records from ``level`` (INFO for ``--verbose``, DEBUG for
+    ``--debug``); always its warnings, such as retries announced (at most one per few s)."""
+    logger = logging.getLogger("miocreate_async")
+    _LOG.setLevel(level or logging.WARNING)
+    if _LOG not in logger.handlers:
+        logger.addHandler(_LOG)
+    if logger.level == logging.NOTSET or logger.level > _LOG.level:
+        logger.setLevel(_LOG.level)
+
+
+def log_sink(sink: Callable[[str], None] | None) -> None:
+    """Where the library's warnings go while a batch draws its bars (None: back to stderr)."""
+    _LOG.sink = sink
+
+
+def bytes_only(column: ProgressColumn) -> ProgressColumn:
+    """``column`` on transfer rows only (rows added with ``transfer=True``): a spinner waiting
+    for a task shows no byte count."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class _BytesOnly(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if not task.fields.get("transfer"):
+                return Text("")
+            shown = column.render(task)
+            return shown if isinstance(shown, Text) else Text(str(shown))
+
+    return _BytesOnly()
 
 
 def stderr_console() -> Console:
@@ -48,8 +106,8 @@ class Bars:
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            bytes_only(DownloadColumn()),
+            bytes_only(TransferSpeedColumn()),
             TimeElapsedColumn(),
             console=console,
             disable=disable or not console.is_terminal,
@@ -65,7 +123,7 @@ class Bars:
 
     def transfer(self, description: str) -> tuple[TaskID, Callable[[int, int | None], None]]:
         """A byte bar and the progress callback that moves it."""
-        bar = self.progress.add_task(description, total=None)
+        bar = self.progress.add_task(description, total=None, transfer=True)
 
         def update(done: int, total: int | None) -> None:
             self.progress.update(bar, completed=done, total=total)

@@ -80,13 +80,16 @@ async def faces(options: Options) -> int:
 
     table = Table(title=f"{len(found)} face(s) in {name_of(media)}, detection task {task_id}")
     table.add_column("#", justify="right")
-    table.add_column("face key")
     table.add_column("size", justify="right")
     table.add_column("eyes, nose, mouth")
     for number, face in enumerate(found, 1):
         landmarks = " ".join(f"{p.x},{p.y}" for p in face.kps)
-        table.add_row(str(number), face.avatar_part_key, f"{face.width}x{face.height}", landmarks)
+        table.add_row(str(number), f"{face.width}x{face.height}", landmarks)
     console.print(table)
+    # Keys are long: whole, one per line, below the table (a table column would cut them).
+    console.print("Face keys (--face NUMBER=new.jpg, or --face KEY=new.jpg):")
+    for number, face in enumerate(found, 1):
+        console.print(f"  {number}: {face.avatar_part_key}", soft_wrap=True)
     console.print(
         f"Swap them with: miocreate swap-faces {options.text('media')} --detection {task_id} "
         "--face 1=new-face.jpg"

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 from .._errors import ConfigurationError, InvalidInputError
 from ._args import Options
-from ._common import CliError
+from ._common import CliError, error_json, print_json
+from ._console import show_log
 from ._emulator import EXIT_INTERRUPTED, emulator_arguments, run_emulator
-from ._parser import build_parser
+from ._parser import UsageError, build_parser
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -47,7 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_PROG)
     try:
         options = Options(parser.parse_args(args))
-    except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
+    except UsageError as refused:
+        if "--json" in args:
+            return _fail_json(refused, str(refused), EXIT_USAGE)
+        refused.parser.print_usage(sys.stderr)
+        print(f"{refused.parser.prog}: error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exit_:  # --help or --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     command = options.command()
     if command is None:
@@ -57,21 +64,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(
             "this command needs the 'cli' extra: pip install 'miocreate-async[cli]'", EXIT_FAILED
         )
-    if options.debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    show_log(logging.DEBUG if options.verbose else None)
     try:
         return asyncio.run(command(options))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
-    except Exception as raised:  # one line, unless --debug
+    except Exception as raised:  # one line (or one JSON document), unless --debug
         error = _leaf(raised)
         if options.debug:
             traceback.print_exception(type(raised), raised, raised.__traceback__)
+        if options.json:
+            return _fail_json(error, _describe(error), _exit_code(error))
         return _fail(_describe(error), _exit_code(error))
 
 
 def _fail(message: str, status: int) -> int:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _fail_json(error: BaseException, message: str, status: int) -> int:
+    """Under ``--json``, a refusal or a failure is a JSON document on stdout too."""
+    print_json({"error": error_json(error, message)})
     return status
 
 

@@ -8,12 +8,13 @@ Global options are accepted before or after the subcommand (``miocreate --json s
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from .._version import __version__
 from . import _batch, _demo, _emulator, _faces, _journal, _swap, _task, _worker
 from ._args import add_globals
 
-__all__ = ["build_parser"]
+__all__ = ["UsageError", "build_parser"]
 
 _EPILOG = """\
 credentials come from MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET (or MIOCREATE_TOKEN, or
@@ -27,8 +28,23 @@ exit status: 0 success; 1 the service, a task or a transfer failed (batch: any j
 _COMMAND_MODULES = (_swap, _faces, _task, _batch, _journal, _worker, _emulator, _demo)
 
 
+class UsageError(Exception):
+    """Bad arguments: ``main`` prints them as argparse would, or as JSON under ``--json``."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises usage errors instead of printing them and exiting (subcommands' parsers too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self)
+
+
 def build_parser(prog: str = "miocreate") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Face swaps with the MioCreate API, from the command line.",
         epilog=_EPILOG,

@@ -19,8 +19,10 @@ from ._common import (
     Source,
     SwapResult,
     check_free,
+    check_parent,
     default_output,
     name_of,
+    output_folder,
     print_json,
     relative,
     suffix_of,
@@ -79,19 +81,29 @@ class Destination:
     Checked before anything is spent: an existing file is refused unless ``--overwrite``.
     """
 
-    def __init__(self, output: str | None, source: Source, overwrite: bool) -> None:
+    def __init__(
+        self, output: str | None, source: Source | None, overwrite: bool, *, name: str = ""
+    ) -> None:
         self.overwrite = overwrite
         self.file: Path | None = None
         self.stem: Path | None = None
-        target = Path(output).expanduser() if output else None
-        if target is not None and not _is_dir(target):
+        folder = output_folder(output) if output else None
+        if output and folder is None:
+            target = Path(output).expanduser()
             check_free(target, overwrite)
+            check_parent(target)
             self.file = target
             return
-        self.stem = default_output(source, target)
+        if source is None:
+            self.stem = (folder or Path.cwd()) / name
+        else:
+            self.stem = default_output(source, folder)
         existing = taken(self.stem)
         if existing is not None and not overwrite:
-            raise CliError(f"the output exists: {existing} (pass --overwrite to replace it)")
+            raise CliError(
+                f"the output exists: {existing} (pass --overwrite to replace it)",
+                kind="OutputExistsError",
+            )
 
     def path_for(self, result: SwapResult) -> Path:
         if self.file is not None:
@@ -99,7 +111,7 @@ class Destination:
         assert self.stem is not None
         return self.stem.with_name(self.stem.name + suffix_of(result))
 
-    async def download(self, result: SwapResult, bars: Bars, task_id: int) -> Path:
+    async def download(self, result: SwapResult, bars: Bars, task_id: int | str) -> Path:
         """Save the paid result; if that fails, say how to collect it later."""
         path = self.path_for(result)
         try:
@@ -114,13 +126,6 @@ class Destination:
             ) from error
         bars.done(bar)
         return saved
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # a name too long, say: check_free says so
-        return False
 
 
 def check_kind(source: Source, *, video: bool | None, role: str) -> None:
@@ -140,7 +145,8 @@ def print_saved(options: Options, task_id: int, path: Path, result: SwapResult) 
         return
     console = stdout_console()
     console.print(f"Saved {relative(path)}  (task {task_id})")
-    if result.expires_at is not None:
+    if options.verbose and result.expires_at is not None:
+        # A signed URL is long: shown on request only (--verbose; --json has it too).
         expiry = result.expires_at.strftime("%Y-%m-%d %H:%M UTC")
         console.print(f"Result URL valid until {expiry}: {result.merge_url}", style="dim")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._models import ImageSwapResult, TaskInfo, TaskResult, VideoSwapResult
 from ._args import Options, add_command, add_output, add_timeout
-from ._common import Json, check_free, jsonable, make_client, print_json, relative
+from ._common import Json, jsonable, make_client, print_json, relative
 from ._console import Bars, stdout_console
-from ._steps import parse_task_id
+from ._steps import Destination, parse_task_id
 
 if TYPE_CHECKING:
     from ._args import Subcommands
@@ -21,27 +20,31 @@ def register(commands: Subcommands) -> None:
     parser = add_command(commands, "task", "show a task's status and result", task)
     parser.add_argument("task_id", metavar="TASK_ID")
     parser.add_argument("--wait", action="store_true", help="wait until the task ends")
-    add_output(parser, "download the result (once succeeded) to this file or existing folder")
+    add_output(
+        parser,
+        "download the result (once succeeded) to this file or folder (default with --wait: "
+        "task-<TASK_ID>.<ext> here)",
+    )
     add_timeout(parser, 600)
 
 
 async def task(options: Options) -> int:
     task_id = parse_task_id(options.text("task_id"))
-    target = _task_output(options.optional_text("output"), options.overwrite)
+    output, wait = options.optional_text("output"), options.flag("wait")
+    # With --wait, the result is downloaded as `swap` does; refused now if the file exists.
+    target = None
+    if output or wait:
+        target = Destination(output, None, options.overwrite, name=f"task-{task_id}")
     async with make_client(options) as client:
         with Bars(disable=options.json) as bars:
-            if options.flag("wait"):
+            if wait:
                 step = bars.step(f"task {task_id}")
                 await client.wait(task_id, timeout=options.number("timeout"))
                 bars.done(step)
             info = await client.get_task(task_id)
             path = None
             if target is not None and isinstance(info.result, (ImageSwapResult, VideoSwapResult)):
-                bar, update = bars.transfer("download")
-                path = await info.result.download(
-                    target, overwrite=options.overwrite, progress=update
-                )
-                bars.done(bar)
+                path = await target.download(info.result, bars, task_id)
     status = 1 if info.failed else 0
     if options.json:
         print_json({**_info_fields(info), "path": path.resolve() if path else None})
@@ -52,20 +55,13 @@ async def task(options: Options) -> int:
     if isinstance(info.result, list):
         for number, face in enumerate(info.result, 1):
             console.print(f"  face {number}: {face.avatar_part_key} ({face.width}x{face.height})")
-    elif info.result is not None:
-        console.print(f"  result: {info.result.merge_url}")
+    elif info.result is not None and (options.verbose or path is None):
+        console.print(f"  result: {info.result.merge_url}", soft_wrap=True)
     if path is not None:
         console.print(f"Saved {relative(path)}")
     elif target is not None and not info.done:
         console.print("Not finished yet: nothing downloaded (use --wait).", style="yellow")
     return status
-
-
-def _task_output(output: str | None, overwrite: bool) -> Path | None:
-    target = Path(output).expanduser() if output else None
-    if target is not None and not target.is_dir():
-        check_free(target, overwrite)
-    return target
 
 
 def _info_fields(info: TaskInfo[TaskResult]) -> dict[str, Json]:

@@ -50,7 +50,8 @@ def register(commands: Subcommands) -> None:
         "--poll-maximum", type=positive_float, default=5.0, metavar="SECONDS",
         help="longest gap between two polls of a task (5)",
     )  # fmt: skip
-    parser.add_argument("-v", "--verbose", action="store_true", help="log takeovers and drains")
+    # -v/--verbose is the global option (it also logs takeovers and drains here).
+    parser.add_argument("-v", dest="verbose", action="store_true", help="same as --verbose")
 
 
 def add_redis(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -12,6 +12,8 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,6 +22,7 @@ import anyio
 
 from .._config import Config
 from .._errors import InvalidInputError, MioCreateError, TransportError
+from .._formats import media_type_of_name
 from .._models import ProgressCallback
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
@@ -28,12 +31,13 @@ from ._replies import (
     ERROR_BODY_LIMIT,
     check_url,
     client_timeout,
+    log_transfer,
     refuse_session_auth,
     storage_error,
     transport_error,
 )
 
-__all__ = ["StalePartials", "download", "partial_owner"]
+__all__ = ["StalePartials", "download", "partial_owner", "stream"]
 
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
@@ -80,29 +84,108 @@ async def download(
 
 
 def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
-    """The file to write; a bad destination is an InvalidInputError before any request."""
+    """The file to write. A folder is: a name ending with a separator, an existing folder, or a
+    name without an extension that does not exist (``Path("out/")`` loses its slash). A file
+    named with another format's extension gets the real one (``x.png`` for a JPEG: ``x.jpg``).
+    Of missing folders only the last is created: a typo never makes a tree at the root."""
     text = os.fspath(destination)
     if not isinstance(text, str) or "\0" in text:
         raise InvalidInputError(f"a destination cannot hold a NUL character: {text!r}")
     path = Path(text).expanduser()
+    name = _safe_name(default_name)
     separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    try:
-        if text.endswith(separators) or path.is_dir():
-            path.mkdir(parents=True, exist_ok=True)
-            path = path / _safe_name(default_name)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        # A folder named where a file is (``photo.jpg/out.jpg``), no permission...
-        raise InvalidInputError(
-            f"cannot write into {str(path.parent)!r}: {exc.strerror or exc}"
-        ) from None
+    if text.endswith(separators) or path.is_dir() or not (path.suffix or path.exists()):
+        _make_folder(path)
+        path = path / name
+    else:
+        _make_folder(path.parent)
+        real = Path(name).suffix
+        given = media_type_of_name(path.name)
+        if real and (given is None or given is not media_type_of_name(name)):
+            path = path.with_suffix(real)
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise InvalidInputError(
             f"the file name {path.name[:40]!r}... is too long for the file system "
             f"({len(os.fsencode(path.name))} bytes, at most {NAME_MAX})"
         )
     return path
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    if not folder.parent.is_dir():
+        raise InvalidInputError(
+            f"the folder {str(folder.parent)!r} does not exist (only the last folder of a "
+            "destination is created)",
+            operation=_OPERATION,
+        )
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        # A file where the folder would be (``photo.jpg/out.jpg``), no permission...
+        raise InvalidInputError(
+            f"cannot write into {str(folder)!r}: {exc.strerror or exc}", operation=_OPERATION
+        ) from None
+
+
+async def stream(
+    http: aiohttp.ClientSession, url: str, *, chunk_size: int, config: Config
+) -> AsyncIterator[bytes]:
+    """The bytes of ``url`` in chunks of at most ``chunk_size``, as they arrive.
+
+    Transient failures before the first byte are retried with backoff; after it, the error is
+    raised (the caller has used the bytes already).
+    """
+    refuse_session_auth(http)
+    check_url(url, _OPERATION)
+    received = 0
+
+    def retryable(error: MioCreateError) -> bool:
+        return not received and is_transient(error)
+
+    async for attempt in config.retry.retrying(on=retryable, what=_OPERATION):
+        with attempt:
+            try:
+                async with _get(http, url, config) as response:
+                    if response.status != 200:
+                        raise await _refusal(response, url)
+                    expected = response.content_length
+                    async for data in response.content.iter_chunked(chunk_size):
+                        received += len(data)
+                        yield data
+                    if expected is not None and received != expected:
+                        raise TransportError(
+                            f"the download ended after {received} of {expected} bytes "
+                            f"({redact_url(url)})",
+                            operation=_OPERATION,
+                        )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise transport_error(exc, operation=_OPERATION, url=url) from None
+
+
+@asynccontextmanager
+async def _get(
+    http: aiohttp.ClientSession, url: str, config: Config
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The GET of a signed URL; its raw bytes (the length checks compare with Content-Length)."""
+    async with http.get(
+        url,
+        headers={"Accept-Encoding": "identity"},
+        timeout=client_timeout(config),
+        raise_for_status=False,
+    ) as response:
+        log_transfer("GET", url, response.status, response.content_length)
+        yield response
+
+
+async def _refusal(response: aiohttp.ClientResponse, url: str) -> MioCreateError:
+    """The typed error of an error reply, with its ``Retry-After``."""
+    content = await response.content.read(ERROR_BODY_LIMIT)
+    reason = response.reason or ""
+    error = storage_error(response.status, content, url, operation=_OPERATION, reason=reason)
+    error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
 
 
 def _safe_name(name: str) -> str:
@@ -137,24 +220,9 @@ async def _download_once(
     to_remove: Path | None = None
     to_close: BinaryIO | None = None
     try:
-        async with http.get(
-            url,
-            # The length check below compares raw bytes with Content-Length.
-            headers={"Accept-Encoding": "identity"},
-            timeout=client_timeout(config),
-            raise_for_status=False,
-        ) as response:
+        async with _get(http, url, config) as response:
             if response.status != 200:
-                content = await response.content.read(ERROR_BODY_LIMIT)
-                error = storage_error(
-                    response.status,
-                    content,
-                    url,
-                    operation=_OPERATION,
-                    reason=response.reason or "",
-                )
-                error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                return error
+                return await _refusal(response, url)
             expected = response.content_length
             if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                 expected = None  # aiohttp decodes it: the length on disk differs

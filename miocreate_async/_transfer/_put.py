@@ -40,6 +40,7 @@ from ._replies import (
     ERROR_BODY_LIMIT,
     check_url,
     client_timeout,
+    log_transfer,
     refuse_session_auth,
     storage_error,
     transport_error,
@@ -400,6 +401,7 @@ async def _request(
             attempt.response_started = True
             # Storage replies are small; a bounded read keeps a hostile one from filling memory.
             content = await response.content.read(ERROR_BODY_LIMIT)
+            log_transfer("PUT", url, response.status, upload.size)
             if 200 <= response.status < 300:
                 return None
             error = storage_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import time
 from urllib.parse import urlsplit
@@ -25,10 +26,13 @@ from .._errors import (
 from .._presigned import url_expires_at
 from .._redact import redact_text, redact_url, url_secrets
 
+logger = logging.getLogger("miocreate_async")
+
 __all__ = [
     "ERROR_BODY_LIMIT",
     "check_url",
     "client_timeout",
+    "log_transfer",
     "refuse_session_auth",
     "storage_error",
     "transport_error",
@@ -54,6 +58,11 @@ def refuse_session_auth(http: aiohttp.ClientSession) -> None:
             "the aiohttp session sends an Authorization header on every request; it would "
             "reach the storage host: give the token per request instead"
         )
+
+
+def log_transfer(method: str, url: str, status: int, size: int | None) -> None:
+    """One debug line per storage request, its signed URL redacted."""
+    logger.debug("%s %s -> HTTP %d (%s bytes)", method, redact_url(url), status, size)
 
 
 def client_timeout(config: Config) -> aiohttp.ClientTimeout:

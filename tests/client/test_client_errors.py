@@ -71,7 +71,7 @@ async def test_every_documented_code_is_a_typed_error(
     error = caught.value
     assert isinstance(error, APIError)
     assert error.code == code
-    assert error.operation == "image_swap"
+    assert error.operation == "create_image_swap"  # the method called
     assert error.message
     assert f"code={code}" in str(error)
 
@@ -143,7 +143,7 @@ async def test_cut_task_creation_is_uncertain_and_never_resent(
     emulator.scenario(operation="image_swap", fault="cut_after")
     with pytest.raises(SubmissionUncertainError) as caught:
         await client.create_image_swap(image_key, face_key)
-    assert caught.value.operation == "image_swap"
+    assert caught.value.operation == "create_image_swap"
     # The server made the task before the cut; the client did not send it again.
     assert len(emulator.ledger["tasks"]) == 1
     creates = [r for r in emulator.ledger["requests"] if r["operation"] == "image_swap"]

@@ -86,9 +86,13 @@ async def test_download_into_a_folder_under_the_default_name(url: str, tmp_path:
 async def test_destination_ending_with_a_separator_is_a_new_folder(
     url: str, tmp_path: Path
 ) -> None:
-    path = await fetch(url, f"{tmp_path}/new/folder/")
-    assert path == tmp_path / "new" / "folder" / "result.png"
+    path = await fetch(url, f"{tmp_path}/new/")
+    assert path == tmp_path / "new" / "result.png"
     assert path.read_bytes() == PNG
+    # Only the last missing folder is created: a typo never makes a tree.
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        await fetch(url, f"{tmp_path}/no/such/")
+    assert not (tmp_path / "no").exists()
 
 
 async def test_client_download_to_a_file_path(client: MioCreate, url: str, tmp_path: Path) -> None:

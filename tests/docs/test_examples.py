@@ -81,7 +81,8 @@ async def test_the_app_is_configured_from_the_environment() -> None:
 async def test_aiogram_swap_function(
     client: MioCreate, sample_photo: Path, sample_face: Path
 ) -> None:
-    swapped = await aiogram_bot.swap_photo(client, sample_photo.read_bytes(), sample_face)
+    face = aiogram_bot.UserFace(sample_face.read_bytes())
+    swapped = await aiogram_bot.swap_photo(client, sample_photo.read_bytes(), face)
     assert image_of(swapped).size == (640, 480)
     assert aiogram_bot.router.message.handlers  # the handlers are registered
 
@@ -89,9 +90,8 @@ async def test_aiogram_swap_function(
 async def test_discord_swap_function_and_command(
     client: MioCreate, sample_photo: Path, sample_face: Path
 ) -> None:
-    swapped = await discord_bot.swap_attachment(
-        client, sample_photo.read_bytes(), sample_face.read_bytes()
-    )
+    face = discord_bot.UserFace(sample_face.read_bytes())
+    swapped = await discord_bot.swap_attachment(client, sample_photo.read_bytes(), face)
     assert image_of(swapped).size == (640, 480)
     bot = discord_bot.FaceSwapBot(client)
     (command,) = bot.tree.get_commands()
