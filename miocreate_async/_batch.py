@@ -64,7 +64,7 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._retry import refused_without_effect
-from ._session import creation_deadline
+from ._session import creation_deadline, creation_stopped
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -498,30 +498,30 @@ class _Batch:
         self.jobs = jobs
         self.options = options
         assert options.poll is not None
-        self.poller = Poller(client, options.poll, learnt)
-        self.stats = BatchStats()
-        self.events = options.events
-        self.uploads = UploadCache(
+        self.poller: Poller = Poller(client, options.poll, learnt)
+        self.stats: BatchStats = BatchStats()
+        self.events: Callable[[BatchEvent], object] | None = options.events
+        self.uploads: UploadCache = UploadCache(
             put,
             size=options.upload_cache_size,
             progress=self._upload_progress if self.events else None,
             stall_timeout=client.config.stall_timeout,
         )
-        self.submissions = anyio.CapacityLimiter(options.max_submissions)
+        self.submissions: anyio.CapacityLimiter = anyio.CapacityLimiter(options.max_submissions)
         # A list, not a fixed-width array: task ids may be of any size.
         self.created: list[int] = []
         self.pending: dict[int, SwapJob] = {}
         self.uncertain: list[SwapJob] = []
         #: Set by the first 801: nothing more is submitted.
         self.out_of_credits: InsufficientCreditsError | None = None
-        self.journal = BatchJournal(
+        self.journal: BatchJournal = BatchJournal(
             options.journal,
             client=client,
             client_id=client_id,
             resubmit_uncertain=options.resubmit_uncertain,
         )
         #: Jobs read from ``jobs`` so far.
-        self.fed = 0
+        self.fed: int = 0
 
     def start(
         self, group: TaskGroup, outcomes: MemoryObjectSendStream[SwapOutcome | _Abort]
@@ -624,6 +624,10 @@ class _Batch:
                 operation="swap_many",
             )
         return None if self.unreachable is None else copy.copy(self.unreachable)
+
+    def tripped(self) -> bool:
+        """Whether the circuit breaker tripped (the session's creation retries stop at once)."""
+        return self.service_unreachable() is not None
 
     def no_credits_left(self) -> InsufficientCreditsError | None:
         """The error a job gets instead of being submitted, once credits ran out."""
@@ -769,6 +773,7 @@ class _Job:
                     await self.entry.intent("video" if is_video else "image")
                     # The session's own retries of refusals stop at the job's deadline too.
                     deadline = creation_deadline.set(self.deadline)
+                    stopped = creation_stopped.set(batch.tripped)
                     try:
                         if is_video:
                             task: TaskHandle[Any] = await client.create_video_swap(
@@ -798,6 +803,7 @@ class _Job:
                         raise
                     finally:
                         creation_deadline.reset(deadline)
+                        creation_stopped.reset(stopped)
                     await self.entry.created(task.id)
         batch.created.append(task.id)
         batch.pending[task.id] = self.job

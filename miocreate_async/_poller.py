@@ -123,7 +123,7 @@ class Poller:
         self._wakeup: anyio.Event | None = None
         self._durations: Learnt = {} if learnt is None else learnt
         #: Poll requests answered, for statistics.
-        self.polls = 0
+        self.polls: int = 0
 
     async def watch(
         self, task: TaskHandle[Any], *, on_poll: Callable[[TaskInfo[Any]], object] | None = None

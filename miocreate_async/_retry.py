@@ -130,7 +130,7 @@ class Retrying:
         self._until = until
         self._what = what
         #: Failed tries so far.
-        self.failures = 0
+        self.failures: int = 0
         self._error: MioCreateError | None = None
         self._succeeded = False
 

@@ -76,7 +76,7 @@ class SQLiteJournal:
     """A journal in a local SQLite file (see ``Journal`` for the contract)."""
 
     def __init__(self, path: str | os.PathLike[str], *, group_delay: float = 0.05) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self._group_delay = group_delay
         self._worker: _Worker | None = None
         self._lock_fd: int | None = None

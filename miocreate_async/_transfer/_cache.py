@@ -80,8 +80,8 @@ class UploadCache:
         self._progress = progress
         self._entries: OrderedDict[Hashable, _Upload] = OrderedDict()
         #: Uploads made, and requests answered by an upload made or under way.
-        self.uploads = 0
-        self.hits = 0
+        self.uploads: int = 0
+        self.hits: int = 0
 
     async def key_of(
         self, source: UploadSource, *, video: bool | None = None, role: str = "input"

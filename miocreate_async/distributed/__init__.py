@@ -10,11 +10,12 @@ try:
     import redis  # noqa: F401
     import taskiq  # noqa: F401
     import taskiq_redis  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
+except ImportError:  # pragma: no cover - depends on the install
+    # (No ``as`` name: it would be a module attribute. The cause is chained all the same.)
+    raise ImportError(  # noqa: B904
         "miocreate_async.distributed needs the distributed extra: "
         "pip install 'miocreate-async[distributed]'"
-    ) from exc
+    )
 
 from ._driver import DistributedBatch, DistributedOutcome
 from ._errors import TaskBudgetError

@@ -76,7 +76,7 @@ class DistributedBatch:
         self._entered = True
         self._redis = Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            self.journal = RedisJournal(self._redis, self.name)
+            self.journal: RedisJournal = RedisJournal(self._redis, self.name)
             self._summary = await self.journal.open(self._meta)
             await self.journal.set_options(self._options)
             seconds, micros = await self._redis.time()

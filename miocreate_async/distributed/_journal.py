@@ -78,16 +78,17 @@ class RedisJournal:
             raise ConfigurationError(f"a batch name needs no spaces, colons or braces: {batch!r}")
         self.redis = redis
         self.batch = batch
-        self.prefix = prefix = f"miocreate:{{{batch}}}:"
-        self.meta_key = prefix + "meta"
-        self.options_key = prefix + "options"
-        self.jobs_key = prefix + "jobs"
-        self.counts_key = prefix + "counts"
-        self.leases_key = prefix + "leases"
-        self.outcomes_key = prefix + "outcomes"
-        self.reader_key = prefix + "reader"
-        self.stop_key = prefix + "stop"
-        self.created_key = prefix + "created"
+        prefix = f"miocreate:{{{batch}}}:"
+        self.prefix: str = prefix
+        self.meta_key: str = prefix + "meta"
+        self.options_key: str = prefix + "options"
+        self.jobs_key: str = prefix + "jobs"
+        self.counts_key: str = prefix + "counts"
+        self.leases_key: str = prefix + "leases"
+        self.outcomes_key: str = prefix + "outcomes"
+        self.reader_key: str = prefix + "reader"
+        self.stop_key: str = prefix + "stop"
+        self.created_key: str = prefix + "created"
         self._add = redis.register_script(_scripts.ADD)
         self._claim = redis.register_script(_scripts.CLAIM)
         self._renew = redis.register_script(_scripts.RENEW)

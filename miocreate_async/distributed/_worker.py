@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from taskiq import Context, TaskiqDepends
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
+from taskiq_redis import RedisStreamBroker
 
 from .._batch import SwapResult
 from .._client import MioCreate
@@ -107,14 +108,14 @@ class Worker:
         self.lease = lease
         self.claim_idle = claim_idle
         self.rate_limit = rate_limit
-        self.poll = poll or PollPolicy()
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.poll: PollPolicy = poll or PollPolicy()
+        self.name: str = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._credentials = (client_id, client_secret, token, base_url)
         env_id = client_id
         if client_id is None and token is None and not os.environ.get("MIOCREATE_TOKEN"):
             env_id = os.environ.get("MIOCREATE_CLIENT_ID")
-        self.account = client_fingerprint(env_id)
-        self.draining = anyio.Event()
+        self.account: str = client_fingerprint(env_id)
+        self.draining: anyio.Event = anyio.Event()
         self._owned: dict[tuple[str, str], _Lease] = {}
         self._journals: dict[str, RedisJournal] = {}
         self._uploads: dict[str, SharedUploads] = {}
@@ -124,21 +125,21 @@ class Worker:
     async def run(self, drain: anyio.Event | None = None) -> None:
         """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
         client_id, client_secret, token, base_url = self._credentials
-        self.redis = Redis.from_url(self.redis_url, decode_responses=True)
+        self.redis: Redis = Redis.from_url(self.redis_url, decode_responses=True)
         limiter = None
         if self.rate_limit:
             key = f"miocreate:rate:{self.account or 'default'}"
             limiter = SharedRateLimiter(self.redis, key, self.rate_limit)
-        self.client = MioCreate(
+        self.client: MioCreate = MioCreate(
             client_id, client_secret, token=token, base_url=base_url, rate_limit=limiter
         )
-        self.broker = make_broker(self.redis_url, claim_idle=self.claim_idle)
+        self.broker: RedisStreamBroker = make_broker(self.redis_url, claim_idle=self.claim_idle)
 
         async def swap_job(batch: str, job_id: str, context: Context = _CONTEXT) -> None:
             await self._handle(batch, job_id, context)
 
         self.broker.register_task(swap_job, task_name=TASK_NAME, ack_type="manual")
-        self.poller = Poller(self.client, self.poll)
+        self.poller: Poller = Poller(self.client, self.poll)
         finish = anyio.Event()
         try:
             async with self.client:
