@@ -63,8 +63,8 @@ from ._models import (
 )
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
-from ._retry import refused_without_effect
-from ._session import creation_deadline, creation_stopped
+from ._retry import refused_without_effect, retries_stopped
+from ._session import creation_deadline
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -343,8 +343,10 @@ class SwapResults:
             raise
         self._context = self._run()
         # The batch's tasks start here, and inherit the name of the call: the client's methods
-        # they use name no error after themselves (the outcome says "swap_many").
+        # they use name no error after themselves (the outcome says "swap_many"), and stop
+        # retrying once the circuit breaker tripped.
         token = CALLED.set("swap_many")
+        stopped = retries_stopped.set(self._batch.tripped)
         try:
             await self._context.__aenter__()
         except BaseException:
@@ -353,6 +355,7 @@ class SwapResults:
             raise
         finally:
             CALLED.reset(token)
+            retries_stopped.reset(stopped)
         return self
 
     async def __aexit__(
@@ -773,7 +776,6 @@ class _Job:
                     await self.entry.intent("video" if is_video else "image")
                     # The session's own retries of refusals stop at the job's deadline too.
                     deadline = creation_deadline.set(self.deadline)
-                    stopped = creation_stopped.set(batch.tripped)
                     try:
                         if is_video:
                             task: TaskHandle[Any] = await client.create_video_swap(
@@ -803,7 +805,6 @@ class _Job:
                         raise
                     finally:
                         creation_deadline.reset(deadline)
-                        creation_stopped.reset(stopped)
                     await self.entry.created(task.id)
         batch.created.append(task.id)
         batch.pending[task.id] = self.job

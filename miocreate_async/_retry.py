@@ -22,6 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import TracebackType
 
@@ -48,6 +49,7 @@ __all__ = [
     "is_transient",
     "parse_retry_after",
     "refused_without_effect",
+    "retries_stopped",
 ]
 
 logger = logging.getLogger("miocreate_async")
@@ -56,6 +58,10 @@ logger = logging.getLogger("miocreate_async")
 #: that a service in trouble shows where users look without flooding the log.
 RETRY_WARNING_INTERVAL = 5.0
 _last_warning = -RETRY_WARNING_INTERVAL
+
+#: Whether retries in this context (and the tasks it starts) must stop now: a batch's circuit
+#: breaker tripped, the service is down, and each retry would only delay the verdict.
+retries_stopped: ContextVar[Callable[[], bool] | None] = ContextVar("retries_stopped", default=None)
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -143,6 +149,9 @@ class Retrying:
         error, self._error = self._error, None
         if error is not None:
             self.failures += 1
+            stopped = retries_stopped.get()
+            if stopped is not None and stopped():
+                raise error
             delay = self._policy.backoff(self.failures, error.retry_after)
             if self._until is not None:
                 if delay >= self._until - anyio.current_time():

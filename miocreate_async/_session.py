@@ -44,7 +44,6 @@ __all__ = [
     "RateLimiter",
     "Session",
     "creation_deadline",
-    "creation_stopped",
 ]
 
 logger = logging.getLogger("miocreate_async")
@@ -57,11 +56,6 @@ MAX_REFRESHES = 3
 #: A deadline (``anyio.current_time()``) that bounds the retries of task creations in this
 #: context: a batch job sets its own, so refusals are not retried past it.
 creation_deadline: ContextVar[float | None] = ContextVar("creation_deadline", default=None)
-#: Whether the retries of task creations in this context must stop now (a batch's circuit
-#: breaker tripped: the service is down, and every retry would only delay the verdict).
-creation_stopped: ContextVar[Callable[[], bool] | None] = ContextVar(
-    "creation_stopped", default=None
-)
 
 
 class Limiter(Protocol):

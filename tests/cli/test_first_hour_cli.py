@@ -102,7 +102,6 @@ def folder_of(tmp_path: Path, count: int) -> Path:
 # --- item 1: a batch against a service that is down -------------------------------------------
 
 
-@BATCH_STAGE
 def test_batch_against_a_dead_service_announces_retries_and_ends(
     env: dict[str, str], tmp_path: Path, face: Path
 ) -> None:
