@@ -15,6 +15,7 @@ import attrs
 from .._client import MioCreate
 from .._config import Environment
 from .._models import ImageSwapResult, VideoSwapResult
+from .._transfer._get import names_a_folder
 from .._transfer._inputs import Key
 from ._args import Options
 
@@ -131,19 +132,13 @@ def check_free(path: Path, overwrite: bool) -> None:
 
 
 def output_folder(output: str) -> Path | None:
-    """The folder ``-o`` names, or None for a file. A folder is: a name ending with a separator
-    (``out/``), an existing folder, or a name without an extension that does not exist (as for
-    the library's ``download``). Only its last level may be missing: it is created later."""
-    path = Path(output).expanduser()
-    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    try:
-        folder = output.endswith(separators) or path.is_dir() or not (path.suffix or path.exists())
-    except OSError:  # a name too long, say: check_free says so
+    """The folder ``-o`` names (by the library's rule for ``download``), or None for a file.
+    Only its last level may be missing: it is created later."""
+    if not names_a_folder(output):
         return None
-    if folder:
-        check_parent(path / "-")
-        return path
-    return None
+    path = Path(output).expanduser()
+    check_parent(path / "-")
+    return path
 
 
 def check_parent(path: Path) -> None:

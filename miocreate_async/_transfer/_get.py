@@ -37,7 +37,7 @@ from ._replies import (
     transport_error,
 )
 
-__all__ = ["StalePartials", "download", "partial_owner", "stream"]
+__all__ = ["StalePartials", "download", "names_a_folder", "partial_owner", "stream"]
 
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
@@ -93,8 +93,7 @@ def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
         raise InvalidInputError(f"a destination cannot hold a NUL character: {text!r}")
     path = Path(text).expanduser()
     name = _safe_name(default_name)
-    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
-    if text.endswith(separators) or path.is_dir() or not (path.suffix or path.exists()):
+    if names_a_folder(text):
         _make_folder(path)
         path = path / name
     else:
@@ -109,6 +108,19 @@ def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
             f"({len(os.fsencode(path.name))} bytes, at most {NAME_MAX})"
         )
     return path
+
+
+def names_a_folder(destination: str) -> bool:
+    """Whether a destination is a folder: a name ending with a separator, an existing folder, or
+    a name without an extension that does not exist (``Path("out/")`` loses its slash)."""
+    path = Path(destination).expanduser()
+    separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    try:
+        return (
+            destination.endswith(separators) or path.is_dir() or not (path.suffix or path.exists())
+        )
+    except OSError:  # a name too long, say: refused as a file name
+        return False
 
 
 def _make_folder(folder: Path) -> None:
