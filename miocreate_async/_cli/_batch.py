@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import csv
 import hashlib
+import io
 import math
 import os
 import re
@@ -28,16 +29,17 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
-from .._batch import BatchEvent, SwapJob, SwapOutcome, SwapResults, UploadProgress
+from .._batch import BatchEvent, SwapJob, SwapOutcome, SwapResults, TaskCreated, UploadProgress
 from .._client import MioCreate
 from .._errors import SubmissionUncertainError
-from .._formats import ACCEPTED_EXTENSIONS
+from .._formats import ACCEPTED_EXTENSIONS, is_video_name
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
 from .._journal._tracker import identify
 from .._transfer._get import partial_owner
@@ -53,7 +55,7 @@ from ._common import (
     suffix_of,
     taken,
 )
-from ._console import stderr_console, stdout_console
+from ._console import log_sink, stderr_console, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
 from ._worker import add_redis, check_extra
@@ -131,6 +133,7 @@ def load_jobs(source: Path, face: Path | None, hd: bool, output: Path) -> list[R
             kinds = ", ".join(sorted(ACCEPTED_EXTENSIONS))
             raise CliError(f"no images or videos ({kinds}) in {source}")
     elif source.is_file():
+        _check_csv(source)
         pairs = _read_csv(source, face, hd)
     else:
         raise CliError(f"no such folder or CSV file: {source}")
@@ -161,35 +164,73 @@ def _natural(path: Path) -> list[tuple[int, str]]:
     return [(int(part), "") if part.isdigit() else (-1, part) for part in parts]
 
 
+#: What ``batch`` takes, for the refusals of anything else.
+_TAKES = (
+    "batch takes a folder of images and videos (with --face) or a CSV file of jobs, one "
+    "image,face[,hd] per line"
+)
+
+
+def _check_csv(source: Path) -> None:
+    """Refuse, as a usage error, a file that is not a CSV of jobs: one image or video (say
+    which command swaps it), or a binary file."""
+    kind = is_video_name(source.name)
+    if kind is not None:
+        command = "swap-video" if kind else "swap"
+        raise CliError(
+            f"{source} is {'a video' if kind else 'an image'}: {_TAKES}. For one file, use "
+            f"`miocreate {command} {source} --face FACE`"
+        )
+    with source.open("rb") as file:
+        head = file.read(4096)
+    if b"\0" in head:  # text never holds one
+        raise CliError(f"{source} is not a CSV text file: {_TAKES}")
+
+
+def _delimiter(text: str) -> str:
+    """``,`` or, for a CSV saved by a spreadsheet in a locale that writes decimal commas, ``;``:
+    whichever the first line of jobs holds more of."""
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return ";" if line.count(";") > line.count(",") else ","
+    return ","
+
+
 def _read_csv(
     source: Path, default_face: Path | None, default_hd: bool
 ) -> list[tuple[Path, Path, bool]]:
     base = source.parent
     pairs = []
-    with source.open(newline="", encoding="utf-8-sig") as file:
-        for line, record in enumerate(csv.reader(file), 1):
-            cells = [cell.strip() for cell in record]
-            if not any(cells) or cells[0].startswith("#"):
-                continue
-            if line == 1 and cells[0].lower() in _HEADERS:
-                continue
-            where = f"{source.name}, line {line}"
-            if len(cells) > 3:
-                raise CliError(f"{where}: expected image,face[,hd], got {len(cells)} columns")
-            image = base / cells[0]
-            if len(cells) > 1 and cells[1]:
-                face = base / cells[1]
-            elif default_face is not None:
-                face = default_face
-            else:
-                raise CliError(f"{where}: no face (add a face column, or pass --face)")
-            hd = default_hd
-            if len(cells) > 2:
-                flag = cells[2].lower()
-                if flag not in _TRUE | _FALSE:
-                    raise CliError(f"{where}: hd must be 1/0, true/false or yes/no: {cells[2]!r}")
-                hd = flag in _TRUE if flag else default_hd
-            pairs.append((image, face, hd))
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as file:
+            text = file.read()
+    except UnicodeDecodeError:
+        raise CliError(f"{source} is not UTF-8 text: save the CSV as UTF-8 ({_TAKES})") from None
+    delimiter = _delimiter(text)
+    columns = "image;face[;hd]" if delimiter == ";" else "image,face[,hd]"
+    for line, record in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1):
+        cells = [cell.strip() for cell in record]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if line == 1 and cells[0].lower() in _HEADERS:
+            continue
+        where = f"{source.name}, line {line}"
+        if len(cells) > 3:
+            raise CliError(f"{where}: expected {columns}, got {len(cells)} columns")
+        image = base / cells[0]
+        if len(cells) > 1 and cells[1]:
+            face = base / cells[1]
+        elif default_face is not None:
+            face = default_face
+        else:
+            raise CliError(f"{where}: no face (add a face column, or pass --face)")
+        hd = default_hd
+        if len(cells) > 2:
+            flag = cells[2].lower()
+            if flag not in _TRUE | _FALSE:
+                raise CliError(f"{where}: hd must be 1/0, true/false or yes/no: {cells[2]!r}")
+            hd = flag in _TRUE if flag else default_hd
+        pairs.append((image, face, hd))
     if not pairs:
         raise CliError(f"no jobs in {source}")
     return pairs
@@ -208,26 +249,64 @@ def _unique_stem(output: Path, image: Path, used: set[str]) -> Path:
 # --- running it --------------------------------------------------------------------------------
 
 
-def _progress(disable: bool) -> Progress:
+def _progress(disable: bool) -> tuple[Progress, Callable[[str], None]]:
+    """The batch's bars, and a setter of the status line drawn under them (retries)."""
+    from rich.console import RenderableType
     from rich.progress import (
         BarColumn,
         Progress,
+        ProgressColumn,
         SpinnerColumn,
+        Task,
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.text import Text
 
-    return Progress(
+    class _Eta(ProgressColumn):
+        """The time left, on the rows that ask for it (the tasks)."""
+
+        def render(self, task: Task) -> Text:
+            if not task.fields.get("eta") or task.finished:
+                return Text("")
+            left = task.time_remaining
+            shown = "-:--:--" if left is None else _clock(left)
+            return Text(f"ETA {shown}", style="progress.remaining")
+
+    status: list[Text] = []
+
+    class _Bars(Progress):
+        def get_renderables(self) -> Iterable[RenderableType]:
+            yield from super().get_renderables()
+            yield from status
+
+    def show(line: str) -> None:
+        # "upload failed: <why>; retrying (retry 2 in 0.5s)": what happens first, the cause
+        # after (a narrow terminal cuts the end of the line).
+        cause, found, retry = line.rpartition("; retrying (")
+        if found:
+            line = f"retrying ({retry} {cause}"
+        status[:] = [Text(line, style="yellow", overflow="ellipsis", no_wrap=True)]
+
+    bars = _Bars(
         SpinnerColumn(),
         TextColumn("{task.description:<10}"),
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
+        _Eta(),
         console=stderr_console(),
         disable=disable,
     )
+    return bars, show
+
+
+def _clock(seconds: float) -> str:
+    minutes, second = divmod(math.ceil(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
 
 
 class _Run:
@@ -258,13 +337,19 @@ class _Run:
         )
         self.succeeded = len(rows) - len(self.todo)
         self.failed = 0
+        #: Tasks created whose outcome has not come yet.
+        self.in_flight: set[int] = set()
         self.tasks = bars.add_task(
-            "tasks", total=len(rows), completed=self.succeeded, detail=self._tally()
+            "tasks", total=len(rows), completed=self.succeeded, detail=self._tally(), eta=True
         )
         self.downloads = bars.add_task("downloads", total=len(self.todo) or None, detail="")
 
     def event(self, event: BatchEvent) -> None:
-        """``swap_many``'s events: the bytes of the uploads move the uploads bar."""
+        """``swap_many``'s events: the bytes of the uploads move the uploads bar; the tasks
+        created count as in flight until their outcome."""
+        if isinstance(event, TaskCreated):
+            self.in_flight.add(event.task_id)
+            self.bars.update(self.tasks, detail=self._tally())
         if not isinstance(event, UploadProgress) or not isinstance(event.source, Path):
             return
         path = event.source.resolve()
@@ -299,7 +384,9 @@ class _Run:
                     row = todo[outcome.index]
                     row.task_id = outcome.task_id
                     row.resumed = outcome.resumed
+                    self.in_flight.discard(outcome.task_id or 0)
                     self.bars.advance(self.tasks)
+                    self.bars.update(self.tasks, detail=self._tally())
                     if outcome.result is None:
                         self._failed(row, outcome.error or RuntimeError("no result"))
                     else:
@@ -339,7 +426,7 @@ class _Run:
         self.bars.update(self.tasks, detail=self._tally())
 
     def _tally(self) -> str:
-        return _tally(self.succeeded, self.failed)
+        return f"{len(self.in_flight)} in flight, {_tally(self.succeeded, self.failed)}"
 
 
 async def _run_distributed(
@@ -591,6 +678,12 @@ def register(commands: Subcommands) -> None:
         "--no-journal", action="store_true", help="keep no journal (a rerun pays again)"
     )
     parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars; the summary lists the failed jobs only (for large batches)",
+    )
+    parser.add_argument(
         "--resubmit-uncertain",
         action="store_true",
         help="send again the jobs whose creation request may have been paid for without an "
@@ -607,14 +700,21 @@ async def run_batch(options: Options) -> int:
     ordered = await _resume(rows, journal, options, client.config.base_url)
     started = time.monotonic()
     interrupted = False
+    quiet = options.flag("quiet")
+    bars, status = _progress(disable=options.json or quiet)
+    # On a terminal, a retry is a line under the bars (elsewhere a line on stderr, as always).
+    log_sink(status if bars.console.is_terminal and not bars.disable else None)
     async with client:
-        with _progress(disable=options.json) as bars, _Interrupt() as stop:
+        with bars, _Interrupt() as stop:
             run = _Run(client, ordered, options, bars)
             with stop.scope:
-                if distributed:
-                    await _run_distributed(client, ordered, options, bars, output)
-                else:
-                    await run.swap(journal)
+                try:
+                    if distributed:
+                        await _run_distributed(client, ordered, options, bars, output)
+                    else:
+                        await run.swap(journal)
+                finally:
+                    log_sink(None)
             interrupted = stop.scope.cancel_called
     elapsed = time.monotonic() - started
     if interrupted:
@@ -634,7 +734,7 @@ async def run_batch(options: Options) -> int:
             }
         )
     else:
-        _summary(rows, succeeded, elapsed)
+        _summary(rows, succeeded, elapsed, failures_only=quiet)
     return 0 if succeeded == len(rows) else 1
 
 
@@ -707,12 +807,13 @@ def _interrupted(
 _TABLE_ROWS = 50
 
 
-def _summary(rows: list[Row], succeeded: int, elapsed: float) -> None:
+def _summary(rows: list[Row], succeeded: int, elapsed: float, *, failures_only: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
     console = stdout_console()
-    shown = rows if len(rows) <= _TABLE_ROWS else [row for row in rows if not row.ok]
+    every = len(rows) <= _TABLE_ROWS and not failures_only
+    shown = rows if every else [row for row in rows if not row.ok]
     title = "miocreate batch" if shown is rows else "miocreate batch: the failed jobs"
     table = Table(title=title)
     table.add_column("#", justify="right")

@@ -20,12 +20,11 @@ from miocreate_async.emulator import (
     Emulator,
     write_sample_face,
     write_sample_photo,
+    write_sample_video,
 )
 
 MIOCREATE = Path(sys.executable).with_name("miocreate")
 
-# The batch command's side of issue 14 lands after the batch runs through swap_many (issue 10).
-BATCH_STAGE = pytest.mark.xfail(strict=True, reason="issue 14's batch command fixes land next")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -113,6 +112,13 @@ def test_batch_against_a_dead_service_announces_retries_and_ends(
     assert "retrying" in done.stderr.lower()  # the line under the bars
     assert "unreachable" in done.stdout.lower()
 
+    # On a terminal, the retries are a line under the bars, not lines scrolling above them.
+    tty = {**env, "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}
+    done = run(tty, "batch", folder, "--face", face, "-o", "out1", "-j", "4", timeout=50)
+    assert done.returncode == EXIT_FAILED
+    assert "retrying" in done.stderr.lower()
+    assert "miocreate: " not in done.stderr  # no log line of its own
+
     done = run(env, "--json", "batch", folder, "--face", face, "-o", "out2", "-j", "4", timeout=50)
     assert done.returncode == EXIT_FAILED
     jobs = json.loads(done.stdout)["jobs"]
@@ -198,7 +204,6 @@ def test_json_task_failure(env: dict[str, str], served: Emulator, photo: Path, f
 # --- item 4: batch takes a folder or a CSV ----------------------------------------------------
 
 
-@BATCH_STAGE
 def test_batch_of_one_image_is_a_usage_error(
     env: dict[str, str], photo: Path, face: Path, served: Emulator
 ) -> None:
@@ -209,19 +214,34 @@ def test_batch_of_one_image_is_a_usage_error(
     assert "CSV" in done.stderr
     assert "miocreate swap" in done.stderr  # what to use for one image
     assert served.ledger["requests_total"] == requests
+    # A file that is no CSV (binary), and a video, likewise.
+    blob = photo.with_name("jobs.bin")
+    blob.write_bytes(b"\x00\x01binary")
+    done = run(env, "batch", blob, "--face", face)
+    assert done.returncode == EXIT_USAGE
+    assert "not a CSV" in done.stderr
+    video = write_sample_video(photo.with_name("clip.mp4"), duration=1.0)
+    done = run(env, "--json", "batch", video, "--face", face)
+    assert done.returncode == EXIT_USAGE
+    assert "miocreate swap-video" in json_error(done)["message"]
+    assert served.ledger["requests_total"] == requests
 
 
-@BATCH_STAGE
 def test_batch_reads_a_semicolon_csv(env: dict[str, str], tmp_path: Path, face: Path) -> None:
     folder_of(tmp_path, 2)
     jobs = tmp_path / "jobs.csv"
     jobs.write_text("image;face;hd\nphotos/p0.jpg;face.png;1\nphotos/p1.jpg;face.png;0\n")
     done = run(env, "batch", jobs, "-o", "out")
     assert done.returncode == EXIT_OK, done.stderr + done.stdout
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+    assert sorted(path.name for path in (tmp_path / "out").glob("[!.]*")) == [
         "p0-swapped.jpg",
         "p1-swapped.jpg",
     ]
+    # A semicolon CSV with a column too many is refused in its own terms, before any request.
+    jobs.write_text("photos/p0.jpg;face.png;1;extra\n")
+    done = run(env, "batch", jobs, "-o", "out2")
+    assert done.returncode == EXIT_USAGE
+    assert "expected image;face[;hd], got 4 columns" in done.stderr
 
 
 # --- item 8 and 12: --verbose, and output that fits the job ------------------------------------
@@ -282,7 +302,6 @@ def test_task_wait_downloads_like_swap_and_its_spinner_has_no_bytes(
     assert "exists" in again.stderr
 
 
-@BATCH_STAGE
 def test_batch_bars_show_eta_and_in_flight_and_quiet_shows_failures_only(
     env: dict[str, str], tmp_path: Path, face: Path
 ) -> None:
