@@ -21,6 +21,9 @@ from ._console import Bars, stdout_console
 from ._steps import Destination, check_kind, parse_task_id, print_saved, upload_all, wait_task
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .._models import TaskHandle
     from ._args import Subcommands
 
 __all__ = ["register"]
@@ -136,13 +139,9 @@ async def swap_faces(options: Options) -> int:
             targets = [_face(which, found) for which, _ in pairs]
             new_keys = await upload_all(client, bars, [new for _, new in pairs])
             mapping: dict[DetectedFace | str, str] = dict(zip(targets, new_keys, strict=True))
-            result: SwapResult
-            if kind:
-                create = client.create_multi_video_swap(detection, mapping, hd=hd)
-                task_id, result = await wait_task(client, bars, "swap faces", create, timeout)
-            else:
-                create_image = client.create_multi_image_swap(detection, mapping, hd=hd)
-                task_id, result = await wait_task(client, bars, "swap faces", create_image, timeout)
+            create = client.create_multi_video_swap if kind else client.create_multi_image_swap
+            swap: Awaitable[TaskHandle[SwapResult]] = create(detection, mapping, hd=hd)
+            task_id, result = await wait_task(client, bars, "swap faces", swap, timeout)
             path = await destination.download(result, bars, task_id)
     print_saved(options, task_id, path, result)
     return 0

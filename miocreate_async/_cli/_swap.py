@@ -10,6 +10,9 @@ from ._console import Bars
 from ._steps import Destination, check_kind, print_saved, upload_all, wait_task
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .._models import TaskHandle
     from ._args import Subcommands
 
 __all__ = ["register"]
@@ -51,13 +54,9 @@ async def _swap(options: Options, *, video: bool) -> int:
     async with make_client(options) as client:
         with Bars(disable=options.json) as bars:
             media_key, face_key = await upload_all(client, bars, [media, face])
-            result: SwapResult
-            if video:
-                submit = client.create_video_swap(media_key, face_key, hd=hd)
-                task_id, result = await wait_task(client, bars, "swap", submit, timeout)
-            else:
-                submit_image = client.create_image_swap(media_key, face_key, hd=hd)
-                task_id, result = await wait_task(client, bars, "swap", submit_image, timeout)
+            create = client.create_video_swap if video else client.create_image_swap
+            submit: Awaitable[TaskHandle[SwapResult]] = create(media_key, face_key, hd=hd)
+            task_id, result = await wait_task(client, bars, "swap", submit, timeout)
             path = await destination.download(result, bars, task_id)
     print_saved(options, task_id, path, result)
     return 0
