@@ -91,6 +91,10 @@ class Row:
     def ok(self) -> bool:
         return self.path is not None and self.error is None
 
+    def target(self, result: SwapResult) -> Path:
+        """Where its result is saved: the stem with the result's real extension."""
+        return self.stem.with_name(self.stem.name + suffix_of(result))
+
     @property
     def status(self) -> str:
         if self.ok:
@@ -404,7 +408,7 @@ class _Run:
         result = outcome.result
         assert result is not None
         try:
-            target = row.stem.with_name(row.stem.name + suffix_of(result))
+            target = row.target(result)
             if outcome.resumed and _saved(target, result.size):
                 path = target  # saved by a run that stopped before recording it
             else:
@@ -446,8 +450,7 @@ async def _run_distributed(
 
     async def fetch(row: Row, result: SwapResult) -> None:
         try:
-            target = row.stem.with_name(row.stem.name + suffix_of(result))
-            row.path = await result.download(target, overwrite=options.overwrite)
+            row.path = await result.download(row.target(result), overwrite=options.overwrite)
             counts["ok"] += 1
         except Exception as error:
             row.error = error
