@@ -20,18 +20,23 @@ the client's CPU time per GiB, and how busy the emulator was.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import resource
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    REPO,
     EmulatorProcess,
     Table,
     base_parser,
@@ -115,6 +120,8 @@ async def _curl(spec: dict[str, Any]) -> dict[str, Any]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         url = await _upload_url(session, spec, headers)
+        if spec.get("sink"):
+            url = spec["sink"] + "/large.mp4"
         process = await asyncio.create_subprocess_exec(
             "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", spec["path"], url,
             stdout=asyncio.subprocess.PIPE,
@@ -132,7 +139,108 @@ async def _curl(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     sides = {"upload()": _miocreate, "aiohttp": _aiohttp, "curl -T": _curl}
+    if spec.get("sink"):
+        sides = {"upload()": _miocreate_to_sink, "aiohttp": _aiohttp_to_sink, "curl -T": _curl}
     return await sides[spec["side"]](spec)
+
+
+# --- the same PUTs to a plain socket sink -------------------------------------------------------
+# The emulator hashes and stores what it receives on one core, and was the slower end: a sink
+# that only reads (``recv_into`` one buffer, in a process of its own) shows the senders' limit.
+
+
+async def _miocreate_to_sink(spec: dict[str, Any]) -> dict[str, Any]:
+    """``upload()`` itself, told the sink's URL where the API would give a presigned one."""
+    from miocreate_async import MioCreate, UploadTarget
+
+    async with MioCreate(spec["client_id"], spec["client_secret"], base_url=spec["url"]) as mc:
+
+        async def sink_target(file_name: str) -> UploadTarget:
+            return UploadTarget(upload_url=spec["sink"] + "/" + file_name, key=file_name)
+
+        await mc.get_upload_url("warm-up.mp4")  # the token, as in the other runs
+        mc.get_upload_url = sink_target  # type: ignore[method-assign]
+        baseline, cpu = rss(), cpu_now()
+        reset_peak_rss()
+        start = time.perf_counter()
+        await mc.upload(spec["path"])
+        elapsed = time.perf_counter() - start
+        return _figures(elapsed, cpu_now() - cpu, baseline, peak_rss())
+
+
+async def _aiohttp_to_sink(spec: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        baseline, cpu = rss(), cpu_now()
+        reset_peak_rss()
+        start = time.perf_counter()
+        with open(spec["path"], "rb") as file:
+            async with session.put(spec["sink"] + "/large.mp4", data=file) as reply:
+                if reply.status != 200:
+                    raise RuntimeError(f"HTTP {reply.status}")
+        elapsed = time.perf_counter() - start
+        return _figures(elapsed, cpu_now() - cpu, baseline, peak_rss())
+
+
+def _sink() -> int:
+    """``python -m benchmarks.upload --sink``: answer 200 to every PUT, keeping nothing."""
+    server = socket.create_server(("127.0.0.1", 0))
+    print(f"http://127.0.0.1:{server.getsockname()[1]}", flush=True)
+    while True:
+        connection, _ = server.accept()
+        threading.Thread(target=_drain, args=(connection,), daemon=True).start()
+
+
+def _drain(connection: socket.socket) -> None:
+    buffer = memoryview(bytearray(1024 * 1024))
+    with connection:
+        pending = b""
+        while True:
+            while b"\r\n\r\n" not in pending:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                pending += chunk
+            head, _, pending = pending.partition(b"\r\n\r\n")
+            fields = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+            }
+            if b"100-continue" in fields.get(b"expect", b"").lower():
+                connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            left = int(fields.get(b"content-length", b"0")) - len(pending)
+            pending = b""
+            while left > 0:
+                received = connection.recv_into(buffer[: min(left, len(buffer))])
+                if not received:
+                    return
+                left -= received
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+class _SinkProcess:
+    """The sink in a process of its own, with its CPU time read as the emulator's is."""
+
+    def __enter__(self) -> _SinkProcess:
+        command = [sys.executable, "-m", "benchmarks.upload", "--sink"]
+        self._process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        self.url = self._process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.__exit__()
+            raise RuntimeError("the sink did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._process.kill()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the driver -------------------------------------------------------------------------------
@@ -140,9 +248,12 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = base_parser(__doc__ or "", rounds=5)
+    cli.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     args = cli.parse_args(argv)
     if args.worker:
         return serve_worker(args.worker, _worker)
+    if args.sink:
+        return _sink()
     from miocreate_async.emulator import write_sample_video
 
     size = size_of(args, smoke=4, default=100, full=500) * 1024 * 1024
@@ -171,7 +282,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return result
 
             results = in_turn(rounds, sides, run)
-    return _report(results, size)
+            _report(results, size, "the emulator")
+            with _SinkProcess() as sink:
+
+                def to_sink(side: str, _: int) -> dict[str, Any]:
+                    spec = {**emulator.spec(), "side": side, "path": str(path), "sink": sink.url}
+                    before = sink.cpu_seconds()
+                    result = run_worker("benchmarks.upload", spec)
+                    result["emulator_cpu"] = sink.cpu_seconds() - before
+                    return result
+
+                print()
+                _report(in_turn(rounds, sides, to_sink), size, "a plain socket sink")
+    return 0
 
 
 def _memory_dir(size: int) -> str | None:
@@ -184,7 +307,9 @@ def _memory_dir(size: int) -> str | None:
     return "/dev/shm" if free > 4 * size else None
 
 
-def _report(results: dict[str, list[dict[str, Any]]], size: int) -> int:
+def _report(results: dict[str, list[dict[str, Any]]], size: int, receiver: str) -> None:
+    print(f"To {receiver}:\n")
+    receiver_cpu = "emulator CPU s/GiB" if receiver == "the emulator" else "sink CPU s/GiB"
     table = Table(
         "side",
         "MiB/s",
@@ -193,7 +318,7 @@ def _report(results: dict[str, list[dict[str, Any]]], size: int) -> int:
         "peak RSS MiB",
         "RSS growth MiB",
         "client CPU s/GiB",
-        "emulator CPU s/GiB",
+        receiver_cpu,
     )
     gib = size / 1024**3
 
@@ -217,7 +342,7 @@ def _report(results: dict[str, list[dict[str, Any]]], size: int) -> int:
     versus_aiohttp = ratio(ours, speeds("aiohttp"))
     growth = mib(max(run["growth"] for run in results["upload()"]))
     lines = [
-        f"upload() throughput {versus_aiohttp:.3f}x bare aiohttp's (target >= 0.9x: "
+        f"to {receiver}: upload() throughput {versus_aiohttp:.3f}x bare aiohttp's (target >= 0.9x: "
         f"{'met' if versus_aiohttp >= 0.9 else 'MISSED'})",
         f"upload() memory growth at most {growth:.1f} MiB over the rounds (target < 16 MB: "
         f"{'met' if growth * 1.048576 < 16 else 'MISSED'})",
@@ -228,13 +353,12 @@ def _report(results: dict[str, list[dict[str, Any]]], size: int) -> int:
             [run["cpu"] for run in results["upload()"]], [run["cpu"] for run in results["curl -T"]]
         )
         lines[1:1] = [
-            f"upload() throughput {versus_curl:.3f}x curl's (target >= 0.9x: "
+            f"to {receiver}: upload() throughput {versus_curl:.3f}x curl's (target >= 0.9x: "
             f"{'met' if versus_curl >= 0.9 else 'MISSED'})",
             f"upload() client CPU per GiB {cpu_versus_curl:.2f}x curl's (target <= 1.5x: "
             f"{'met' if cpu_versus_curl <= 1.5 else 'MISSED'})",
         ]
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
