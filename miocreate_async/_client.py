@@ -89,9 +89,9 @@ def _public(
 
     @functools.wraps(method)
     async def call(self: MioCreate, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        self._session.check_loop()
-        if CALLED.get() is not None:
+        if CALLED.get() is not None:  # inside another public call, which checked and names
             return await method(self, *args, **kwargs)
+        self._session.check_loop()
         token = CALLED.set(name)
         started = time.monotonic()
         try:
@@ -425,15 +425,12 @@ class MioCreate:
     # --- tasks ----------------------------------------------------------------------------------
 
     @overload
-    async def get_task(self, task: TaskHandle[R]) -> TaskInfo[R]: ...
+    async def get_task(self, /, task: TaskHandle[R]) -> TaskInfo[R]: ...
     @overload
-    async def get_task(self, task: int | str) -> TaskInfo[TaskResult]: ...
+    async def get_task(self, /, task: int | str) -> TaskInfo[TaskResult]: ...
+    @_public
     async def get_task(self, task: TaskRef) -> TaskInfo[Any]:
         """The task's status and message, with its typed result once it succeeded."""
-        return await self._get_task(task)
-
-    @_public
-    async def _get_task(self, task: TaskRef) -> TaskInfo[Any]:
         self._call_ready()
         task_id, kind = _task_ref(task)
         detail = await self._call(
@@ -445,14 +442,8 @@ class MioCreate:
         result = None
         if status is TaskStatus.SUCCEEDED:
             result = self._result(detail.additional_data, kind, task_id)
-        return TaskInfo(
-            id=task_id,
-            status=status,
-            status_code=detail.status,
-            message=detail.message,
-            kind=kind,
-            result=result,
-        )
+        # id, status, status_code, message, kind, result (by position: half the cost)
+        return TaskInfo(task_id, status, detail.status, detail.message, kind, result)
 
     @overload
     async def wait(self, task: TaskHandle[R], *, timeout: float = ...) -> R: ...

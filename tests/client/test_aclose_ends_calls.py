@@ -1,0 +1,131 @@
+"""``aclose()`` ends API calls in flight with ClientClosedError, wherever they wait, and leaves
+the callers' tasks as they were: not cancelled afterwards, their own cancellations kept."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import anyio
+import anyio.lowlevel
+import pytest
+from aiohttp import web
+from hardening_fakes import FakeService, envelope
+
+from miocreate_async import ClientClosedError, Config, MioCreate, Operation, RetryPolicy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeService]:
+    async with FakeService() as service:
+        yield service
+
+
+def _hang(started: anyio.Event) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def hang(request: web.Request) -> web.Response:
+        await request.read()
+        started.set()
+        await anyio.sleep(30)
+        return envelope({"id": 1, "status": 1, "message": "", "additional_data": {}})
+
+    return hang
+
+
+def _not_cancelled() -> bool:
+    task = asyncio.current_task()
+    return sys.version_info < (3, 11) or (task is not None and task.cancelling() == 0)
+
+
+async def _closed_while(
+    mc: MioCreate, call: Callable[[], Awaitable[object]], started: anyio.Event, callers: int = 1
+) -> list[BaseException]:
+    """Run ``callers`` tasks making ``call``, close the client once the server saw one, and
+    return what each caller got; each checks that its task is not left cancelled."""
+    outcomes: list[BaseException] = []
+    after: list[bool] = []
+    all_done = anyio.Event()
+
+    async def caller() -> None:
+        try:
+            await call()
+        except Exception as exc:
+            outcomes.append(exc)
+        await anyio.lowlevel.checkpoint()  # a cancellation left pending would land here
+        after.append(_not_cancelled())
+        if len(after) == callers:
+            all_done.set()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(callers):
+            group.start_soon(caller)
+        with anyio.fail_after(10):
+            await started.wait()
+        await mc.aclose()
+        with anyio.fail_after(2):
+            await all_done.wait()
+    assert after == [True] * callers
+    return outcomes
+
+
+async def test_aclose_ends_calls_waiting_for_their_replies(fake: FakeService) -> None:
+    started = anyio.Event()
+    fake.api(Operation.TASK_DETAIL, _hang(started))
+    mc = fake.client()
+    outcomes = await _closed_while(mc, lambda: mc.get_task(1), started, callers=3)
+    assert [type(exc) for exc in outcomes] == [ClientClosedError] * 3
+
+
+async def test_aclose_ends_calls_on_a_session_the_user_owns(fake: FakeService) -> None:
+    started = anyio.Event()
+    fake.api(Operation.TASK_DETAIL, _hang(started))
+    async with aiohttp.ClientSession() as http:
+        mc = MioCreate(token="t", config=Config(base_url=fake.url), session=http)
+        outcomes = await _closed_while(mc, lambda: mc.get_task(1), started)
+        assert [type(exc) for exc in outcomes] == [ClientClosedError]
+        assert not http.closed  # borrowed: still the user's to close
+
+
+async def test_aclose_ends_a_call_waiting_to_retry(fake: FakeService) -> None:
+    started = anyio.Event()
+
+    async def busy(request: web.Request) -> web.Response:
+        await request.read()
+        started.set()
+        return web.Response(status=503)
+
+    fake.api(Operation.TASK_DETAIL, busy)
+    mc = fake.client(retry=RetryPolicy(attempts=5, initial=30, maximum=30, jitter=False))
+    outcomes = await _closed_while(mc, lambda: mc.get_task(1), started)
+    assert [type(exc) for exc in outcomes] == [ClientClosedError]
+    assert fake.hits[fake.path(Operation.TASK_DETAIL)] == 1
+
+
+async def test_aclose_ends_calls_waiting_for_a_token(fake: FakeService) -> None:
+    started = anyio.Event()
+
+    async def slow_token(request: web.Request) -> web.Response:
+        await request.read()
+        started.set()
+        await anyio.sleep(30)
+        return envelope({"access_token": "tok", "expires_in": 3600})
+
+    fake.api(Operation.TOKEN, slow_token)
+    mc = fake.client(token=None)
+    outcomes = await _closed_while(mc, lambda: mc.get_task(1), started, callers=2)
+    assert [type(exc) for exc in outcomes] == [ClientClosedError] * 2
+    assert fake.hits[fake.path(Operation.TOKEN)] == 1
+
+
+async def test_a_callers_own_timeout_is_not_taken_for_a_close(fake: FakeService) -> None:
+    started = anyio.Event()
+    fake.api(Operation.TASK_DETAIL, _hang(started))
+    async with fake.client() as mc:
+        with anyio.move_on_after(0.3) as scope:
+            await mc.get_task(1)
+        assert scope.cancelled_caught
+        assert _not_cancelled()
+        await anyio.lowlevel.checkpoint()
