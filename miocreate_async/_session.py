@@ -179,9 +179,9 @@ class Session:
             None,
             {"Accept": "application/json"},
         )
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.timeout, sock_connect=config.connect_timeout
-        )
+        # The reply's deadline is a _Deadline's (aiohttp's total timeout costs 5 % of a call);
+        # aiohttp keeps the connect timeout (a ConnectError, which a batch's breaker counts).
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout)
         #: The event loop the connections belong to, from the first request on.
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Connection failures in a row with no reply between them (a batch's circuit breaker
@@ -323,15 +323,16 @@ class Session:
         url = self.config.url(operation)
         name = operation.value
         try:
-            # Awaited, not entered: the context manager's two extra coroutines cost about 5 %
-            # of a call; ``release()`` below is all that its exit does for a read reply.
-            response = await http.request(
-                method, url, json=body, params=params, headers=headers, timeout=self._timeout
-            )
-            try:
-                raw = await _read_capped(response, name)
-            finally:
-                response.release()
+            with _Deadline(self.config.timeout):
+                # Awaited, not entered: the context manager's two extra coroutines cost about
+                # 5 % of a call; ``release()`` is all that its exit does for a read reply.
+                response = await http.request(
+                    method, url, json=body, params=params, headers=headers, timeout=self._timeout
+                )
+                try:
+                    raw = await _read_capped(response, name)
+                finally:
+                    response.release()
         except aiohttp.ConnectionTimeoutError as exc:
             self.connect_failures += 1
             raise ConnectError(f"connecting timed out: {exc}", operation=name) from exc
@@ -501,30 +502,56 @@ class _Guard:
             raise ClientClosedError("the client was closed while this was in progress") from exc
 
 
-class _CallGuard:
-    """What ``aclose()`` ends an API call with: ``ClientClosedError``, wherever it waits.
+class _CancelsItsTask:
+    """Cancels the task it was entered in, and tells that cancellation apart from any other.
 
-    An anyio cancel scope (``_Guard``) costs about 6 % of a call's CPU; this costs little on
-    entry and exit, and ``aclose()`` cancels the task. The task is then suspended at an await
-    inside the call (aclose runs in another task), so the cancellation lands in the call and
-    nowhere else. A call has no shielded waits (no thread), so nothing needs a scope's shield.
+    What aiohttp's timer and anyio's scopes do, at a fraction of the cost per call: the task is
+    suspended at an await inside the ``with`` when ``cancel()`` runs (from another task or a
+    timer), so the cancellation lands there. A cancellation of the caller's own (a timeout
+    around the call) is never taken for ours: it leaves one more ``cancelling()`` than on
+    entry (Python 3.11+), and goes on as it is.
     """
 
-    __slots__ = ("_cancelling", "_session", "_task", "closing")
+    __slots__ = ("_cancelling", "_task", "cancelled")
+
+    def _entered(self) -> None:
+        self.cancelled = False
+        self._task = task = asyncio.current_task()
+        self._cancelling = 0
+        if sys.version_info >= (3, 11) and task is not None:  # cancelling() is new in 3.11
+            self._cancelling = task.cancelling()
+
+    def cancel(self) -> None:
+        if not self.cancelled and self._task is not None:
+            self.cancelled = True
+            self._task.cancel()
+
+    def _replaces(self, exc_type: type[BaseException] | None) -> bool:
+        """Whether the exception leaving the ``with`` is our cancellation's, to be replaced."""
+        if not self.cancelled:
+            return False
+        task = self._task
+        if sys.version_info >= (3, 11) and task is not None:
+            task.uncancel()
+            if task.cancelling() > self._cancelling:
+                return False  # cancelled by its caller too: that cancellation goes on
+        return exc_type is not None
+
+
+class _CallGuard(_CancelsItsTask):
+    """What ``aclose()`` ends an API call with: ``ClientClosedError``, wherever it waits (an
+    anyio scope, as ``_Guard``, costs about 6 % of a call's CPU). A call has no shielded wait
+    (no thread), so nothing needs a scope's shield."""
+
+    __slots__ = ("_session",)
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self.closing = False
 
     def __enter__(self) -> None:
         if self._session._closed:
             raise ClientClosedError("the client is closed; create a new MioCreate")
-        self._task = task = asyncio.current_task()
-        # A cancellation of the caller's own (a timeout around the call) is never taken for
-        # ours: it shows as one more cancelling() than on entry.
-        self._cancelling = 0
-        if sys.version_info >= (3, 11) and task is not None:  # cancelling() is new in 3.11
-            self._cancelling = task.cancelling()
+        self._entered()
         self._session._calls.add(self)
 
     def __exit__(
@@ -535,16 +562,8 @@ class _CallGuard:
     ) -> None:
         session = self._session
         session._calls.discard(self)
-        if self.closing:
-            task = self._task
-            if sys.version_info >= (3, 11) and task is not None:
-                task.uncancel()
-                if task.cancelling() > self._cancelling:
-                    return  # cancelled by its caller too: that cancellation goes on
-            if exc_type is not None:
-                raise ClientClosedError(
-                    "the client was closed while this was in progress"
-                ) from None
+        if self._replaces(exc_type):
+            raise ClientClosedError("the client was closed while this was in progress") from None
         # aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly.
         failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
         if failed and session.closed and not isinstance(exc, ClientClosedError):
@@ -552,19 +571,38 @@ class _CallGuard:
 
 
 def _cancel_calls(calls: set[_CallGuard]) -> None:
-    """Cancel each task with a call in flight, once: the guard marked ``closing`` (one per
-    task, even with calls nested in it: a token exchange) turns it into ClientClosedError."""
+    """Cancel each task with a call in flight, once: one guard per task (even with calls
+    nested in it: a token exchange) turns that into ClientClosedError."""
     current = asyncio.current_task()
-    cancelled: set[asyncio.Task[Any]] = set()
+    cancelled: set[asyncio.Task[Any] | None] = {None, current}  # current: its next request fails
     for guard in list(calls):
-        task = guard._task
-        if task is None or task is current:  # its next request finds the client closed
-            continue
-        if task in cancelled:
-            continue
-        guard.closing = True
-        cancelled.add(task)
-        task.cancel()
+        if guard._task not in cancelled:
+            cancelled.add(guard._task)
+            guard.cancel()
+
+
+class _Deadline(_CancelsItsTask):
+    """``with _Deadline(seconds):`` raises TimeoutError once they have passed: one timer."""
+
+    __slots__ = ("_handle", "_seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._entered()
+        loop = asyncio.get_running_loop()
+        self._handle = loop.call_at(loop.time() + self._seconds, self.cancel)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._handle.cancel()
+        if self._replaces(exc_type):
+            raise TimeoutError from None
 
 
 def _raise_if_final(

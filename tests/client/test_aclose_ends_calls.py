@@ -14,7 +14,15 @@ import pytest
 from aiohttp import web
 from hardening_fakes import FakeService, envelope
 
-from miocreate_async import ClientClosedError, Config, MioCreate, Operation, RetryPolicy
+from miocreate_async import (
+    ClientClosedError,
+    Config,
+    MioCreate,
+    MioCreateTimeoutError,
+    Operation,
+    RetryPolicy,
+    SubmissionUncertainError,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +137,45 @@ async def test_a_callers_own_timeout_is_not_taken_for_a_close(fake: FakeService)
         assert scope.cancelled_caught
         assert _not_cancelled()
         await anyio.lowlevel.checkpoint()
+
+
+# --- the reply's deadline (Config.timeout) ------------------------------------------------------
+
+
+async def test_a_reply_that_never_comes_times_out_each_try(fake: FakeService) -> None:
+    started = anyio.Event()
+    fake.api(Operation.TASK_DETAIL, _hang(started))
+    async with fake.client(timeout=0.2) as mc:
+        with anyio.fail_after(10), pytest.raises(MioCreateTimeoutError, match="no reply within"):
+            await mc.get_task(1)
+        assert _not_cancelled()
+        await anyio.lowlevel.checkpoint()
+    assert fake.hits[fake.path(Operation.TASK_DETAIL)] == 3  # QUICK_RETRY's three tries
+
+
+async def test_a_reply_whose_body_stops_times_out(fake: FakeService) -> None:
+    async def half(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b'{"code": 200, ')
+        await anyio.sleep(30)
+        return response
+
+    fake.api(Operation.TASK_DETAIL, half)
+    async with fake.client(timeout=0.2, retry=RetryPolicy(attempts=1)) as mc:
+        with anyio.fail_after(10), pytest.raises(MioCreateTimeoutError):
+            await mc.get_task(1)
+        assert _not_cancelled()
+
+
+async def test_a_creation_without_a_reply_is_uncertain_and_never_sent_again(
+    fake: FakeService,
+) -> None:
+    started = anyio.Event()
+    fake.api(Operation.IMAGE_SWAP, _hang(started))
+    async with fake.client(timeout=0.2) as mc:
+        with anyio.fail_after(10), pytest.raises(SubmissionUncertainError):
+            await mc.create_image_swap("photos/a.jpg", "faces/b.jpg")
+        assert _not_cancelled()
+    assert fake.hits[fake.path(Operation.IMAGE_SWAP)] == 1
