@@ -102,7 +102,8 @@ def _public(
             raise
         finally:
             CALLED.reset(token)
-        logger.info("%s done in %.2fs", name, time.monotonic() - started)
+        if logger.isEnabledFor(logging.INFO):  # one call instead of two: this runs per poll
+            logger.info("%s done in %.2fs", name, time.monotonic() - started)
         return result
 
     return call

@@ -261,14 +261,17 @@ def _inline(annotation: Any, value: str, coerce: str) -> str:
 
 def _fast_structure(cls: Any) -> Callable[[Any, dict[str, Any]], Any]:
     """A structure function for a flat attrs class of ints, floats and strings, generated
-    once (as attrs and cattrs generate theirs): one keyword per field, no dispatch."""
+    once (as attrs and cattrs generate theirs): no dispatch, and the wire fields passed by
+    position (half the cost of keywords) while they come before the client's own."""
     namespace: dict[str, Any] = {"cls": cls}
     arguments = []
+    by_position = True
     for index, field in enumerate(attrs.fields(cls)):
         if field.metadata.get("local"):
+            by_position = False
             continue
         coerce = _coercer(field.type)
-        if coerce is None:
+        if coerce is None or not field.init:
             raise TypeError(f"{cls.__name__}.{field.name} is not flat")
         if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
             raise TypeError(f"{cls.__name__}.{field.name} has a factory default")
@@ -277,7 +280,7 @@ def _fast_structure(cls: Any) -> Callable[[Any, dict[str, Any]], Any]:
         if field.default is not attrs.NOTHING:
             namespace[f"d{index}"] = field.default
             value += f" if {field.name!r} in data else d{index}"
-        arguments.append(f"{field.alias}={value}")
+        arguments.append(value if by_position else f"{field.alias}={value}")
     source = f"def build(data, local):\n    return cls({', '.join(arguments)}, **local)\n"
     exec(compile(source, f"<fast structure {cls.__name__}>", "exec"), namespace)
     build: Callable[[Any, dict[str, Any]], Any] = namespace["build"]

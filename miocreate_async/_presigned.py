@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -23,9 +24,16 @@ def url_expiry(url: str) -> datetime | None:
     if date is None or expires is None:
         found = {name.lower(): value for name, value in _PARAM.findall(url)}
         date, expires = found.get("date"), found.get("expires")
-    if not date or not expires or len(date) != 16 or date[8] != "T" or date[15] != "Z":
+    if not date or not expires:
         return None
-    if not expires.isdecimal():
+    return _expiry(date, expires)
+
+
+@functools.lru_cache(maxsize=256)
+def _expiry(date: str, expires: str) -> datetime | None:
+    """The expiry of URLs signed at ``date`` for ``expires`` seconds: the results polled in
+    one second share both, so each pair is parsed once."""
+    if len(date) != 16 or date[8] != "T" or date[15] != "Z" or not expires.isdecimal():
         return None
     try:
         # SigV4 and GCS V4 URLs live at most 7 days: a longer claim is read as the longest.

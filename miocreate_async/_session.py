@@ -350,7 +350,8 @@ class Session:
             ) from exc
         self.connect_failures = 0
         status = response.status
-        logger.debug("%s %s -> HTTP %d", method, url, status)
+        if logger.isEnabledFor(logging.DEBUG):  # one call instead of two, on every request
+            logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
             data = _decode(raw, status, response.reason or "", name, self.secrets)
         except MioCreateError as error:
