@@ -192,10 +192,15 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
-    def check_loop(self) -> None:
-        """Refuse, clearly, to be used from another event loop than the first one."""
-        loop = asyncio.get_running_loop()
-        if self._loop is None or self._loop is loop:
+    def check_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Refuse, clearly, to be used from another event loop than the first one (the one
+        the connections belong to, bound here on first use)."""
+        if loop is None:  # each look-up is a getpid() system call on Python 3.11
+            loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is None:
+            self._loop = loop
             return
         raise RuntimeError(
             "this MioCreate was first used in another event loop"
@@ -209,7 +214,6 @@ class Session:
         if self._closed:
             raise ClientClosedError("the client is closed; create a new MioCreate")
         self.check_loop()
-        self._loop = asyncio.get_running_loop()
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.config.max_connections),
@@ -263,10 +267,10 @@ class Session:
         """
         creates = operation.creates_task
         safe = refused_without_effect if creates else is_transient
-        with _CallGuard(self):
+        with _CallGuard(self) as guard:
             # The first try is sent without the retry loop, which only a failure needs.
             try:
-                return await self._send(operation, method, body, params, authenticated)
+                return await self._send(guard, operation, method, body, params, authenticated)
             except MioCreateError as error:
                 _raise_if_final(error, operation, safe)
                 failed = error
@@ -277,7 +281,9 @@ class Session:
             ):
                 with attempt:
                     try:
-                        data = await self._send(operation, method, body, params, authenticated)
+                        data = await self._send(
+                            guard, operation, method, body, params, authenticated
+                        )
                     except MioCreateError as error:
                         _raise_if_final(error, operation, safe)
                         raise
@@ -285,6 +291,7 @@ class Session:
 
     async def _send(
         self,
+        guard: _CallGuard,
         operation: Operation,
         method: str,
         body: Any,
@@ -296,7 +303,7 @@ class Session:
         while True:
             token = await self.auth.token() if authenticated and self.auth else None
             try:
-                return await self._send_once(operation, method, body, params, token)
+                return await self._send_once(guard, operation, method, body, params, token)
             except AuthenticationError:
                 if token is None or self.auth is None or not self.auth.refreshable:
                     raise
@@ -308,13 +315,15 @@ class Session:
 
     async def _send_once(
         self,
+        guard: _CallGuard,
         operation: Operation,
         method: str,
         body: Any,
         params: dict[str, str] | None,
         token: str | None,
     ) -> Any:
-        http = self.http()
+        # The guard checked the loop: the session's own checks are needed only to make it.
+        http = self._http if self._http is not None and not self._closed else self.http()
         if self._limiter is not None:
             await self._limiter.acquire()
         adaptive = self._adaptive
@@ -323,7 +332,7 @@ class Session:
         url = self.config.url(operation)
         name = operation.value
         try:
-            with _Deadline(self.config.timeout):
+            with _Deadline(self.config.timeout, guard.task):
                 # Awaited, not entered: the context manager's two extra coroutines cost about
                 # 5 % of a call; ``release()`` is all that its exit does for a read reply.
                 response = await http.request(
@@ -513,25 +522,25 @@ class _CancelsItsTask:
     entry (Python 3.11+), and goes on as it is.
     """
 
-    __slots__ = ("_cancelling", "_task", "cancelled")
+    __slots__ = ("_cancelling", "cancelled", "task")
 
-    def _entered(self) -> None:
+    def _entered(self, task: asyncio.Task[Any] | None) -> None:
         self.cancelled = False
-        self._task = task = asyncio.current_task()
+        self.task = task
         self._cancelling = 0
         if sys.version_info >= (3, 11) and task is not None:  # cancelling() is new in 3.11
             self._cancelling = task.cancelling()
 
     def cancel(self) -> None:
-        if not self.cancelled and self._task is not None:
+        if not self.cancelled and self.task is not None:
             self.cancelled = True
-            self._task.cancel()
+            self.task.cancel()
 
     def _replaces(self, exc_type: type[BaseException] | None) -> bool:
         """Whether the exception leaving the ``with`` is our cancellation's, to be replaced."""
         if not self.cancelled:
             return False
-        task = self._task
+        task = self.task
         if sys.version_info >= (3, 11) and task is not None:
             task.uncancel()
             if task.cancelling() > self._cancelling:
@@ -549,11 +558,15 @@ class _CallGuard(_CancelsItsTask):
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def __enter__(self) -> None:
-        if self._session._closed:
+    def __enter__(self) -> _CallGuard:
+        session = self._session
+        if session._closed:
             raise ClientClosedError("the client is closed; create a new MioCreate")
-        self._entered()
-        self._session._calls.add(self)
+        task = asyncio.current_task()
+        session.check_loop(None if task is None else task.get_loop())
+        self._entered(task)
+        session._calls.add(self)
+        return self
 
     def __exit__(
         self,
@@ -577,22 +590,23 @@ def _cancel_calls(calls: set[_CallGuard]) -> None:
     current = asyncio.current_task()
     cancelled: set[asyncio.Task[Any] | None] = {None, current}  # current: its next request fails
     for guard in list(calls):
-        if guard._task not in cancelled:
-            cancelled.add(guard._task)
+        if guard.task not in cancelled:
+            cancelled.add(guard.task)
             guard.cancel()
 
 
 class _Deadline(_CancelsItsTask):
-    """``with _Deadline(seconds):`` raises TimeoutError once they have passed: one timer."""
+    """``with _Deadline(seconds, task):`` raises TimeoutError in ``task`` (the current one,
+    as its call's guard found it) once they have passed: one timer."""
 
     __slots__ = ("_handle", "_seconds")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, task: asyncio.Task[Any] | None) -> None:
         self._seconds = seconds
+        self._entered(task)
 
     def __enter__(self) -> None:
-        self._entered()
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop() if self.task is None else self.task.get_loop()
         self._handle = loop.call_at(loop.time() + self._seconds, self.cancel)
 
     def __exit__(
