@@ -506,10 +506,14 @@ class _Guard:
         if self._scope.__exit__(exc_type, exc, tb):
             # Only aclose() cancels this scope.
             raise ClientClosedError("the client was closed while this was in progress") from None
-        # aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly.
-        failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
-        if failed and self._session.closed and not isinstance(exc, ClientClosedError):
-            raise ClientClosedError("the client was closed while this was in progress") from exc
+        _raise_if_closed(self._session, exc)
+
+
+def _raise_if_closed(session: Session, exc: BaseException | None) -> None:
+    """aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly."""
+    failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
+    if failed and session.closed and not isinstance(exc, ClientClosedError):
+        raise ClientClosedError("the client was closed while this was in progress") from exc
 
 
 class _CancelsItsTask:
@@ -578,10 +582,7 @@ class _CallGuard(_CancelsItsTask):
         session._calls.discard(self)
         if self._replaces(exc_type):
             raise ClientClosedError("the client was closed while this was in progress") from None
-        # aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly.
-        failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
-        if failed and session.closed and not isinstance(exc, ClientClosedError):
-            raise ClientClosedError("the client was closed while this was in progress") from exc
+        _raise_if_closed(session, exc)
 
 
 def _cancel_calls(calls: set[_CallGuard]) -> None:
