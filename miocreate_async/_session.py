@@ -54,6 +54,9 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024
 #: Fresh tokens tried in one call when each is refused (each expired in a queue, say) before
 #: the refusal is believed: only a real credentials failure surfaces as AuthenticationError.
 MAX_REFRESHES = 3
+#: What ClientClosedError says: before a call or a transfer starts, and when aclose() ends it.
+_CLOSED = "the client is closed; create a new MioCreate"
+_CLOSED_MIDWAY = "the client was closed while this was in progress"
 #: A deadline (``anyio.current_time()``) that bounds the retries of task creations in this
 #: context: a batch job sets its own, so refusals are not retried past it.
 creation_deadline: ContextVar[float | None] = ContextVar("creation_deadline", default=None)
@@ -212,7 +215,7 @@ class Session:
     def http(self) -> aiohttp.ClientSession:
         """The aiohttp session, made on first use (inside the running event loop)."""
         if self._closed:
-            raise ClientClosedError("the client is closed; create a new MioCreate")
+            raise ClientClosedError(_CLOSED)
         self.check_loop()
         if self._http is None:
             self._http = aiohttp.ClientSession(
@@ -492,7 +495,7 @@ class _Guard:
 
     def __enter__(self) -> None:
         if self._session.closed:
-            raise ClientClosedError("the client is closed; create a new MioCreate")
+            raise ClientClosedError(_CLOSED)
         self._scope.__enter__()
         self._session._in_flight.add(self._scope)
 
@@ -505,7 +508,7 @@ class _Guard:
         self._session._in_flight.discard(self._scope)
         if self._scope.__exit__(exc_type, exc, tb):
             # Only aclose() cancels this scope.
-            raise ClientClosedError("the client was closed while this was in progress") from None
+            raise ClientClosedError(_CLOSED_MIDWAY) from None
         _raise_if_closed(self._session, exc)
 
 
@@ -513,7 +516,7 @@ def _raise_if_closed(session: Session, exc: BaseException | None) -> None:
     """aiohttp's "Session is closed" and friends, once aclose() ran: say it plainly."""
     failed = isinstance(exc, (RuntimeError, aiohttp.ClientError, MioCreateError))
     if failed and session.closed and not isinstance(exc, ClientClosedError):
-        raise ClientClosedError("the client was closed while this was in progress") from exc
+        raise ClientClosedError(_CLOSED_MIDWAY) from exc
 
 
 class _CancelsItsTask:
@@ -565,7 +568,7 @@ class _CallGuard(_CancelsItsTask):
     def __enter__(self) -> _CallGuard:
         session = self._session
         if session._closed:
-            raise ClientClosedError("the client is closed; create a new MioCreate")
+            raise ClientClosedError(_CLOSED)
         task = asyncio.current_task()
         session.check_loop(None if task is None else task.get_loop())
         self._entered(task)
@@ -581,7 +584,7 @@ class _CallGuard(_CancelsItsTask):
         session = self._session
         session._calls.discard(self)
         if self._replaces(exc_type):
-            raise ClientClosedError("the client was closed while this was in progress") from None
+            raise ClientClosedError(_CLOSED_MIDWAY) from None
         _raise_if_closed(session, exc)
 
 
