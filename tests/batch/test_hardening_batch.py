@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
-from hardening_fakes import FakeService, envelope, image_result, signed_query
+from fake_service import FakeService, envelope, image_result, signed_query
 
 from miocreate_async import (
     ConfigurationError,

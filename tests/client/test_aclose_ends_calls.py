@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from aiohttp import web
-from hardening_fakes import FakeService, envelope
+from fake_service import FakeService, envelope
 
 from miocreate_async import (
     ClientClosedError,

@@ -14,7 +14,7 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
-from hardening_fakes import (
+from fake_service import (
     FakeService,
     RawServer,
     envelope,
