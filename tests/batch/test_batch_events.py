@@ -10,6 +10,7 @@ import pytest
 
 from miocreate_async import (
     BatchEvent,
+    InvalidInputError,
     JobDone,
     Key,
     MioCreate,
@@ -109,3 +110,28 @@ async def test_bad_options_are_refused_at_the_call(
 async def test_upload_returns_a_key(client: MioCreate, sample_face: Path) -> None:
     key = await client.upload(sample_face)
     assert isinstance(key, Key)
+
+
+# --- reprs abbreviate bytes ---------------------------------------------------------------------
+
+
+def test_swap_job_and_outcome_reprs_abbreviate_bytes() -> None:
+    from miocreate_async import SwapJob, SwapOutcome
+
+    data = b"\xff\xd8\xff" + b"x" * (5 << 20)
+    job = SwapJob(image=data, face=bytearray(data))
+    assert len(repr(job)) < 500
+    assert str(len(data)) in repr(job)
+    outcome = SwapOutcome(job=job, index=3)
+    assert len(repr(outcome)) < 1000
+
+
+# --- hd is a bool -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hd", ["no", "yes", 1, 0, None, 2.0])
+def test_swap_job_refuses_non_bool_hd(hd: object) -> None:
+    from miocreate_async import SwapJob
+
+    with pytest.raises(InvalidInputError):
+        SwapJob(image=Key("a/b.jpg"), face=Key("a/c.jpg"), hd=hd)  # type: ignore[arg-type]

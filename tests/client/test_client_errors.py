@@ -193,3 +193,11 @@ async def test_bad_task_ids_are_refused_locally(client: MioCreate) -> None:
         await client.create_multi_image_swap(1, {})
     with pytest.raises(InvalidInputError, match="no such file"):
         await client.swap_image("missing.jpg", face=Key("a/b.jpg"))
+
+
+# --- the uncertain error says the API cannot list tasks -----------------------------------------
+
+
+def test_typed_errors_are_mioCreate_errors() -> None:
+    assert issubclass(UnsupportedFormatError, MioCreateError)
+    assert "list" in (SubmissionUncertainError.__doc__ or "")

@@ -555,3 +555,12 @@ async def test_async_progress_callback_is_awaited() -> None:
     meter = ProgressMeter(callback, 3)
     await meter.finish(3)
     assert seen == [3]
+
+
+# --- a StreamSource says what is wrong with it, typed -------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["10", 1.5, None, True])
+def test_stream_source_refuses_non_int_size(size: object) -> None:
+    with pytest.raises(InvalidInputError):
+        StreamSource(_chunks(b"x", 1), size, "a.jpg")  # type: ignore[arg-type]

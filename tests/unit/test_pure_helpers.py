@@ -196,3 +196,84 @@ def test_redact_url_of_odd_input(url: str) -> None:
 )
 def test_url_expires_at(url: str, expires_at: float | None) -> None:
     assert url_expires_at(url) == expires_at
+
+
+# --- every presigned style the client reads is redacted -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "secret"),
+    [
+        ("X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=deadbeefcafe", "deadbeefcafe"),
+        ("X-Goog-Credential=svc%40proj.iam.gserviceaccount.com%2F2026", "svc"),
+        ("q-sign-algorithm=sha1&q-ak=AKIDxx&q-signature=feedface1234", "feedface1234"),
+        ("x-goog-signature=lowercase0001", "lowercase0001"),
+        ("X-Amz-Signature=amzsig0002", "amzsig0002"),
+    ],
+)
+def test_redact_url_covers_gcs_and_cos(query: str, secret: str) -> None:
+    shown = redact_url(f"https://storage.example.com/bucket/o.jpg?{query}")
+    assert secret not in shown
+    assert "storage.example.com/bucket/o.jpg" in shown
+
+
+# --- the format check knows its brands ----------------------------------------------------------
+
+
+def _ftyp(brand: bytes) -> bytes:
+    return b"\x00\x00\x00\x20ftyp" + brand + b"\x00\x00\x00\x00" + b"isom" * 4
+
+
+@pytest.mark.parametrize("brand", [b"M4A ", b"M4B ", b"heic", b"heix", b"mif1", b"avif", b"avis"])
+def test_audio_and_still_image_brands_are_not_mp4(brand: bytes) -> None:
+    assert sniff(_ftyp(brand)) is None
+
+
+@pytest.mark.parametrize("brand", [b"isom", b"mp42", b"M4V ", b"qt  ", b"avc1", b"iso5"])
+def test_video_brands_stay_mp4(brand: bytes) -> None:
+    found = sniff(_ftyp(brand))
+    assert found is not None
+    assert found.is_video
+
+
+# --- Retry-After is a lower bound on the jittered backoff ----------------------------------------
+
+
+def test_retry_after_zero_never_shortens_the_backoff() -> None:
+    policy = RetryPolicy(jitter=False)
+    for retry in range(1, 6):
+        assert policy.backoff(retry, 0.0) >= policy.backoff(retry)
+        assert policy.backoff(retry, 0.0) > 0
+
+
+def test_retry_after_longer_than_backoff_is_waited() -> None:
+    policy = RetryPolicy(jitter=True, initial=0.01, maximum=0.02)
+    assert all(policy.backoff(1, 3.0) >= 3.0 for _ in range(50))
+
+
+def test_jittered_backoff_has_a_floor() -> None:
+    policy = RetryPolicy()
+    # Full jitter may draw 0: a crowd retrying at once. Never a zero wait.
+    assert min(policy.backoff(1, 0.0) for _ in range(500)) > 0
+
+
+# --- an absurd X-Amz-Expires is clamped, never a crash ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expires", ["99999999999999999999", "1e9", "-5", "nan", "604800.5", "0x10"]
+)
+def test_url_expiry_of_absurd_values(expires: str) -> None:
+    url = f"https://s.example/o.jpg?X-Amz-Date=20260101T000000Z&X-Amz-Expires={expires}"
+    at = url_expires_at(url)
+    if at is not None:
+        # Usable as a datetime, and never later than SigV4's own maximum of 7 days.
+        when = datetime.fromtimestamp(at, timezone.utc)
+        assert when <= datetime(2026, 1, 8, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("date", ["99991399T999999Z", "00000000T000000Z", "2026010xT000000Z"])
+def test_url_expiry_of_bad_dates(date: str) -> None:
+    at = url_expires_at(f"https://s.example/o?X-Amz-Date={date}&X-Amz-Expires=60")
+    if at is not None:
+        datetime.fromtimestamp(at, timezone.utc)
