@@ -1,6 +1,6 @@
-"""Issue 14, items 11 and 13: the README's five-minute tour sits right after the Quick start and
-holds what it promises; its snippets (and the docs' progress callback) type-check with mypy
---strict and pyright; the public API is type-complete for pyright.
+"""The README's five-minute tour sits right after the Quick start and holds what it promises;
+its snippets (and the docs' progress callback) type-check with mypy --strict and pyright; the
+public API is type-complete for pyright.
 
 The tour's samples themselves run once, with every other sample of the README and the docs
 site, in test_doc_samples.py."""
