@@ -1,6 +1,6 @@
-"""Issue 14, item 1: a batch against a service that is down does not spin silently. Retries are
-announced (a WARNING at most every few seconds); after a run of consecutive connection failures
-with no success, the batch stops submitting and ends the remaining jobs with
+"""``swap_many``'s circuit breaker: a batch against a service that is down does not spin
+silently. Retries are announced (a WARNING at most every few seconds); after a run of consecutive
+connection failures with no success, the batch stops submitting and ends the remaining jobs with
 ServiceUnreachableError at once, while tasks already created are still waited for."""
 
 from __future__ import annotations
