@@ -15,6 +15,7 @@ from miocreate_async import (
     Key,
     MioCreate,
     SwapJob,
+    SwapOutcome,
     TaskCreated,
     TaskPolled,
     TaskStatus,
@@ -135,3 +136,12 @@ def test_swap_job_refuses_non_bool_hd(hd: object) -> None:
 
     with pytest.raises(InvalidInputError):
         SwapJob(image=Key("a/b.jpg"), face=Key("a/c.jpg"), hd=hd)  # type: ignore[arg-type]
+
+
+# --- outcomes of bytes jobs print short ---------------------------------------------------------
+
+
+def test_outcome_repr_of_bytes_job() -> None:
+    data = b"\xff\xd8\xff" + b"z" * (2 << 20)
+    outcome = SwapOutcome(job=SwapJob(image=data, face=Key("u/f.jpg")), index=0)
+    assert len(repr(outcome)) < 1000
