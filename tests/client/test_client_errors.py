@@ -29,6 +29,7 @@ from miocreate_async import (
     RetryPolicy,
     ServerError,
     SubmissionUncertainError,
+    SwapJob,
     TargetPolicyError,
     TaskExceptionError,
     TaskFailedError,
@@ -201,3 +202,72 @@ async def test_bad_task_ids_are_refused_locally(client: MioCreate) -> None:
 def test_typed_errors_are_mioCreate_errors() -> None:
     assert issubclass(UnsupportedFormatError, MioCreateError)
     assert "list" in (SubmissionUncertainError.__doc__ or "")
+
+
+# --- a failed task raises the class of its code, which is also a TaskFailedError, naming the
+# operation the user called -------------------------------------------------------------------
+
+
+async def test_a_task_failing_with_602_raises_no_face_detected(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    emulator.scenario("image_swap", task_fail={"code": 602, "message": "No face detected"})
+    with pytest.raises(NoFaceDetectedError) as caught:
+        await client.swap_image(sample_photo, sample_face)
+    error = caught.value
+    assert isinstance(error, TaskFailedError)
+    assert type(error).__name__ == "NoFaceDetectedError"
+    assert error.code == 602
+    assert error.task_id is not None
+    assert error.operation == "swap_image"
+    assert "operation=swap_image" in str(error)
+    assert "task_detail" not in str(error)
+
+
+async def test_wait_names_itself_and_undocumented_codes_stay_task_failed(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    image, face = await client.upload(sample_photo), await client.upload(sample_face)
+    emulator.scenario("image_swap", task_fail={"code": 3, "message": "Task failed"})
+    task = await client.create_image_swap(image, face)
+    with pytest.raises(TaskFailedError) as caught:
+        await client.wait(task)
+    assert type(caught.value) is TaskFailedError
+    assert caught.value.operation == "wait"
+
+    emulator.scenario("image_swap", task_fail={"code": 702, "message": "key gone"})
+    task = await client.create_image_swap(image, face)
+    with pytest.raises(KeyNotFoundError) as gone:
+        await client.wait(task, timeout=30)
+    assert isinstance(gone.value, TaskFailedError)
+
+
+async def test_timeouts_name_the_operation_called(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    with pytest.raises(TaskTimeoutError) as caught:
+        await client.swap_image(sample_photo, sample_face, timeout=0.001)
+    assert caught.value.operation == "swap_image"
+
+
+async def test_batch_outcomes_carry_the_class_of_the_code(
+    client: MioCreate, emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    emulator.scenario("image_swap", task_fail={"code": 602, "message": "No face detected"})
+    async with client.swap_many([SwapJob(image=sample_photo, face=sample_face)]) as results:
+        (outcome,) = [outcome async for outcome in results]
+    assert isinstance(outcome.error, NoFaceDetectedError)
+    assert isinstance(outcome.error, TaskFailedError)
+    assert outcome.error.task_id == outcome.task_id
+
+
+def test_the_combined_classes_pickle() -> None:
+    import pickle
+
+    from miocreate_async._errors import task_failed_error
+
+    error = task_failed_error(602, "No face detected", operation="swap_image", task_id=7)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert isinstance(copy, NoFaceDetectedError)
+    assert copy.task_id == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,8 +11,9 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from PIL import Image
 
-from miocreate_async import MioCreate
+from miocreate_async import ImageSwapResult, MioCreate
 from miocreate_async._config import Config
 from miocreate_async._errors import (
     InvalidInputError,
@@ -209,3 +211,87 @@ async def test_cancelled_download_leaves_no_file(
     assert scope.cancelled_caught
     assert seen["hang"] == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a swap's result: a destination without a file name is a folder, the real extension wins, and
+# the result as bytes or as a stream of chunks ------------------------------------------------
+
+
+@pytest.fixture
+async def result(client: MioCreate, sample_photo: Path, sample_face: Path) -> ImageSwapResult:
+    return await client.swap_image(sample_photo, sample_face)
+
+
+def storage_gets(emulator: Emulator) -> int:
+    return sum(r["operation"] == "storage_get" for r in emulator.ledger["requests"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tmp: tmp / "out/",  # a Path built from "out/" (the slash is gone)
+        lambda tmp: str(tmp / "out") + os.sep,
+        lambda tmp: tmp / "out",
+    ],
+    ids=["path-from-slash", "string-with-slash", "no-extension"],
+)
+async def test_a_destination_without_a_file_name_is_a_folder(
+    result: ImageSwapResult, tmp_path: Path, make: object
+) -> None:
+    destination = make(tmp_path)  # type: ignore[operator]
+    saved = await result.download(destination)
+    assert saved.parent == tmp_path / "out"
+    assert (tmp_path / "out").is_dir()
+    assert saved.name == Path(result.merge_key).name
+
+
+async def test_a_wrong_extension_is_replaced_by_the_real_one(
+    result: ImageSwapResult, tmp_path: Path
+) -> None:
+    assert Path(result.merge_key).suffix == ".jpg"
+    saved = await result.download(tmp_path / "x.png")
+    assert saved == tmp_path / "x.jpg"
+    assert not (tmp_path / "x.png").exists()
+    with Image.open(saved) as image:
+        assert image.format == "JPEG"
+    # .jpeg is the same format: kept as given.
+    assert (await result.download(tmp_path / "y.jpeg")).name == "y.jpeg"
+
+
+async def test_only_the_last_missing_folder_is_created(
+    result: ImageSwapResult, emulator: Emulator, tmp_path: Path
+) -> None:
+    saved = await result.download(tmp_path / "new" / "x.jpg")
+    assert saved == tmp_path / "new" / "x.jpg"
+    before = storage_gets(emulator)
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        await result.download(tmp_path / "no" / "such" / "x.jpg")
+    assert not (tmp_path / "no").exists()
+    assert storage_gets(emulator) == before  # refused before any byte moved
+
+
+async def test_read_and_iter_bytes_give_the_result_without_a_file(
+    result: ImageSwapResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    data = await result.read()
+    assert len(data) == result.size
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (result.width, result.height)
+    chunks = [chunk async for chunk in result.iter_bytes(chunk_size=1024)]
+    assert len(chunks) > 1
+    assert all(len(chunk) <= 1024 for chunk in chunks)
+    assert b"".join(chunks) == data
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+async def test_read_of_an_expired_result_is_a_typed_error(
+    result: ImageSwapResult, emulator: Emulator
+) -> None:
+    emulator.advance_clock(8 * 24 * 3600)
+    with pytest.raises(UrlExpiredError):
+        await result.read()
+    with pytest.raises(UrlExpiredError):
+        async for _ in result.iter_bytes():
+            pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from pathlib import Path
 
 import aiohttp
@@ -63,3 +65,28 @@ def test_non_envelope_replies_are_typed_errors() -> None:
     assert _decode(b'{"code": "200", "message": "ok", "data": {"x": 1}}', 200, "OK", "x") == {
         "x": 1
     }
+
+
+# --- one client per event loop --------------------------------------------------------------------
+
+
+# The first loop's connections die with it, unclosed: that is the user's leak, collected here.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_client_used_from_a_second_event_loop_says_so(
+    miocreate_emulator: Emulator, sample_photo: Path, sample_face: Path
+) -> None:
+    clients = [miocreate_emulator.client()]  # as a script's module-level client would be
+
+    async def swap() -> None:
+        await clients[0].swap_image(sample_photo, sample_face)
+
+    try:
+        asyncio.run(swap())
+        with pytest.raises(RuntimeError, match="event loop") as caught:
+            asyncio.run(swap())
+        assert "one MioCreate per event loop" in str(caught.value)
+        assert type(caught.value) is RuntimeError  # not a group of "Event loop is closed"
+    finally:
+        asyncio.run(clients[0].aclose())  # closing from anywhere is allowed
+        clients.clear()
+        gc.collect()
