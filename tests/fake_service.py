@@ -47,6 +47,10 @@ def image_result(url: str, *, size: int = 1000, key: str = "results/out.jpg") ->
     }
 
 
+#: A JPEG's first bytes, padded: enough for the client's format check.
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 2000
+
+
 class FakeService:
     """An aiohttp server on a free port; ``route()`` answers, ``hits`` counts by path."""
 
@@ -166,3 +170,20 @@ class RawServer:
 
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
+
+
+def storage_url(fake: FakeService, name: str = "o.jpg") -> str:
+    """A signed URL of the fake's storage, as the service hands them out."""
+    return f"{fake.url}/storage/{name}?{signed_query()}"
+
+
+def serve_upload_url(fake: FakeService, url: str | None = None, key: str = "u/o.jpg") -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return envelope({"upload_url": url or storage_url(fake), "key": key})
+
+    fake.api(Operation.UPLOAD_URL, handler)
+
+
+def serve_detail(fake: FakeService, data: Any) -> None:
+    fake.reply(Operation.TASK_DETAIL, data)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
 from aiohttp import web
-from fake_service import FakeService, envelope
+from fake_service import JPEG, FakeService, envelope, serve_upload_url, storage_url
 
 from miocreate_async import (
     ClientClosedError,
@@ -179,3 +180,74 @@ async def test_a_creation_without_a_reply_is_uncertain_and_never_sent_again(
             await mc.create_image_swap("photos/a.jpg", "faces/b.jpg")
         assert _not_cancelled()
     assert fake.hits[fake.path(Operation.IMAGE_SWAP)] == 1
+
+
+# --- transfers in flight end promptly too --------------------------------------------------------
+
+
+async def test_aclose_ends_a_running_download(fake: FakeService, tmp_path: Path) -> None:
+    started = anyio.Event()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(10 << 20)})
+        await response.prepare(request)
+        await response.write(b"x" * 4096)
+        started.set()
+        await anyio.sleep(30)
+        return response
+
+    fake.route("GET", "/storage/big.jpg", slow)
+    mc = fake.client(stall_timeout=30)
+    errors: list[BaseException] = []
+    failed = anyio.Event()
+
+    async def download() -> None:
+        try:
+            await mc.download(storage_url(fake, "big.jpg"), tmp_path / "out.jpg")
+        except Exception as exc:
+            errors.append(exc)
+            failed.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(download)
+        with anyio.fail_after(10):
+            await started.wait()
+        await mc.aclose()
+        with anyio.fail_after(2):
+            await failed.wait()
+    assert isinstance(errors[0], ClientClosedError)
+    assert not (tmp_path / "out.jpg").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+async def test_aclose_ends_a_running_upload(fake: FakeService) -> None:
+    serve_upload_url(fake)
+    started = anyio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await request.content.read(1024)
+        started.set()
+        await anyio.sleep(30)
+        return web.Response()
+
+    fake.route("PUT", "/storage/o.jpg", hang)
+    mc = fake.client(stall_timeout=30)
+    errors: list[BaseException] = []
+    failed = anyio.Event()
+
+    async def upload() -> None:
+        try:
+            await mc.upload(JPEG + b"\x00" * (4 << 20), file_name="a.jpg")
+        except Exception as exc:
+            errors.append(exc)
+            failed.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(upload)
+        with anyio.fail_after(10):
+            await started.wait()
+        await mc.aclose()
+        with anyio.fail_after(2):
+            await failed.wait()
+    assert isinstance(errors[0], ClientClosedError), repr(errors[0])
+    assert fake.hits["/storage/o.jpg"] == 1

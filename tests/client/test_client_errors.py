@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+from fake_service import (
+    FakeService,
+    image_result,
+    json_bytes,
+    serve_detail,
+    signed_query,
+    storage_url,
+)
 
 from miocreate_async import (
     APIError,
@@ -17,6 +29,7 @@ from miocreate_async import (
     FileError,
     FileTooLargeError,
     HTTPStatusError,
+    ImageSwapResult,
     InsufficientCreditsError,
     InvalidInputError,
     Key,
@@ -25,6 +38,8 @@ from miocreate_async import (
     MioCreateError,
     MultipleFacesError,
     NoFaceDetectedError,
+    Operation,
+    ProtocolError,
     RequestQuotaError,
     RetryPolicy,
     ServerError,
@@ -271,3 +286,160 @@ def test_the_combined_classes_pickle() -> None:
     assert type(copy) is type(error)
     assert isinstance(copy, NoFaceDetectedError)
     assert copy.task_id == 7
+
+
+# --- against a fake service: a garbled 200 to a creation is uncertain ----------------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeService]:
+    async with FakeService() as service:
+        yield service
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": 200, "message": "ok", "data": {"task_',
+        b"<html><body>Welcome</body></html>",
+        b'{"code": 200, "message": "ok", "data": {}}',
+        b'{"code": 200, "message": "ok", "data": {"task_id": 1.5}}',
+        b'{"code": 200, "message": "ok", "data": {"task_id": true}}',
+        b'{"code": 200, "message": "ok", "data": null}',
+        b"",
+    ],
+)
+async def test_garbled_creation_reply_is_uncertain(fake: FakeService, body: bytes) -> None:
+    fake.raw(Operation.IMAGE_SWAP, body)
+    async with fake.client() as mc:
+        with pytest.raises(SubmissionUncertainError) as caught:
+            await mc.create_image_swap("u/a.jpg", "u/b.jpg")
+    assert isinstance(caught.value.__cause__, ProtocolError)
+    assert fake.hits[fake.path(Operation.IMAGE_SWAP)] == 1  # never re-sent
+    assert "list" in str(caught.value)  # item 28: says the API cannot list tasks
+
+
+# --- replies cannot crash the client -------------------------------------------------------------
+
+
+async def test_huge_task_ids_are_fine(fake: FakeService) -> None:
+    huge = 2**70 + 3
+    fake.reply(Operation.IMAGE_SWAP, {"task_id": str(huge)})
+    serve_detail(fake, {"id": huge, "status": 1, "message": "waiting"})
+    async with fake.client() as mc:
+        task = await mc.create_image_swap("u/a.jpg", "u/b.jpg")
+        info = await mc.get_task(task)
+    assert task.id == huge
+    assert info.id == huge
+
+
+@pytest.mark.parametrize("expires", ["9" * 30, "99999999999", "-99999999999"])
+async def test_absurd_result_expiry_is_clamped(fake: FakeService, expires: str) -> None:
+    url = f"{fake.url}/storage/r.jpg?{signed_query('20260101T000000Z', expires)}"
+    serve_detail(fake, {"id": 5, "status": 0, "additional_data": image_result(url)})
+    async with fake.client() as mc:
+        info = await mc.get_task(5)
+    assert isinstance(info.result, ImageSwapResult)
+    assert info.result.expires_at is not None
+
+
+@pytest.mark.parametrize(
+    ("detail", "field"),
+    [
+        ({"id": 5, "status": 1.5}, "status"),
+        ({"id": 5, "status": True}, "status"),
+        ({"id": 5, "status": "nan"}, "status"),
+        ({"id": 5.5, "status": 1}, "id"),
+        ({"id": 5, "status": None}, "status"),
+        (
+            {
+                "id": 5,
+                "status": 0,
+                "additional_data": {**image_result("http://x/y"), "merge_key": None},
+            },
+            "merge_key",
+        ),
+    ],
+)
+async def test_bad_detail_values_are_protocol_errors(
+    fake: FakeService, detail: dict[str, Any], field: str
+) -> None:
+    serve_detail(fake, detail)
+    async with fake.client() as mc:
+        with pytest.raises(ProtocolError) as caught:
+            await mc.get_task(5)
+    assert field in str(caught.value)
+
+
+async def test_null_key_is_a_protocol_error(fake: FakeService) -> None:
+    fake.reply(Operation.UPLOAD_URL, {"upload_url": storage_url(fake), "key": None})
+    async with fake.client() as mc:
+        with pytest.raises(ProtocolError) as caught:
+            await mc.get_upload_url("a.jpg")
+    assert "key" in str(caught.value)
+
+
+# --- API replies are size-capped -----------------------------------------------------------------
+
+
+async def test_huge_api_reply_is_a_protocol_error(fake: FakeService) -> None:
+    padding = "x" * (64 << 20)
+    fake.raw(
+        Operation.UPLOAD_URL,
+        json_bytes({"code": 200, "message": padding, "data": {"upload_url": "x", "key": "k"}}),
+    )
+    async with fake.client() as mc:
+        with pytest.raises(ProtocolError):
+            await mc.get_upload_url("a.jpg")
+
+
+async def test_huge_creation_reply_is_uncertain(fake: FakeService) -> None:
+    fake.raw(Operation.IMAGE_SWAP, b'{"code": 200, "message": "' + b"y" * (64 << 20) + b'"}')
+    async with fake.client() as mc:
+        with pytest.raises(SubmissionUncertainError) as caught:
+            await mc.create_image_swap("u/a.jpg", "u/b.jpg")
+    assert isinstance(caught.value.__cause__, ProtocolError)
+
+
+# --- bad waits, hd and keys are refused at once --------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [math.nan, 0, -1, math.inf])
+async def test_wait_refuses_bad_timeouts(fake: FakeService, timeout: float) -> None:
+    serve_detail(fake, {"id": 5, "status": 1})
+    async with fake.client() as mc:
+        with anyio.fail_after(5), pytest.raises((InvalidInputError, ConfigurationError)):
+            await mc.wait(5, timeout=timeout)
+        with anyio.fail_after(5), pytest.raises((InvalidInputError, ConfigurationError)):
+            await mc.swap_image(Key("u/a.jpg"), Key("u/b.jpg"), timeout=timeout)
+    assert fake.hits[fake.path(Operation.TASK_DETAIL)] == 0
+
+
+@pytest.mark.parametrize("hd", ["no", "", 1, None])
+async def test_hd_must_be_a_bool(fake: FakeService, hd: Any) -> None:
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.create_image_swap("u/a.jpg", "u/b.jpg", hd=hd)
+        with pytest.raises(InvalidInputError):
+            await mc.create_video_swap("u/a.mp4", "u/b.jpg", hd=hd)
+        with pytest.raises(InvalidInputError):
+            await mc.swap_image(Key("u/a.jpg"), Key("u/b.jpg"), hd=hd)
+    assert sum(fake.hits.values()) == 0
+
+
+@pytest.mark.parametrize("key", ["", "   ", 123, None, b"u/a.jpg"])
+async def test_keys_must_be_non_empty_strings(fake: FakeService, key: Any) -> None:
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.create_image_swap(key, "u/b.jpg")
+        with pytest.raises(InvalidInputError):
+            await mc.create_image_swap("u/a.jpg", key)
+        with pytest.raises(InvalidInputError):
+            await mc.create_face_detection(key)
+        with pytest.raises(InvalidInputError):
+            await mc.get_access_url(key)
+        with pytest.raises(InvalidInputError):
+            await mc.get_upload_url(key)
+        with pytest.raises(InvalidInputError):
+            await mc.create_multi_image_swap(5, {"u/face.jpg": key})
+    assert sum(fake.hits.values()) == 0

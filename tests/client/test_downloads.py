@@ -6,17 +6,29 @@ import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from fake_service import (
+    JPEG,
+    FakeService,
+    RawServer,
+    image_result,
+    serve_detail,
+    signed_query,
+    storage_url,
+)
 from PIL import Image
 
-from miocreate_async import ImageSwapResult, MioCreate
+from miocreate_async import ImageSwapResult, MioCreate, ProtocolError
 from miocreate_async._config import Config
 from miocreate_async._errors import (
+    ConfigurationError,
     InvalidInputError,
+    MioCreateError,
     MioCreateTimeoutError,
     StorageError,
     TransportError,
@@ -295,3 +307,148 @@ async def test_read_of_an_expired_result_is_a_typed_error(
     with pytest.raises(UrlExpiredError):
         async for _ in result.iter_bytes():
             pass
+
+
+# --- against a fake service: a session-wide Authorization never reaches storage ------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeService]:
+    async with FakeService() as service:
+        yield service
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiohttp 3.13 deprecates auth=
+@pytest.mark.parametrize("how", ["header", "auth"])
+async def test_download_refuses_session_wide_authorization(
+    fake: FakeService, tmp_path: Path, how: str
+) -> None:
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(body=JPEG)
+
+    fake.route("GET", "/storage/r.jpg", get)
+    kwargs: dict[str, Any] = (
+        {"headers": {"Authorization": "Bearer leaked"}}
+        if how == "header"
+        else {"auth": aiohttp.BasicAuth("user", "pass")}
+    )
+    async with aiohttp.ClientSession(**kwargs) as session:
+        from miocreate_async import MioCreate
+
+        async with MioCreate(token="t", base_url=fake.url, session=session) as mc:
+            with pytest.raises(ConfigurationError):
+                await mc.download(storage_url(fake, "r.jpg"), tmp_path / "r.jpg")
+    assert fake.hits["/storage/r.jpg"] == 0
+
+
+# --- bad destinations and names are refused before any byte moves --------------------------------
+
+
+async def test_download_destination_under_a_file(fake: FakeService, tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.download(storage_url(fake, "r.jpg"), tmp_path / "file.txt" / "out.jpg")
+        with pytest.raises(InvalidInputError):
+            await mc.download(storage_url(fake, "r.jpg"), str(tmp_path / "file.txt" / "sub") + "/")
+    assert fake.hits["/storage/r.jpg"] == 0
+
+
+@pytest.mark.parametrize("name", ["out\0.jpg", "a" * 300 + ".jpg"])
+async def test_download_bad_names(fake: FakeService, tmp_path: Path, name: str) -> None:
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.download(storage_url(fake, "r.jpg"), tmp_path / name)
+    assert fake.hits["/storage/r.jpg"] == 0
+
+
+async def test_download_name_that_fits_but_its_temporary_file_would_not(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(body=JPEG)
+
+    fake.route("GET", "/storage/r.jpg", get)
+    name = "b" * 250 + ".jpg"
+    async with fake.client() as mc:
+        path = await mc.download(storage_url(fake, "r.jpg"), tmp_path / name)
+    assert path.read_bytes() == JPEG
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("key", ["results/a\0b.jpg", "results/" + "c" * 400 + ".jpg"])
+async def test_result_names_from_the_server(fake: FakeService, tmp_path: Path, key: str) -> None:
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(body=JPEG)
+
+    fake.route("GET", "/storage/r.jpg", get)
+    result = image_result(storage_url(fake, "r.jpg"), size=len(JPEG), key=key)
+    serve_detail(fake, {"id": 5, "status": 0, "additional_data": result})
+    async with fake.client() as mc:
+        info = await mc.get_task(5)
+        assert isinstance(info.result, ImageSwapResult)
+        try:
+            path = await info.result.download(tmp_path)
+        except InvalidInputError:
+            return
+    assert path.parent == tmp_path
+    assert path.read_bytes() == JPEG
+
+
+# --- a non-http(s) result URL is a protocol error ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x.jpg", "file:///etc/passwd", "javascript:x"])
+async def test_result_url_not_http(fake: FakeService, tmp_path: Path, url: str) -> None:
+    serve_detail(fake, {"id": 5, "status": 0, "additional_data": image_result(url)})
+    async with fake.client() as mc:
+        info = await mc.get_task(5)
+        assert isinstance(info.result, ImageSwapResult)
+        with pytest.raises(ProtocolError):
+            await info.result.download(tmp_path)
+        with pytest.raises(ProtocolError):
+            await mc.download(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- a short download without Content-Length is not saved ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n" + JPEG[:500],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    ],
+)
+async def test_short_download_is_not_saved(tmp_path: Path, fake: FakeService, reply: bytes) -> None:
+    async with RawServer(reply) as storage:
+        url = f"{storage.url}/r.jpg?{signed_query()}"
+        serve_detail(
+            fake, {"id": 5, "status": 0, "additional_data": image_result(url, size=len(JPEG))}
+        )
+        async with fake.client() as mc:
+            info = await mc.get_task(5)
+            assert isinstance(info.result, ImageSwapResult)
+            with pytest.raises(MioCreateError):
+                await info.result.download(tmp_path / "out.jpg")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- a GCS-signed URL's signature never shows ----------------------------------------------------
+
+
+async def test_gcs_signature_not_in_errors(fake: FakeService, tmp_path: Path) -> None:
+    async def denied(request: web.Request) -> web.Response:
+        return web.Response(status=403, body=b"<Error><Code>AccessDenied</Code></Error>")
+
+    fake.route("GET", "/storage/g.jpg", denied)
+    url = (
+        f"{fake.url}/storage/g.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+        "&X-Goog-Credential=svc%40p.iam%2F20260101&X-Goog-Signature=goog5ecret77"
+    )
+    async with fake.client() as mc:
+        with pytest.raises(StorageError) as caught:
+            await mc.download(url, tmp_path / "g.jpg")
+    assert "goog5ecret77" not in str(caught.value)
+    assert "svc%40p.iam" not in str(caught.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,7 +17,10 @@ import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
+from aiohttp import web
+from fake_service import JPEG, FakeService, envelope, serve_upload_url, storage_url
 
+from miocreate_async import Key, Operation, ProtocolError
 from miocreate_async._config import Config
 from miocreate_async._errors import (
     EmptySourceError,
@@ -40,7 +44,7 @@ from miocreate_async._transfer._inputs import (
 )
 from miocreate_async._transfer._progress import ProgressMeter
 from miocreate_async._transfer._put import put_object
-from miocreate_async.emulator import Emulator
+from miocreate_async.emulator import Emulator, write_sample_photo, write_sample_video
 
 pytestmark = pytest.mark.anyio
 
@@ -564,3 +568,193 @@ async def test_async_progress_callback_is_awaited() -> None:
 def test_stream_source_refuses_non_int_size(size: object) -> None:
     with pytest.raises(InvalidInputError):
         StreamSource(_chunks(b"x", 1), size, "a.jpg")  # type: ignore[arg-type]
+
+
+# --- against a fake service: a storage message echoing the signature is scrubbed -----------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeService]:
+    async with FakeService() as service:
+        yield service
+
+
+async def test_storage_message_echoing_the_signature_is_scrubbed(fake: FakeService) -> None:
+    serve_upload_url(fake)
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        body = (
+            "<Error><Code>SignatureDoesNotMatch</Code><Message>expected "
+            f"0123456789abcdef0123456789abcdef for {request.path_qs}</Message></Error>"
+        )
+        return web.Response(status=403, body=body.encode())
+
+    fake.route("PUT", "/storage/o.jpg", put)
+    async with fake.client() as mc:
+        with pytest.raises(StorageError) as caught:
+            await mc.upload(JPEG, file_name="a.jpg")
+    assert "0123456789abcdef0123456789abcdef" not in str(caught.value)
+    assert caught.value.storage_code == "SignatureDoesNotMatch"
+
+
+# --- bad input is a typed InvalidInputError ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["a\0b.jpg", "/tmp/x\0.jpg", "dir/a\0.jpg"])
+async def test_nul_in_paths(fake: FakeService, path: str) -> None:
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.upload(path)
+        with pytest.raises(InvalidInputError):
+            await mc.swap_image(path, Key("u/b.jpg"))
+    assert sum(fake.hits.values()) == 0
+
+
+async def _text_chunks() -> AsyncIterator[Any]:
+    yield "\xff\xd8\xffnot bytes"
+
+
+async def _int_chunks() -> AsyncIterator[Any]:
+    yield 12345
+
+
+@pytest.mark.parametrize("chunks", [_text_chunks, _int_chunks])
+async def test_stream_source_with_bad_chunks(fake: FakeService, chunks: Any) -> None:
+    serve_upload_url(fake)
+    async with fake.client() as mc:
+        with pytest.raises(InvalidInputError):
+            await mc.upload(StreamSource(chunks(), 100, "a.jpg"))
+
+
+async def test_stream_source_raising_is_typed(fake: FakeService) -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield JPEG[:100]
+        raise RuntimeError("the producer broke")
+
+    serve_upload_url(fake)
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response()
+
+    fake.route("PUT", "/storage/o.jpg", put)
+    async with fake.client() as mc:
+        with pytest.raises(MioCreateError) as caught:
+            await mc.upload(StreamSource(broken(), 5000, "a.jpg"))
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+# --- a non-http(s) upload URL is a protocol error ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x.jpg", "file:///etc/passwd", "/relative/x"])
+async def test_upload_url_not_http(fake: FakeService, url: str) -> None:
+    serve_upload_url(fake, url=url)
+    async with fake.client() as mc:
+        with pytest.raises(ProtocolError):
+            await mc.upload(JPEG, file_name="a.jpg")
+    assert fake.hits[fake.path(Operation.UPLOAD_URL)] == 1
+
+
+# --- a stream that never yields is bounded -------------------------------------------------------
+
+
+async def _silent() -> AsyncIterator[bytes]:
+    await anyio.sleep_forever()
+    yield b""
+
+
+async def _head_then_silent() -> AsyncIterator[bytes]:
+    yield JPEG[:64]
+    await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("chunks", [_silent, _head_then_silent])
+async def test_silent_stream_is_bounded_by_the_stall_timeout(
+    fake: FakeService, chunks: Any
+) -> None:
+    serve_upload_url(fake)
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response()
+
+    fake.route("PUT", "/storage/o.jpg", put)
+    async with fake.client(stall_timeout=0.3) as mc:
+        with anyio.fail_after(10), pytest.raises(MioCreateTimeoutError):
+            await mc.upload(StreamSource(chunks(), 5000, "a.jpg"))
+
+
+# --- a file changed during its upload fails ------------------------------------------------------
+
+
+async def test_file_rewritten_in_place_during_upload_fails(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    path = write_sample_video(tmp_path / "v.mp4", duration=1.0, size=32 << 20)
+    size = path.stat().st_size
+    serve_upload_url(fake)
+    received: list[int] = []
+    rewritten = anyio.Event()
+
+    async def slow_put(request: web.Request) -> web.Response:
+        total = 0
+        while True:
+            chunk = await request.content.read(256 << 10)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total >= (1 << 20) and not rewritten.is_set():
+                with open(path, "r+b") as handle:  # same size, other bytes
+                    handle.seek(size // 2)
+                    handle.write(b"\x07" * 4096)
+                os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
+                rewritten.set()
+            await anyio.sleep(0.005)
+        received.append(total)
+        return web.Response()
+
+    fake.route("PUT", "/storage/o.jpg", slow_put)
+    async with fake.client() as mc:
+        with anyio.fail_after(60), pytest.raises(InvalidInputError):
+            await mc.upload(path)
+    assert rewritten.is_set()
+    assert size not in received  # storage never got a whole (mixed) body
+
+
+async def test_file_replaced_between_checks_and_put_is_not_sent_unchecked(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    path = write_sample_photo(tmp_path / "p.jpg")
+    replacement = tmp_path / "other"
+    text = b"plain text, not an image " * (path.stat().st_size // 25 + 1)
+    replacement.write_bytes(text[: path.stat().st_size])  # the same size: only the bytes differ
+    bodies: list[bytes] = []
+
+    async def upload_url(request: web.Request) -> web.Response:
+        await request.read()
+        os.replace(replacement, path)  # between the local checks and the PUT
+        return envelope({"upload_url": storage_url(fake), "key": "u/o.jpg"})
+
+    async def put(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response()
+
+    fake.api(Operation.UPLOAD_URL, upload_url)
+    fake.route("PUT", "/storage/o.jpg", put)
+    async with fake.client() as mc:
+        with contextlib.suppress(InvalidInputError):
+            await mc.upload(path)
+    assert all(not body.startswith(b"plain text") for body in bodies)
+
+
+# --- an M4A named .mp4 is refused before any request ---------------------------------------------
+
+
+async def test_m4a_named_mp4_is_refused(fake: FakeService) -> None:
+    m4a = b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A isommp42" + b"\x00" * 500
+    async with fake.client() as mc:
+        with pytest.raises(UnsupportedFormatError):
+            await mc.upload(m4a, file_name="song.mp4")
+    assert sum(fake.hits.values()) == 0
