@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from fake_service import FakeService
 
 from miocreate_async import Config, MioCreate, PollSchedule
 from miocreate_async._operations import DEFAULT_PATHS, Operation
@@ -61,6 +63,13 @@ def sample_face(tmp_path: Path) -> Path:
 @pytest.fixture
 def sample_video(tmp_path: Path) -> Path:
     return write_sample_video(tmp_path / "clip.mp4", duration=2.5, size=64 * 1024)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeService]:
+    """A scriptable fake of the service, for replies the emulator never gives."""
+    async with FakeService() as service:
+        yield service
 
 
 class RawApi:
@@ -123,6 +132,63 @@ async def api(emulator: Emulator) -> AsyncIterator[RawApi]:
         yield RawApi(emulator, session)
 
 
+# --- kinds of test, for selecting by marker ------------------------------------------------
+# e2e: talks to a server (the emulator, Redis, a local fake) or starts processes; the rest are the
+# pure tests (`pytest -m "not e2e"` runs them in seconds). processes: starts subprocesses (the
+# CLI, workers, scripts killed with signals). docs: the site and its samples. typecheck: mypy or
+# pyright. The server fixtures mark the tests that use them e2e, and so do the three other
+# kinds; a test that opens a socket or starts a process without its marker fails, naming it.
+
+SERVER_FIXTURES = frozenset(
+    {
+        *("emulator", "client", "api", "fake", "redis_url"),
+        *("miocreate_emulator", "miocreate_client"),
+        # Module-scoped emulators of the CLI and docs tests.
+        *("served", "emulated"),
+    }
+)
+_KINDS_THAT_ARE_E2E = ("processes", "docs", "typecheck")
+
+
+def _mark_kinds(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_a_server = not SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+        is_e2e_kind = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
+        if (uses_a_server or is_e2e_kind) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
+class _KindGuard:
+    """Fails a test that does what its markers do not say, while the test itself runs."""
+
+    def __init__(self) -> None:
+        self.nodeid: str | None = None
+        self.sockets = self.processes = True
+
+    def audit(self, event: str, args: tuple[object, ...]) -> None:
+        if self.nodeid is None:
+            return
+        if event in ("socket.connect", "socket.bind") and not self.sockets:
+            raise RuntimeError(f"{self.nodeid} opens a socket: mark it e2e")
+        if event in ("subprocess.Popen", "os.fork", "os.posix_spawn") and not self.processes:
+            raise RuntimeError(f"{self.nodeid} starts a process: mark it processes")
+
+
+_GUARD = _KindGuard()
+sys.addaudithook(_GUARD.audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    _GUARD.sockets = item.get_closest_marker("e2e") is not None
+    _GUARD.processes = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
+    _GUARD.nodeid = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _GUARD.nodeid = None
+
+
 # --- a real Redis, for the distributed tests and the docs' scale-out guide -----------------
 # Debian's redis-server on a free port, in a temporary directory, with the settings a production
 # journal needs; stopped afterwards. Without redis-server (or the distributed extra) the tests
@@ -136,6 +202,7 @@ ENABLE = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _mark_kinds(items)
     missing = None
     if REDIS_SERVER is None:
         missing = "redis-server not found"

@@ -45,7 +45,7 @@ from miocreate_async import (
 )
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 BACKENDS: list[Any] = [pytest.param("asyncio", id="asyncio")]
 try:
@@ -190,11 +190,13 @@ async def test_break_cancels_everything_and_reports_created_tasks(
                 got += 1
                 if got == 3:
                     break
-        left = time.time()
         assert batch_tasks() == []
-        await anyio.sleep(0.4)
-        late = [r for r in emulator.ledger["requests"] if r["time"] > left + 0.05]
-        assert late == []
+        # Requests written before the break may still be read by the server a little later
+        # (more so on a loaded machine): once those are in, nothing more comes.
+        await anyio.sleep(0.3)
+        settled = len(emulator.ledger["requests"])
+        await anyio.sleep(0.5)  # the poller would have polled several times by now
+        assert len(emulator.ledger["requests"]) == settled
 
         created = results.created_task_ids()
         on_server = {task["id"] for task in emulator.ledger["tasks"]}
@@ -446,12 +448,6 @@ async def test_the_poller_learns_how_long_tasks_take(
 
 
 # --- against a fake service: broken servers and hostile replies -------------------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    async with FakeService() as service:
-        yield service
 
 
 async def outcomes_of(mc: MioCreate, jobs: Any, **options: Any) -> list[SwapOutcome]:
@@ -744,6 +740,7 @@ anyio.run(main)
 """
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("raised", ["KeyboardInterrupt", "SystemExit"])
 def test_base_exceptions_in_the_loop_propagate_as_themselves(raised: str) -> None:
     # In a process of its own: an escaped KeyboardInterrupt or SystemExit would stop this run.

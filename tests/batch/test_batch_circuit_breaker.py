@@ -22,10 +22,11 @@ from miocreate_async import (
     ServiceUnreachableError,
     SubmissionUncertainError,
     SwapJob,
+    _retry,
 )
 from miocreate_async.emulator import Emulator, write_sample_photo
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 def dead_url() -> str:
@@ -40,8 +41,13 @@ def photos(tmp_path: Path, count: int) -> list[Path]:
 
 
 async def test_a_dead_service_ends_every_job_with_service_unreachable(
-    tmp_path: Path, sample_face: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    sample_face: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The warning's rate limit is per process: another test's retry may have just used it.
+    monkeypatch.setattr(_retry, "_last_warning", -_retry.RETRY_WARNING_INTERVAL)
     jobs = [SwapJob(image=path, face=sample_face) for path in photos(tmp_path, 20)]
     caplog.set_level(logging.WARNING, logger="miocreate_async")
     async with MioCreate(token="t", base_url=dead_url()) as client:

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.anyio
 POLICY = PollPolicy(first=0.02, minimum=0.02, ratio=0.5, settle=0.1, maximum=0.1, learn_after=4)
 
 
+@pytest.mark.e2e
 async def test_a_client_keeps_what_its_poller_learnt_for_its_next_batch(
     tmp_path: Path, sample_photo: Path, sample_face: Path
 ) -> None:

@@ -24,6 +24,8 @@ from miocreate_async.emulator import (
     write_sample_video,
 )
 
+pytestmark = pytest.mark.processes
+
 MIOCREATE = Path(sys.executable).with_name("miocreate")
 RUN_CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 

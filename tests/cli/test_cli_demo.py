@@ -17,7 +17,10 @@ from miocreate_async.emulator import samples
 
 NAMES = ("photo.png", "face.jpg", "swapped.png", "side-by-side.png")
 
-pytestmark = pytest.mark.skipif(not samples.vision_available(), reason="needs the vision extra")
+pytestmark = [
+    pytest.mark.skipif(not samples.vision_available(), reason="needs the vision extra"),
+    pytest.mark.e2e,
+]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:

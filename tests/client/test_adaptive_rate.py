@@ -75,6 +75,7 @@ async def _refusals(tmp_path: Path, sample_face: Path, *, adapt: bool) -> int:
     return sum(1 for request in requests if request.get("code") == 802)
 
 
+@pytest.mark.e2e
 async def test_a_quota_nobody_told_the_client_costs_few_refusals(
     tmp_path: Path, sample_face: Path
 ) -> None:

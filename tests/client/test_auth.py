@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +112,6 @@ async def test_no_secret_in_reprs_errors_or_logs(
 
 
 # --- against a fake service: no secret in any error or log line, whatever the service echoes ---
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    async with FakeService() as service:
-        yield service
 
 
 async def test_token_endpoint_echoing_the_secret_is_scrubbed(

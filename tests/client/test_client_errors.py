@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +113,7 @@ async def test_failed_task_carries_its_id_and_message(
     assert "No face" in str(caught.value)
 
 
+@pytest.mark.e2e
 async def test_wait_has_a_deadline(sample_photo: Path, sample_face: Path) -> None:
     async with Emulator(latency=30, seed=3) as slow, slow.client() as client:
         task = await client.create_image_swap(
@@ -175,6 +175,7 @@ async def test_task_creation_refused_with_802_is_resent(
     assert [t["id"] for t in emulator.ledger["tasks"]] == [task.id]
 
 
+@pytest.mark.e2e
 async def test_connection_refused_is_a_connect_error() -> None:
     async with MioCreate(
         token="t", base_url="http://127.0.0.1:9", retry=RetryPolicy(attempts=2, initial=0.01)
@@ -289,12 +290,6 @@ def test_the_combined_classes_pickle() -> None:
 
 
 # --- against a fake service: a garbled 200 to a creation is uncertain ----------------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    async with FakeService() as service:
-        yield service
 
 
 @pytest.mark.parametrize(

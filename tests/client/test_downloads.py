@@ -194,6 +194,7 @@ async def flaky() -> AsyncIterator[tuple[str, dict[str, int]]]:
         await runner.cleanup()
 
 
+@pytest.mark.e2e
 async def test_cut_connection_leaves_no_file(
     flaky: tuple[str, dict[str, int]], tmp_path: Path
 ) -> None:
@@ -204,6 +205,7 @@ async def test_cut_connection_leaves_no_file(
     assert list(tmp_path.iterdir()) == []  # neither the final name nor a temporary file
 
 
+@pytest.mark.e2e
 async def test_stalled_download_times_out_and_leaves_no_file(
     flaky: tuple[str, dict[str, int]], tmp_path: Path
 ) -> None:
@@ -214,6 +216,7 @@ async def test_stalled_download_times_out_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.e2e
 async def test_cancelled_download_leaves_no_file(
     flaky: tuple[str, dict[str, int]], tmp_path: Path
 ) -> None:
@@ -310,12 +313,6 @@ async def test_read_of_an_expired_result_is_a_typed_error(
 
 
 # --- against a fake service: a session-wide Authorization never reaches storage ------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    async with FakeService() as service:
-        yield service
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiohttp 3.13 deprecates auth=

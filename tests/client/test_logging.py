@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from miocreate_async.emulator import Emulator
 
 SCRIPT = textwrap.dedent(
@@ -44,6 +46,7 @@ def run_script(served: Emulator, level: str, *args: Path) -> subprocess.Complete
     )
 
 
+@pytest.mark.processes
 def test_miocreate_log_shows_requests_and_retries_redacted(
     miocreate_emulator: Emulator, sample_photo: Path, sample_face: Path
 ) -> None:

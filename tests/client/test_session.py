@@ -18,6 +18,7 @@ pytestmark = pytest.mark.anyio
 CUSTOM_PATHS = {"image_swap": "/v2/swap/image", "task_detail": "/v2/task"}
 
 
+@pytest.mark.e2e
 async def test_paths_and_task_detail_method_are_settings(
     sample_photo: Path, sample_face: Path
 ) -> None:

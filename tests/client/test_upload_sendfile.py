@@ -15,7 +15,7 @@ from miocreate_async import InvalidInputError
 from miocreate_async._transfer._inputs import prepare_upload
 from miocreate_async.emulator import Emulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 

@@ -573,12 +573,6 @@ def test_stream_source_refuses_non_int_size(size: object) -> None:
 # --- against a fake service: a storage message echoing the signature is scrubbed -----------------
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeService]:
-    async with FakeService() as service:
-        yield service
-
-
 async def test_storage_message_echoing_the_signature_is_scrubbed(fake: FakeService) -> None:
     serve_upload_url(fake)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.processes
+
 REPO = Path(__file__).resolve().parents[2]
 ENABLE = "install redis-server (apt-get install redis-server) and the distributed extra"
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 
+@pytest.mark.processes
 def test_importing_the_package_imports_no_distributed_dependency() -> None:
     code = (
         "import sys, miocreate_async; "

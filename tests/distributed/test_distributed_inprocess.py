@@ -24,7 +24,7 @@ from miocreate_async.distributed import (
 )
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 FAST_POLL = PollPolicy(first=0.05, minimum=0.05, maximum=0.2, settle=0.1)
@@ -165,6 +165,7 @@ async def test_max_tasks_caps_the_tasks_created(redis_url: str, tmp_path: Path) 
     assert all(isinstance(o.error, TaskBudgetError) for o in outcomes if not o.ok)
 
 
+@pytest.mark.processes
 async def test_the_cli_batch_runs_on_the_workers_of_a_redis(redis_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()

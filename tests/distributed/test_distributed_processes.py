@@ -21,6 +21,8 @@ pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 
 from miocreate_async.emulator import write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 #: ``miocreate`` (the console script), run by this interpreter.
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"

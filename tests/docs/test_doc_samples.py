@@ -47,6 +47,8 @@ from miocreate_async.emulator import (
     write_sample_video,
 )
 
+pytestmark = pytest.mark.docs
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(
     path.relative_to(ROOT)

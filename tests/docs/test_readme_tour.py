@@ -20,6 +20,8 @@ from test_doc_samples import Sample, extract
 
 from miocreate_async.emulator._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
+pytestmark = pytest.mark.docs
+
 ROOT = Path(__file__).resolve().parents[2]
 README = Path("README.md")
 BIN = Path(sys.executable).parent
@@ -82,6 +84,7 @@ def snippets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.typecheck
 def test_the_snippets_pass_mypy_strict(snippets: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippets)],
@@ -104,11 +107,13 @@ def pyright(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.typecheck
 def test_the_snippets_pass_pyright(snippets: Path) -> None:
     done = pyright("--pythonpath", sys.executable, str(snippets), cwd=snippets)
     assert done.returncode == 0, done.stdout
 
 
+@pytest.mark.typecheck
 def test_the_public_api_is_type_complete(tmp_path: Path) -> None:
     done = pyright("--verifytypes", "miocreate_async", "--ignoreexternal", cwd=tmp_path)
     assert "Type completeness score: 100%" in done.stdout, done.stdout[-4000:]

@@ -7,6 +7,10 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
+pytestmark = pytest.mark.processes
+
 
 def test_command_line_serves_and_answers_401() -> None:
     command = [

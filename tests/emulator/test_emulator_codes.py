@@ -11,7 +11,7 @@ from conftest import RawApi
 from miocreate_async._operations import Operation
 from miocreate_async.emulator import Emulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def _swap_body(api: RawApi, photo: Path, face: Path) -> dict[str, str]:

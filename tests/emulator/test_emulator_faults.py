@@ -16,7 +16,7 @@ from conftest import RawApi
 from miocreate_async._operations import Operation
 from miocreate_async.emulator import Emulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def _fault_pattern(tmp_path: Path, seed: int) -> list[str]:

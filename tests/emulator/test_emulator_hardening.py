@@ -15,7 +15,7 @@ from conftest import RawApi
 from miocreate_async._operations import Operation
 from miocreate_async.emulator import Emulator, EmulatorSettings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def _code(api: RawApi, authorization: str | None) -> tuple[int, int]:

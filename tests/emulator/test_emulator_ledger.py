@@ -9,7 +9,7 @@ from conftest import RawApi
 
 from miocreate_async._operations import Operation
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def _admin(api: RawApi, method: str, route: str, body: object = None) -> object:

@@ -9,6 +9,8 @@ import pytest
 from miocreate_async import MioCreate, TaskFailedError
 from miocreate_async.emulator import Emulator, samples
 
+pytestmark = pytest.mark.processes
+
 pytest_plugins = ["pytester"]
 
 
@@ -91,6 +93,7 @@ import pytest
 from pathlib import Path
 
 from miocreate_async import MioCreate, NoFaceDetectedError
+
 
 
 @pytest.mark.asyncio

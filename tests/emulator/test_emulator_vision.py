@@ -20,6 +20,7 @@ from miocreate_async.emulator import Emulator, samples
 
 pytestmark = [
     pytest.mark.anyio,
+    pytest.mark.e2e,
     pytest.mark.skipif(not samples.vision_available(), reason="needs the vision extra"),
 ]
 

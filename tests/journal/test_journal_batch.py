@@ -30,7 +30,7 @@ from miocreate_async import (
 from miocreate_async._journal import InputChangedError, JournalMismatchError
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 FAST = PollPolicy(first=0.02, minimum=0.02, ratio=0.15, maximum=0.1)
 QUICK_RETRY = RetryPolicy(attempts=3, initial=0.01, maximum=0.05)
@@ -198,6 +198,7 @@ async def test_streams_need_an_id_to_be_journaled(tmp_path: Path, jobs: list[Swa
     assert outcomes[1].job_id == "photo-0"
 
 
+@pytest.mark.processes
 def test_import_does_not_load_the_journal() -> None:
     code = (
         "import sys, miocreate_async; from miocreate_async import SwapJob; "

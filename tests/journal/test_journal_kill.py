@@ -25,6 +25,8 @@ import pytest
 from miocreate_async._cli._journal import DEFAULT_NAME
 from miocreate_async.emulator import write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 PHOTOS = 16

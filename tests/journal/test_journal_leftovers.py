@@ -17,6 +17,8 @@ import pytest
 from miocreate_async import PollPolicy, RetryPolicy, SwapJob
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 FAST = PollPolicy(first=0.02, minimum=0.02, ratio=0.15, maximum=0.1)
 JOURNAL = ".miocreate-journal.sqlite"

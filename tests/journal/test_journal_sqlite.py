@@ -165,6 +165,7 @@ anyio.run(main)
 """
 
 
+@pytest.mark.processes
 async def test_durable_changes_survive_sigkill_and_intents_become_uncertain(
     tmp_path: Path,
 ) -> None:

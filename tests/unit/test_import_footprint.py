@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 #: Loaded only on first use, never by ``import miocreate_async``.
 LAZY_PACKAGES = (
     "miocreate_async._journal",
@@ -45,6 +47,7 @@ def _lazy(loaded: list[str]) -> list[str]:
     ]
 
 
+@pytest.mark.processes
 def test_import_loads_none_of_the_lazy_parts() -> None:
     loaded = _loaded_after("import miocreate_async")
     assert "miocreate_async" in loaded
