@@ -104,8 +104,8 @@ class _FileBody(aiohttp.payload.Payload):
     file rewritten meanwhile fails the request, so storage never gets it whole) and after.
 
     Every write sends the whole file, as aiohttp expects of a payload it does not see as
-    consumed: it writes this one again when it resends the PUT (an idempotent request) on a
-    fresh connection because the pooled keep-alive one it first used was closed.
+    consumed: when the connection dies under a PUT (an idempotent request), aiohttp resends it
+    once on a fresh connection and writes this same payload again.
     """
 
     #: The last bytes, held back until the file is checked again.
