@@ -102,6 +102,10 @@ class _FileBody(aiohttp.payload.Payload):
 
     The handle is checked against the file the local checks saw before its last bytes go (a
     file rewritten meanwhile fails the request, so storage never gets it whole) and after.
+
+    Every write sends the whole file, as aiohttp expects of a payload it does not see as
+    consumed: when the connection dies under a PUT (an idempotent request), aiohttp resends it
+    once on a fresh connection and writes this same payload again.
     """
 
     #: The last bytes, held back until the file is checked again.
@@ -124,6 +128,9 @@ class _FileBody(aiohttp.payload.Payload):
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
         size, attempt = self._file.size, self._attempt
+        # A resend starts again from byte 0, whatever the write before it got out: resuming
+        # would send fewer bytes than the Content-Length, and storage would wait for the rest.
+        attempt.sent = 0
         body = size - min(self.TAIL, size)
         transport = _sendfile_transport(writer)
         piece = _MIN_PIECE
