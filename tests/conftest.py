@@ -3,6 +3,7 @@ real Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -165,6 +166,14 @@ class _KindGuard:
         self.nodeid: str | None = None
         self.sockets = self.processes = True
 
+    @contextlib.contextmanager
+    def watching(self, nodeid: str, *, sockets: bool, processes: bool) -> Iterator[None]:
+        self.nodeid, self.sockets, self.processes = nodeid, sockets, processes
+        try:
+            yield
+        finally:
+            self.nodeid = None
+
     def audit(self, event: str, args: tuple[object, ...]) -> None:
         if self.nodeid is None:
             return
@@ -179,14 +188,19 @@ sys.addaudithook(_GUARD.audit)
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    _GUARD.sockets = item.get_closest_marker("e2e") is not None
-    _GUARD.processes = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
-    _GUARD.nodeid = item.nodeid
-    try:
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Fixtures may start servers (Redis is a process) for any e2e test.
+    e2e = item.get_closest_marker("e2e") is not None
+    with _GUARD.watching(item.nodeid, sockets=e2e, processes=e2e):
         return (yield)
-    finally:
-        _GUARD.nodeid = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    e2e = item.get_closest_marker("e2e") is not None
+    processes = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
+    with _GUARD.watching(item.nodeid, sockets=e2e, processes=processes):
+        return (yield)
 
 
 # --- a real Redis, for the distributed tests and the docs' scale-out guide -----------------
