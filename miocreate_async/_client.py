@@ -605,7 +605,8 @@ class MioCreate:
         whose outcome was not handed out, to collect with ``wait()``.
 
         ``journal`` (a path, or a ``Journal``) records every job's progress durably: running
-        the same jobs again resumes, without paying twice (see the README's "Resuming a batch").
+        the same jobs again resumes, without paying twice (see the guide "Resuming a batch",
+        ``docs/guides/resuming.md``).
         A job whose creation request may have reached the service without an answer is
         "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
         """
