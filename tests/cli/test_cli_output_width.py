@@ -72,3 +72,35 @@ def test_the_batch_table_in_a_pipe_holds_whole_names_and_task_ids(
     (saved,) = (tmp_path / "swapped").glob(f"{LONG_STEM}*")
     assert f"swapped/{saved.name}" in row
     assert len(row) > 80
+
+
+COMMANDS = [
+    [],
+    ["swap"],
+    ["swap-video"],
+    ["faces"],
+    ["swap-faces"],
+    ["task"],
+    ["batch"],
+    ["journal", "status"],
+    ["worker"],
+    ["emulator"],
+    ["demo"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda words: " ".join(words) or "miocreate")
+def test_help_fits_80_columns(command: list[str]) -> None:
+    """The help (and the CLI page of the docs, which renders it at 80 columns) is never cut."""
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, *command, "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:")
+    long = [line for line in done.stdout.splitlines() if len(line) > 80]
+    assert long == []
