@@ -74,8 +74,8 @@ def two_face_swap(folder: Path) -> Path:
 
 def _labelled(pictures: list[tuple[Image.Image, str]]) -> Image.Image:
     """The pictures in a row, each with a caption under it (as the demo's side-by-side)."""
-    font = _font(28)
-    gap, caption = 12, 44
+    font = _font(48)  # readable once the sheet is scaled down to the page's width
+    gap, caption = 12, 66
     height = max(picture.height for picture, _ in pictures)
     width = sum(picture.width for picture, _ in pictures) + gap * (len(pictures) - 1)
     sheet = Image.new("RGB", (width, height + caption), "white")
