@@ -27,6 +27,7 @@ version = release
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinx_copybutton",
     "public_names",
     "cli_help",
 ]
@@ -68,7 +69,14 @@ autodoc_class_signature = "mixed"
 
 html_theme = "furo"
 html_title = f"miocreate-async {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+# Long lines wrap instead of scrolling out of sight (the install line ends with `demo`).
+html_css_files = ["wrap-code.css"]
+# A copy button on every code block; it copies the command, never a prompt or an output line.
+copybutton_prompt_text = r">>> |\.\.\. |\$ |In \[\d*\]: | {2,5}\.\.\.: "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_exclude = ".linenos, .gp, .go"
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
 

@@ -64,7 +64,7 @@ async def swap_folder(
             todo.append(source)
         else:
             print(f"skipped {source.name}: {done} exists (pass --overwrite to redo it)")
-    jobs = [SwapJob(image=path, face=face) for path in todo]
+    jobs = [SwapJob(media=path, face=face) for path in todo]
     saved: list[Path] = []
     failed: list[tuple[Path, str]] = []
     async with client.swap_many(jobs, concurrency=concurrency) as results:

@@ -135,6 +135,12 @@ class MioCreate:
     Credentials come from the arguments, else from ``MIOCREATE_TOKEN`` or
     ``MIOCREATE_CLIENT_ID``/``MIOCREATE_CLIENT_SECRET``; the base URL from ``base_url``, else
     ``MIOCREATE_BASE_URL``. Use it as an async context manager, or call ``aclose()``.
+    ``rate_limit`` paces requests: a number of requests a second, or a ``Limiter`` (anything
+    with ``async acquire()``, such as a limiter shared by many processes).
+
+    The swap methods share two keyword arguments: ``hd=True`` asks the service for its
+    high-quality mode (the API's ``is_hd``: sent as 1, else 2), and ``timeout`` is how many
+    seconds to wait for the task before ``TaskTimeoutError`` (the task itself goes on).
     """
 
     def __init__(
@@ -599,7 +605,8 @@ class MioCreate:
         whose outcome was not handed out, to collect with ``wait()``.
 
         ``journal`` (a path, or a ``Journal``) records every job's progress durably: running
-        the same jobs again resumes, without paying twice (see the README's "Resuming a batch").
+        the same jobs again resumes, without paying twice (see the guide "Resuming a batch",
+        ``docs/guides/resuming.md``).
         A job whose creation request may have reached the service without an answer is
         "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
         """

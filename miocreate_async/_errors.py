@@ -120,7 +120,9 @@ class MioCreateError(Exception):
         self.code: int | None = code if code is not None else self.default_code
         #: The method the user called (``swap_image``, ``upload``...), or the API operation.
         self.operation: str | None = operation
+        #: The HTTP status of the reply, where there was one.
         self.http_status: int | None = http_status
+        #: The task the error is about (a task that failed, or one still running).
         self.task_id: int | None = task_id
         #: S3-style error code from presigned storage (``AccessDenied``, ``ExpiredRequest``...).
         self.storage_code: str | None = storage_code

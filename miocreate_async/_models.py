@@ -137,6 +137,8 @@ class FacePair:
 
 
 class ResultDownloader(Protocol):
+    """Saves a signed URL to a file or folder (the client's ``download``, bound into results)."""
+
     def __call__(
         self,
         url: str,

@@ -19,7 +19,7 @@ def help_text(arguments: list[str]) -> str:
     main = script.load()
     output = io.StringIO()
     previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
+    os.environ["COLUMNS"] = "80"  # argparse wraps to it; the page's code blocks fit 80 columns
     try:
         with contextlib.redirect_stdout(output), contextlib.suppress(SystemExit):
             main([*arguments, "--help"])

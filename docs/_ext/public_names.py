@@ -104,9 +104,10 @@ def public_target(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     package, _, rest = target.partition("._")
     public = f"{package}.{rest.rpartition('.')[2]}"
     if public not in env.domains["py"].objects:
-        # Lives in a private module and is not re-exported: private by design (the public
-        # names themselves are checked by check_documented).
-        return contnode
+        # Lives in a private module, is not re-exported and is not described under its own
+        # path (as the reference describes the types its signatures name): a dangling
+        # reference, which nitpicky mode reports.
+        return None
     node["reftarget"] = public
     return env.domains["py"].resolve_xref(
         env, node["refdoc"], app.builder, node["reftype"], public, node, contnode

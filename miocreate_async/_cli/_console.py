@@ -80,10 +80,18 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+#: The width of stdout when it is a file or a pipe: no edge, so tables keep whole file names and
+#: task ids (rich would otherwise cut them to 80 columns, the width it assumes there).
+_UNBOUNDED_WIDTH = 10_000
+
+
 def stdout_console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = _UNBOUNDED_WIDTH
+    return console
 
 
 class Bars:

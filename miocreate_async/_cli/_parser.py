@@ -16,13 +16,14 @@ from ._args import add_globals
 
 __all__ = ["UsageError", "build_parser"]
 
+# Within 80 columns, as argparse wraps the rest of the help (and the CLI page renders it).
 _EPILOG = """\
-credentials come from MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET (or MIOCREATE_TOKEN, or
---token); the service from MIOCREATE_BASE_URL (or --base-url). Point them at `miocreate emulator`
-to try everything locally.
+credentials come from MIOCREATE_CLIENT_ID and MIOCREATE_CLIENT_SECRET (or
+MIOCREATE_TOKEN, or --token); the service from MIOCREATE_BASE_URL (or
+--base-url). Point them at `miocreate emulator` to try everything locally.
 
-exit status: 0 success; 1 the service, a task or a transfer failed (batch: any job failed);
-2 usage or input error; 130 interrupted."""
+exit status: 0 success; 1 the service, a task or a transfer failed (batch: any
+job failed); 2 usage or input error; 130 interrupted."""
 
 #: In the order --help lists them.
 _COMMAND_MODULES = (_swap, _faces, _task, _batch, _journal, _worker, _emulator, _demo)

@@ -24,13 +24,16 @@ __all__ = ["main", "parser"]
 
 PROG = "python -m miocreate_async.emulator"
 
+# Within 80 columns, as argparse wraps the rest of the help (and the CLI page renders it).
 _EPILOG = f"""\
 Admin routes (never recorded): GET {ADMIN_PREFIX}ledger, POST {ADMIN_PREFIX}reset,
-POST {ADMIN_PREFIX}scenario, POST {ADMIN_PREFIX}clock. The first line printed is the URL.
+POST {ADMIN_PREFIX}scenario, POST {ADMIN_PREFIX}clock.
+The first line printed is the URL.
 Examples:
   %(prog)s --port 0 --latency image=2-4,video=15-30 --seed 1
   %(prog)s --vision --access-log
-  %(prog)s --credits 100 --request-quota 20 --bandwidth-per-connection 1000000
+  %(prog)s --credits 100 --request-quota 20 \\
+      --bandwidth-per-connection 1000000
 """
 
 
@@ -41,8 +44,9 @@ def _flag_name(field: attrs.Attribute[object]) -> str:
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog=prog,
-        description="A local MioCreate Face Swap API for tests, demos and development: tokens, "
-        "presigned storage, tasks with real results, the documented codes, seeded faults.",
+        description="A local MioCreate Face Swap API for tests, demos and development:\n"
+        "tokens, presigned storage, tasks with real results, the documented codes,\n"
+        "seeded faults.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
