@@ -14,6 +14,8 @@ import pytest
 
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 RUN_CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 LONG_STEM = "holiday-2026-07-14-beach-at-sunset-with-the-whole-family-and-the-neighbours-dog"
 
