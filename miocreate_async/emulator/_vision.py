@@ -384,9 +384,9 @@ class Track:
     """Faces followed through a video, frame to frame, with their landmarks smoothed.
 
     O-Net places each face again near where it was (``follow``); the landmarks are then
-    smoothed exponentially, more when the face barely moved (O-Net's jitter of a pixel or two
-    would otherwise make the pasted face wobble) and less when it moved (no lag behind a turn
-    of the head).
+    smoothed exponentially, held still while the face barely moved (O-Net's jitter of a pixel
+    or two would otherwise make the pasted face wobble), and less smoothed the more it moved
+    (no lag behind a turn of the head).
     """
 
     faces: list[Face]
@@ -402,14 +402,19 @@ class Track:
         return self.faces
 
 
-# How much of a new position a frame takes, for a still face and for one that moved by this
-# share of its eye distance or more.
-_STILL_WEIGHT, _MOVED_WEIGHT, _MOVED = 0.3, 1.0, 0.15
+# How much of a new position a frame takes: none while the landmarks moved by less than
+# _STILL of the eye distance on average (O-Net's own jitter on a still face), then from
+# _STILL_WEIGHT up to all of it for a move of _MOVED or more.
+_STILL, _MOVED = 0.04, 0.15
+_STILL_WEIGHT = 0.3
 
 
 def _smoothed(old: Face, new: Face) -> Face:
     before, after = np.asarray(old.keypoints), np.asarray(new.keypoints)
     moved = float(np.linalg.norm(after - before, axis=1).mean()) / _eye_distance(old)
-    weight = _STILL_WEIGHT + (_MOVED_WEIGHT - _STILL_WEIGHT) * min(1.0, moved / _MOVED)
+    if moved < _STILL:
+        return Face(new.box, old.keypoints)
+    share = min(1.0, (moved - _STILL) / (_MOVED - _STILL))
+    weight = _STILL_WEIGHT + (1.0 - _STILL_WEIGHT) * share
     points = before + (after - before) * weight
     return Face(new.box, tuple((float(x), float(y)) for x, y in points))
