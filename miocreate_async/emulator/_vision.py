@@ -91,6 +91,8 @@ def detect(image: Image) -> list[Face]:
                 for candidate in _mtcnn.detect(turned, _MIN_FACE)
                 if _upright(candidate.points)
             )
+            if turn == 0 and found and all(_upright_is_best(small, c) for c, _, _ in found):
+                break  # an upright picture: the other turns would find these faces less surely
         # One face per place: where several turns found the same face, the turn O-Net was
         # surest of (a face turned the wrong way may still look like one to it, but less so),
         # if the eyes are there too.
@@ -103,6 +105,27 @@ def detect(image: Image) -> list[Face]:
             break
     faces = [_refined(image, face) or face for face in faces]
     return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+
+
+def _upright_is_best(image: Image, candidate: _mtcnn.Candidate) -> bool:
+    """Whether O-Net is surer of this face as it is than of its square turned a quarter, a half
+    or three quarters (a few milliseconds, where looking at the whole picture turned costs a
+    hundred)."""
+    x1, y1, x2, y2 = (round(v) for v in candidate.box)
+    side = max(x2 - x1, y2 - y1)
+    square = np.zeros((side, side, 3), np.uint8)
+    height, width = image.shape[:2]
+    left, top, right, bottom = max(0, x1), max(0, y1), min(width, x1 + side), min(height, y1 + side)
+    if right <= left or bottom <= top:
+        return False
+    square[top - y1 : bottom - y1, left - x1 : right - x1] = image[top:bottom, left:right]
+    for quarters in (1, 2, 3):
+        found = _mtcnn.refine(
+            np.ascontiguousarray(np.rot90(square, quarters)), [(0, 0, side, side)]
+        )
+        if found and found[0].score > candidate.score:
+            return False
+    return True
 
 
 def _same_place(face: Face, other: Face) -> bool:
