@@ -77,9 +77,10 @@ def _normalised(pixels: npt.NDArray[np.generic]) -> _Array:
     return (np.asarray(pixels, np.float64) - 127.5) * 0.0078125
 
 
-def detect(image: _Rgb, min_face: int = 20) -> list[Candidate]:
-    """Every face at least ``min_face`` pixels wide, best first."""
-    boxes = _proposals(image, min_face)
+def detect(image: _Rgb, min_face: int = 20, max_face: int | None = None) -> list[Candidate]:
+    """Every face at least ``min_face`` pixels wide (and at most about ``max_face``), best
+    first."""
+    boxes = _proposals(image, min_face, max_face)
     if len(boxes):
         boxes = _stage(image, boxes, 24)
     if not len(boxes):
@@ -112,12 +113,14 @@ def refine(image: _Rgb, boxes: npt.ArrayLike) -> list[Candidate]:
     ]
 
 
-def _proposals(image: _Rgb, min_face: int) -> _Array:
+def _proposals(image: _Rgb, min_face: int, max_face: int | None) -> _Array:
     """P-Net over the pyramid: candidate squares (x1, y1, x2, y2, score)."""
     height, width = image.shape[:2]
     scale = _CELL / max(1, min_face)
     found = []
-    while min(height, width) * scale >= _CELL:
+    # The pyramid's smallest level still shows the largest face wanted in P-Net's 12 pixels.
+    smallest = _CELL / max_face if max_face else 0.0
+    while min(height, width) * scale >= _CELL and scale >= smallest:
         size = (int(np.ceil(width * scale)), int(np.ceil(height * scale)))
         scaled = _normalised(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         regression, probability = _forward("pnet", scaled[None], ["conv2d_4", "softmax"])

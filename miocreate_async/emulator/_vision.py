@@ -40,6 +40,9 @@ _Matrix = npt.NDArray[np.float64]
 # what a small one does); MTCNN finds faces down to _MIN_FACE pixels wide in that copy.
 _DETECT_SIDE = 800
 _MIN_FACE = 20
+# A picture longer than _DETECT_SIDE without a face there is looked at again, upright, at most
+# this long, for faces too small to show in the first copy (55 pixels in a 4000-pixel photo).
+_CLOSER_SIDE = 2400
 # Where a face is looked for: upright and the quarter turns first, then the diagonals if none of
 # those shows a face. MTCNN finds faces tilted by up to about 35 degrees either way, so
 # 45-degree steps leave no gap.
@@ -73,6 +76,26 @@ def detect(image: Image) -> list[Face]:
     """Every face with eyes, left to right, with its five landmarks, at any orientation."""
     height, width = image.shape[:2]
     scale = min(1.0, _DETECT_SIDE / max(height, width))
+    faces: list[Face] = []
+    for turns in _TURNS:
+        faces = _look(image, scale, turns)
+        if faces:
+            break
+    if not faces and scale < 1.0:
+        # A second, closer look, upright only, for faces too small for the first one.
+        closer = min(1.0, _CLOSER_SIDE / max(height, width))
+        if closer > scale:
+            faces = _look(image, closer, (0,), math.ceil(_MIN_FACE * 1.5 * closer / scale))
+    faces = [_refined(image, face) or face for face in faces]
+    return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+
+
+def _look(
+    image: Image, scale: float, turns: Sequence[int], max_face: int | None = None
+) -> list[Face]:
+    """The faces MTCNN finds in a copy of ``image`` scaled by ``scale`` and turned by each of
+    ``turns`` (an upright picture stops at the first), in ``image``'s coordinates."""
+    height, width = image.shape[:2]
     small = (
         image
         if scale == 1.0
@@ -80,31 +103,27 @@ def detect(image: Image) -> list[Face]:
             cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8
         )
     )
+    found: list[tuple[_mtcnn.Candidate, Image, Face]] = []
+    for turn in turns:
+        turned, back = _turned(small, turn)
+        back /= scale  # into the full picture's coordinates
+        found.extend(
+            (candidate, turned, _face(candidate, back, width, height))
+            for candidate in _mtcnn.detect(turned, _MIN_FACE, max_face)
+            if _upright(candidate.points)
+        )
+        if turn == 0 and found and all(_upright_is_best(small, c) for c, _, _ in found):
+            break  # an upright picture: the other turns would find these faces less surely
+    # One face per place: where several turns found the same face, the turn O-Net was surest of
+    # (a face turned the wrong way may still look like one to it, but less so), if the eyes are
+    # there too.
     faces: list[Face] = []
-    for turns in _TURNS:
-        found: list[tuple[_mtcnn.Candidate, Image, Face]] = []
-        for turn in turns:
-            turned, back = _turned(small, turn)
-            back /= scale  # into the full picture's coordinates
-            found.extend(
-                (candidate, turned, _face(candidate, back, width, height))
-                for candidate in _mtcnn.detect(turned, _MIN_FACE)
-                if _upright(candidate.points)
-            )
-            if turn == 0 and found and all(_upright_is_best(small, c) for c, _, _ in found):
-                break  # an upright picture: the other turns would find these faces less surely
-        # One face per place: where several turns found the same face, the turn O-Net was
-        # surest of (a face turned the wrong way may still look like one to it, but less so),
-        # if the eyes are there too.
-        for candidate, turned, face in sorted(found, key=lambda entry: -entry[0].score):
-            if not any(_same_place(face, kept) for kept in faces) and _has_eyes(
-                turned, candidate.points
-            ):
-                faces.append(face)
-        if faces:
-            break
-    faces = [_refined(image, face) or face for face in faces]
-    return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+    for candidate, turned, face in sorted(found, key=lambda entry: -entry[0].score):
+        if not any(_same_place(face, kept) for kept in faces) and _has_eyes(
+            turned, candidate.points
+        ):
+            faces.append(face)
+    return faces
 
 
 def _upright_is_best(image: Image, candidate: _mtcnn.Candidate) -> bool:

@@ -127,6 +127,19 @@ async def test_a_face_about_55_pixels_wide_in_a_large_photo_is_found(vision: Mio
     assert abs(rows.mean() - y) < 12
 
 
+async def test_a_face_about_55_pixels_wide_in_a_12_megapixel_photo_is_found(
+    vision: MioCreate,
+) -> None:
+    # Too small to show in the copy that detection first looks at: a second, closer look.
+    portrait = cv2.resize(
+        _pixels(samples.photo(real=True)), (307, 307), interpolation=cv2.INTER_AREA
+    )
+    photo = np.full((3000, 4000, 3), 128, np.uint8)
+    photo[1000:1307, 2000:2307] = portrait
+    [face] = await vision.detect_faces(_png(photo))
+    assert 40 < face.width < 140
+
+
 @pytest.mark.parametrize("quarter_turns", [1, 2])
 async def test_scenery_turned_any_way_still_has_no_face(
     vision: MioCreate, quarter_turns: int
