@@ -166,19 +166,24 @@ class Vision:
 
         def swapped(frames: Iterator[_vision.Image]) -> Iterator[_vision.Image]:
             track: _vision.Track | None = None
+            last: list[Face] | None = None  # where the faces were last seen
             for index, frame in enumerate(frames):
                 faces = track.follow(frame) if track is not None else None
                 if faces is None and (track is not None or index % _SEARCH_EVERY == 0):
-                    # A full detection (every turn of the picture) when the faces are lost or
-                    # not found yet: a few frames apart, as it costs a hundred times more.
-                    found = vision.detect(frame)
+                    # A detection when the faces are lost or not found yet: a few frames apart,
+                    # as it costs a hundred times more than following them. Until they are
+                    # first found, every turn of the picture; found again, the quick look.
+                    found = vision.detect(frame, thorough=last is None)
+                    faces = None
                     if found:
                         faces = (
                             _targets(found, swaps)
-                            if track is None
-                            else [_nearest(found, last) for last in track.faces]
+                            if last is None
+                            else [_nearest(found, face) for face in last]
                         )
-                        track = vision.Track(faces)
+                    track = vision.Track(faces) if faces else None
+                if faces is not None:
+                    last = faces
                 if faces is not None:
                     for target, (face_array, face) in zip(faces, new_faces, strict=True):
                         frame = vision.swap(frame, target, face_array, face)

@@ -72,16 +72,19 @@ def _classifier(name: str) -> cv2.CascadeClassifier:
     return loaded[name]
 
 
-def detect(image: Image) -> list[Face]:
-    """Every face with eyes, left to right, with its five landmarks, at any orientation."""
+def detect(image: Image, *, thorough: bool = True) -> list[Face]:
+    """Every face with eyes, left to right, with its five landmarks, at any orientation.
+
+    ``thorough=False`` (a video's faces found again after being lost) skips the 45-degree turns
+    and the closer look at a large picture: a fraction of the cost when no face is there."""
     height, width = image.shape[:2]
     scale = min(1.0, _DETECT_SIDE / max(height, width))
     faces: list[Face] = []
-    for turns in _TURNS:
+    for turns in _TURNS if thorough else _TURNS[:1]:
         faces = _look(image, scale, turns)
         if faces:
             break
-    if not faces and scale < 1.0:
+    if not faces and thorough and scale < 1.0:
         # A second, closer look, upright only, for faces too small for the first one.
         closer = min(1.0, _CLOSER_SIDE / max(height, width))
         if closer > scale:

@@ -193,3 +193,29 @@ async def test_a_still_video_gets_a_still_face(vision: MioCreate, tmp_path: Path
 
     # Re-encoding alone changes a still picture a little; the pasted face adds almost nothing.
     assert wobble(io.BytesIO(data)) < wobble(str(clip)) + 0.5
+
+
+async def test_a_face_that_leaves_the_video_and_comes_back_is_swapped_again(
+    vision: MioCreate, tmp_path: Path
+) -> None:
+    av = pytest.importorskip("av")
+    from miocreate_async.emulator import _video
+
+    astronaut = _pixels(samples.photo(real=True))
+    rocket = cv2.resize(_pixels(samples.scenery(real=True)), (512, 512))
+    scenes = [astronaut] * 6 + [rocket] * 6 + [astronaut] * 10
+    clip = tmp_path / "away.mp4"
+    _video.encode(clip, iter(scenes), Fraction(12))
+    result = await vision.swap_video(clip, samples.face(real=True))
+    with av.open(io.BytesIO(await result.read())) as container:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    assert len(frames) == 22
+    face = (slice(60, 175), slice(180, 270))
+    changes = [
+        float(np.abs(f[face] - s[face].astype(int)).mean())
+        for f, s in zip(frames, scenes, strict=True)
+    ]
+    assert all(change > 15 for change in changes[:6])  # swapped
+    assert all(change < 6 for change in changes[6:12])  # no face: the frames as they were
+    # Looked for again every few frames: found again within five.
+    assert all(change > 15 for change in changes[17:])
