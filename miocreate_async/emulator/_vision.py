@@ -29,7 +29,7 @@ import numpy.typing as npt
 from . import _mtcnn
 from ._faces import Box, Face, Point, Refusal
 
-__all__ = ["Image", "detect", "follow", "largest", "swap"]
+__all__ = ["Image", "Track", "detect", "follow", "largest", "swap"]
 
 #: An RGB picture, height x width x 3.
 Image = npt.NDArray[np.uint8]
