@@ -130,7 +130,11 @@ async def _stored(call: Call, key: str, *, video: bool | None) -> StoredObject:
         if stored.decodable is None:
             stored.decodable = await _decodes(call, stored)
         if not stored.decodable:
-            raise ApiError(701, f"{MESSAGES[701]}: the image cannot be decoded")
+            raise ApiError(
+                701,
+                f"{MESSAGES[701]}: the image cannot be decoded, or has more than "
+                f"{_imaging.MAX_PIXELS:,} pixels",
+            )
     return stored
 
 

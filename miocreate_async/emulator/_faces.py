@@ -15,7 +15,9 @@ Point = tuple[float, float]
 @attrs.frozen
 class Face:
     box: Box
-    #: Eyes (image-left first), nose, mouth corners, in the picture's coordinates.
+    #: Eyes, nose, mouth corners, in the picture's coordinates; eyes and mouth corners in the
+    #: order an upright view of the face shows them, left first (so in a picture turned upside
+    #: down, the first eye is the one further right).
     keypoints: tuple[Point, ...]
 
     @property

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._cartoon import draw_scene, face_boxes
-from ._faces import Box, Face
+from ._faces import Box, Face, Refusal
 
 if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "MAX_PIXELS",
     "Crop",
     "ImagingUnavailable",
     "Picture",
@@ -34,6 +35,13 @@ __all__ = [
 
 #: Longest side of a thumbnail.
 THUMBNAIL_SIDE = 320
+#: The most pixels an input image may have (50 megapixels, the largest photos phones take): a
+#: bigger one is refused with 701 from its header alone, before any decoding (its pixels would
+#: need gigabytes of arrays). The service documents no limit; this is the emulator's.
+MAX_PIXELS = 50_000_000
+
+
+_TOO_LARGE = f"File exception occurred: the image has more than {MAX_PIXELS:,} pixels"
 
 
 class ImagingUnavailable(RuntimeError):
@@ -70,15 +78,22 @@ class Crop:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """The dimensions of a decodable image, or None (the service's code 701)."""
+    """The dimensions of a decodable image of at most ``MAX_PIXELS``, or None (the service's
+    code 701). Only the header is read for the size, before anything is decoded."""
     image_module = _pil()
     try:
         with image_module.open(path) as image:
             size: tuple[int, int] = image.size
+            if not _small_enough(size):
+                return None
             image.verify()
     except Exception:
         return None
     return size
+
+
+def _small_enough(size: tuple[int, int]) -> bool:
+    return size[0] * size[1] <= MAX_PIXELS
 
 
 def save(
@@ -178,10 +193,13 @@ def crop_faces(
 
 
 def open_rgb(path: Path) -> Image.Image:
-    """A stored picture as RGB, turned upright as its EXIF orientation says."""
+    """A stored picture as RGB, turned upright as its EXIF orientation says; 701 for one of more
+    than ``MAX_PIXELS``, known from its header before any decoding."""
     image_module = _pil()
     from PIL import ImageOps
 
     with image_module.open(path) as source:
+        if not _small_enough(source.size):
+            raise Refusal(701, _TOO_LARGE)
         upright = ImageOps.exif_transpose(source)
         return upright.convert("RGB")

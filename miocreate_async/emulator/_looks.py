@@ -34,6 +34,8 @@ Swap = tuple["Face | None", Path]
 _DEFAULT_FRAME = (640, 360)
 # Detected faces are cropped with this much of their box around them, as the service does.
 _CROP_MARGIN = 0.25
+# Frames between full detections in a video while no face is followed.
+_SEARCH_EVERY = 5
 
 
 @attrs.frozen
@@ -163,16 +165,27 @@ class Vision:
         covers: list[_vision.Image] = []
 
         def swapped(frames: Iterator[_vision.Image]) -> Iterator[_vision.Image]:
-            tracked: list[Face] | None = None
-            for frame in frames:
-                if tracked is None:
-                    found = vision.detect(frame)
+            track: _vision.Track | None = None
+            last: list[Face] | None = None  # where the faces were last seen
+            for index, frame in enumerate(frames):
+                faces = track.follow(frame) if track is not None else None
+                if faces is None and (track is not None or index % _SEARCH_EVERY == 0):
+                    # A detection when the faces are lost or not found yet: a few frames apart,
+                    # as it costs a hundred times more than following them. Until they are
+                    # first found, every turn of the picture; found again, the quick look.
+                    found = vision.detect(frame, thorough=last is None)
+                    faces = None
                     if found:
-                        tracked = _targets(found, swaps)
-                else:
-                    tracked = [_follow(frame, face) for face in tracked]
-                if tracked is not None:
-                    for target, (face_array, face) in zip(tracked, new_faces, strict=True):
+                        faces = (
+                            _targets(found, swaps)
+                            if last is None
+                            else [_nearest(found, face) for face in last]
+                        )
+                    track = vision.Track(faces) if faces else None
+                if faces is not None:
+                    last = faces
+                if faces is not None:
+                    for target, (face_array, face) in zip(faces, new_faces, strict=True):
                         frame = vision.swap(frame, target, face_array, face)
                     if not covers:
                         covers.append(frame)
@@ -221,29 +234,6 @@ def _new_faces(swaps: Sequence[Swap]) -> list[tuple[_vision.Image, Face]]:
         array = _array(_imaging.open_rgb(path))
         faces.append((array, vision.largest(array)))
     return faces
-
-
-def _follow(frame: _vision.Image, face: Face) -> Face:
-    """The face near where it was in the previous frame: a detection in a window around it,
-    a fraction of a whole frame's cost. A face not found there stays where it was."""
-    from . import _vision as vision
-
-    height, width = frame.shape[:2]
-    reach_x, reach_y = face.width // 2, face.height // 2
-    left, top = max(0, face.box[0] - reach_x), max(0, face.box[1] - reach_y)
-    right, bottom = min(width, face.box[2] + reach_x), min(height, face.box[3] + reach_y)
-    found = vision.detect(frame[top:bottom, left:right])
-    if not found:
-        return face
-    return _nearest([_shifted(candidate, left, top) for candidate in found], face)
-
-
-def _shifted(face: Face, dx: int, dy: int) -> Face:
-    left, top, right, bottom = face.box
-    return Face(
-        (left + dx, top + dy, right + dx, bottom + dy),
-        tuple((x + dx, y + dy) for x, y in face.keypoints),
-    )
 
 
 def _first_faces(video: Path) -> tuple[_vision.Image, list[Face]]:

@@ -80,7 +80,7 @@ def encode(path: Path, frames: Iterable[Image], rate: Fraction) -> tuple[int, in
                 height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
                 stream = container.add_stream(_codec(), rate=rate)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.options = {"crf": "23", "preset": "veryfast"}
+                stream.options = {"crf": "23", "preset": "superfast"}
             frame = av.VideoFrame.from_ndarray(
                 np.ascontiguousarray(image[:height, :width]), format="rgb24"
             )

