@@ -138,7 +138,8 @@ async def api(emulator: Emulator) -> AsyncIterator[RawApi]:
 # pure tests (`pytest -m "not e2e"` runs them in seconds). processes: starts subprocesses (the
 # CLI, workers, scripts killed with signals). docs: the site and its samples. typecheck: mypy or
 # pyright. The server fixtures mark the tests that use them e2e, and so do the three other
-# kinds; a test that opens a socket or starts a process without its marker fails, naming it.
+# kinds and the folders of the emulator and distributed tests; a test that opens a socket or
+# starts a process without its marker fails, naming it.
 
 SERVER_FIXTURES = frozenset(
     {
@@ -149,13 +150,18 @@ SERVER_FIXTURES = frozenset(
     }
 )
 _KINDS_THAT_ARE_E2E = ("processes", "docs", "typecheck")
+#: Folders whose every test runs a server: the emulator's own tests and the distributed ones.
+_E2E_FOLDERS = frozenset({"emulator", "distributed"})
 
 
 def _mark_kinds(items: list[pytest.Item]) -> None:
     for item in items:
         uses_a_server = not SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
         is_e2e_kind = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
-        if (uses_a_server or is_e2e_kind) and item.get_closest_marker("e2e") is None:
+        in_an_e2e_folder = item.path.parent.name in _E2E_FOLDERS
+        if (uses_a_server or is_e2e_kind or in_an_e2e_folder) and item.get_closest_marker(
+            "e2e"
+        ) is None:
             item.add_marker(pytest.mark.e2e)
 
 
