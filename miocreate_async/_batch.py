@@ -509,6 +509,7 @@ class _Batch:
             size=options.upload_cache_size,
             progress=self._upload_progress if self.events else None,
             stall_timeout=client.config.stall_timeout,
+            config=client.config,
         )
         self.submissions: anyio.CapacityLimiter = anyio.CapacityLimiter(options.max_submissions)
         # A list, not a fixed-width array: task ids may be of any size.

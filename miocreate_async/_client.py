@@ -295,7 +295,10 @@ class MioCreate:
         from ._transfer._url import prepare_source
 
         prepared = await prepare_source(
-            source, file_name=file_name, stall_timeout=self.config.stall_timeout
+            source,
+            file_name=file_name,
+            stall_timeout=self.config.stall_timeout,
+            config=self.config,
         )
         return await self._put(prepared, progress)
 
@@ -639,7 +642,12 @@ class MioCreate:
         ``progress``)."""
         from ._transfer._cache import UploadCache
 
-        return UploadCache(self._put, progress=progress, stall_timeout=self.config.stall_timeout)
+        return UploadCache(
+            self._put,
+            progress=progress,
+            stall_timeout=self.config.stall_timeout,
+            config=self.config,
+        )
 
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the

@@ -8,6 +8,7 @@
     ├── InvalidInputError           bad input, caught before any credit is spent (also ValueError)
     │   ├── SourceNotFoundError     the file does not exist or cannot be read
     │   ├── EmptySourceError        the file is empty
+    │   ├── SourceTooSlowError      a URL input sent its bytes too slowly
     │   ├── BadRequestError         400  (also an APIError)
     │   ├── KeyNotFoundError        702  (also an APIError)
     │   ├── UnsupportedFormatError  703  (also an APIError; raised locally too)
@@ -76,6 +77,7 @@ __all__ = [
     "ServerError",
     "ServiceUnreachableError",
     "SourceNotFoundError",
+    "SourceTooSlowError",
     "StorageError",
     "SubmissionUncertainError",
     "TargetPolicyError",
@@ -175,6 +177,11 @@ class SourceNotFoundError(InvalidInputError):
 
 class EmptySourceError(InvalidInputError):
     """The file to upload is empty."""
+
+
+class SourceTooSlowError(InvalidInputError):
+    """A URL input did not send its bytes within ``Config.source_timeout``, or more slowly than
+    ``Config.source_min_rate``: not retried (a source that drips would hold an upload for days)."""
 
 
 class APIError(MioCreateError):

@@ -53,6 +53,7 @@ async def running_worker(
                 lease=2.0,
                 claim_idle=3.0,
                 poll=FAST_POLL,
+                url_sources=["127.0.0.1"],  # the emulator's storage, for URL inputs
             )
             group.start_soon(worker.run, drain)
         yield
