@@ -23,7 +23,7 @@ from .._errors import MioCreateError, UnsupportedFormatError
 from .._formats import MediaType
 from .._models import ProgressCallback
 from .._retry import is_transient
-from ._inputs import PreparedUpload, UploadSource, as_key
+from ._inputs import PreparedUpload, UploadSource, as_key, is_url
 from ._url import prepare_source
 
 __all__ = ["ProgressFor", "Put", "UploadCache", "Wanted", "check_kind"]
@@ -200,6 +200,8 @@ class UploadCache:
 
 
 def _identity(source: object) -> Hashable:
+    if is_url(source):
+        return ("url", source)
     if isinstance(source, (str, os.PathLike)):
         return ("path", os.path.abspath(os.fspath(source)))
     if isinstance(source, bytes):
