@@ -37,10 +37,22 @@ from ._replies import (
     transport_error,
 )
 
-__all__ = ["StalePartials", "download", "names_a_folder", "partial_owner", "stream"]
+__all__ = [
+    "NAME_MAX",
+    "PARTIAL_EXTRA",
+    "StalePartials",
+    "download",
+    "fit_name",
+    "name_max",
+    "names_a_folder",
+    "partial_owner",
+    "stream",
+]
 
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
+#: Bytes a download's temporary name adds to its file's name: ``.`` and ``.<8 hex>.part``.
+PARTIAL_EXTRA = len(".") + len(".00000000.part")
 #: Bytes gathered before each disk write: few thread hops, flat memory.
 WRITE_BLOCK = 1024 * 1024
 _OPERATION = "download"
@@ -108,6 +120,18 @@ def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
             f"({len(os.fsencode(path.name))} bytes, at most {NAME_MAX})"
         )
     return path
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing
+    parent) takes."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return min(NAME_MAX, os.pathconf(candidate, "PC_NAME_MAX"))
+            except (OSError, ValueError, AttributeError):
+                return NAME_MAX
+    return NAME_MAX
 
 
 def names_a_folder(destination: str) -> bool:
@@ -206,12 +230,24 @@ def _safe_name(name: str) -> str:
     base = name.replace("\\", "/").replace("\0", "_").rsplit("/", 1)[-1]
     if base in ("", ".", ".."):
         return "result"
-    if len(os.fsencode(base)) <= NAME_MAX:
-        return base
-    stem, dot, extension = base.rpartition(".")
-    extension = extension[:16] if dot else ""
-    digest = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{(stem or base)[:100]}-{digest}" + (f".{extension}" if extension else "")
+    return fit_name(base)
+
+
+def fit_name(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` when it takes at most ``limit`` bytes, else its start, a hash of the whole name
+    and its extension: deterministic (a resumed batch finds the same file), distinct names
+    stay distinct."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        stem, extension = name, ""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tail = f"-{digest}" + (f".{extension}" if extension else "")
+    room = limit - len(os.fsencode(tail))
+    while stem and len(os.fsencode(stem)) > room:
+        stem = stem[: max(0, min(len(stem) - 1, room))]
+    return stem + tail
 
 
 def _exists(target: Path) -> InvalidInputError:
