@@ -13,7 +13,7 @@ from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio
@@ -345,7 +345,7 @@ class MioCreate:
         self._call_ready()
         from ._transfer._get import download
 
-        name = default_name or Path(urlsplit(url).path).name or "download"
+        name = default_name or _name_in_url(url)
         with self._session.guard():
             return await download(
                 self._session.http(),
@@ -733,6 +733,14 @@ def _multi_request(
     from ._wire import MultiFaceSwapRequest
 
     return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=_hd(hd))
+
+
+def _name_in_url(url: str) -> str:
+    """The file name a URL's path ends with, decoded (``photo%20(1).jpg``: ``photo (1).jpg``);
+    separators it decodes to are replaced, so that it stays one name in the chosen folder."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = name.replace("/", "_").replace("\\", "_").replace("\0", "_").strip()
+    return name if name not in ("", ".", "..") else "download"
 
 
 def _check_key(key: object, what: str = "key") -> str:

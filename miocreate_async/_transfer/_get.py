@@ -35,6 +35,7 @@ from ._replies import (
     refuse_session_auth,
     storage_error,
     transport_error,
+    wire_url,
 )
 
 __all__ = [
@@ -206,7 +207,7 @@ async def _get(
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """The GET of a signed URL; its raw bytes (the length checks compare with Content-Length)."""
     async with http.get(
-        url,
+        wire_url(url),
         headers={"Accept-Encoding": "identity"},
         timeout=client_timeout(config),
         raise_for_status=False,

@@ -35,6 +35,7 @@ from ._inputs import (
     is_url,
     prepare_upload,
 )
+from ._replies import wire_url
 from ._resolver import GuardedResolver, RefusedAddress, check_host
 
 __all__ = ["MAX_REDIRECTS", "prepare_source", "prepare_url"]
@@ -132,7 +133,7 @@ async def _get(
     connector = aiohttp.TCPConnector(resolver=resolver, limit=1)
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
-            target = URL(url, encoded=True)
+            target = wire_url(url)
             for _ in range(MAX_REDIRECTS + 1):
                 _check_target(target, shown, sources)
                 timeout = aiohttp.ClientTimeout(
