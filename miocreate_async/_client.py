@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import aclosing
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -29,6 +30,7 @@ from ._errors import (
     InvalidInputError,
     MioCreateError,
     ProtocolError,
+    ResultTooLargeError,
     SubmissionUncertainError,
     TaskTimeoutError,
     task_failed_error,
@@ -664,15 +666,30 @@ class MioCreate:
             streamer=self._stream,
         )
 
-    async def _stream(self, url: str, chunk_size: int) -> AsyncIterator[bytes]:
-        """A result's chunks (``result.iter_bytes()``/``read()``)."""
+    async def _stream(
+        self, url: str, chunk_size: int, *, max_bytes: int | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A result's chunks (``result.iter_bytes()``/``read()``); with ``max_bytes``, a result
+        of a larger ``size`` is refused before any request, and one that sends more fails."""
         self._call_ready()
         from ._transfer._get import stream
 
-        async for chunk in stream(
-            self._session.http(), url, chunk_size=chunk_size, config=self.config
-        ):
-            yield chunk
+        if max_bytes is not None and size is not None and size > max_bytes:
+            raise ResultTooLargeError(
+                f"the result is {size} bytes, over read()'s max_bytes={max_bytes}: use "
+                "iter_bytes() or download()",
+                operation="read",
+            )
+        chunks = stream(
+            self._session.http(),
+            url,
+            chunk_size=chunk_size,
+            config=self.config,
+            max_bytes=max_bytes,
+        )
+        async with aclosing(chunks):  # released when the caller stops, not when collected
+            async for chunk in chunks:
+                yield chunk
 
 
 def _is_video(media: MediaInput) -> bool:

@@ -9,6 +9,7 @@
     │   ├── SourceNotFoundError     the file does not exist or cannot be read
     │   ├── EmptySourceError        the file is empty
     │   ├── SourceTooSlowError      a URL input sent its bytes too slowly
+    │   ├── ResultTooLargeError     result.read() of more than its max_bytes
     │   ├── BadRequestError         400  (also an APIError)
     │   ├── KeyNotFoundError        702  (also an APIError)
     │   ├── UnsupportedFormatError  703  (also an APIError; raised locally too)
@@ -74,6 +75,7 @@ __all__ = [
     "NoFaceDetectedError",
     "ProtocolError",
     "RequestQuotaError",
+    "ResultTooLargeError",
     "ServerError",
     "ServiceUnreachableError",
     "SourceNotFoundError",
@@ -177,6 +179,11 @@ class SourceNotFoundError(InvalidInputError):
 
 class EmptySourceError(InvalidInputError):
     """The file to upload is empty."""
+
+
+class ResultTooLargeError(InvalidInputError):
+    """``result.read()`` of a result over its ``max_bytes``: use ``iter_bytes()`` or
+    ``download()``, which keep memory flat."""
 
 
 class SourceTooSlowError(InvalidInputError):

@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +21,7 @@ import aiohttp
 import anyio
 
 from .._config import Config
-from .._errors import InvalidInputError, MioCreateError, TransportError
+from .._errors import InvalidInputError, MioCreateError, ResultTooLargeError, TransportError
 from .._formats import media_type_of_name
 from .._models import ProgressCallback
 from .._redact import redact_url
@@ -167,9 +167,15 @@ def _make_folder(folder: Path) -> None:
 
 
 async def stream(
-    http: aiohttp.ClientSession, url: str, *, chunk_size: int, config: Config
-) -> AsyncIterator[bytes]:
-    """The bytes of ``url`` in chunks of at most ``chunk_size``, as they arrive.
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    chunk_size: int,
+    config: Config,
+    max_bytes: int | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The bytes of ``url`` in chunks of at most ``chunk_size``, as they arrive; with
+    ``max_bytes``, ``ResultTooLargeError`` once a reply says or sends more.
 
     Transient failures before the first byte are retried with backoff; after it, the error is
     raised (the caller has used the bytes already).
@@ -188,8 +194,10 @@ async def stream(
                     if response.status != 200:
                         raise await _refusal(response, url)
                     expected = response.content_length
+                    _check_cap(expected, max_bytes)
                     async for data in response.content.iter_chunked(chunk_size):
                         received += len(data)
+                        _check_cap(received, max_bytes)
                         yield data
                     if expected is not None and received != expected:
                         raise TransportError(
@@ -199,6 +207,15 @@ async def stream(
                         )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise transport_error(exc, operation=_OPERATION, url=url) from None
+
+
+def _check_cap(size: int | None, max_bytes: int | None) -> None:
+    if size is not None and max_bytes is not None and size > max_bytes:
+        raise ResultTooLargeError(
+            f"the result has more than {max_bytes} bytes (read()'s max_bytes): use "
+            "iter_bytes() or download()",
+            operation=_OPERATION,
+        )
 
 
 @asynccontextmanager
