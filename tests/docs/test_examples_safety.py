@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 import aiogram_bot
 import fastapi_app
+
+with warnings.catch_warnings():  # discord.py imports audioop, deprecated in Python 3.11+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import discord_bot
 
 pytestmark = pytest.mark.anyio
 
@@ -171,11 +176,21 @@ async def test_refused_photos_and_failed_swaps_use_up_no_allowance(
     assert all(LEAK not in text and "10.0.0.5" not in text for text in telegram.texts())
 
 
-async def test_users_never_see_an_errors_own_text() -> None:
-    from miocreate_async import ServerError, UnsupportedFormatError
+@pytest.mark.parametrize("bot", [aiogram_bot, discord_bot], ids=["aiogram", "discord"])
+async def test_users_never_see_an_errors_own_text_and_failures_are_given_back(bot: Any) -> None:
+    from miocreate_async import NoFaceDetectedError, ServerError, UnsupportedFormatError
 
-    for error in (ServerError(f"boom at {LEAK}", code=500), UnsupportedFormatError(LEAK)):
-        assert LEAK not in aiogram_bot.user_message(error)
+    errors = [
+        ServerError(f"boom at {LEAK}", code=500),
+        UnsupportedFormatError(LEAK),
+        NoFaceDetectedError(LEAK, code=602),
+    ]
+    for error in errors:
+        assert LEAK not in bot.user_message(error)
+    allowance = bot.Allowance(per_day=1)
+    assert allowance.refusal(1) is None
+    allowance.refund(1)  # the swap failed
+    assert allowance.refusal(1) is None
 
 
 # --- the FastAPI app ---------------------------------------------------------------------------
