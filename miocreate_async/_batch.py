@@ -63,6 +63,7 @@ from ._models import (
 )
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
+from ._redact import redact_url
 from ._retry import refused_without_effect, retries_stopped
 from ._session import creation_deadline
 from ._transfer._cache import Put, UploadCache
@@ -108,6 +109,8 @@ def _short_repr(source: object) -> str:
     """Bytes show as their size: a 5 MB image would make a 15 MB repr."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{type(source).__name__} of {memoryview(source).nbytes} bytes>"
+    if type(source) is str and source.startswith(("http://", "https://")):
+        return repr(redact_url(source))  # a signed URL's signature is never printed
     return repr(source)
 
 

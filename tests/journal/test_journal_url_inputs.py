@@ -102,3 +102,10 @@ async def test_no_signed_query_is_stored_or_printed(
     assert resumed.ok
     assert resumed.resumed
     assert len(emulator.ledger["tasks"]) == creations
+
+
+def test_a_jobs_repr_shows_no_signature() -> None:
+    job = SwapJob(SIGNED.format(signature="aaaa1111"), "https://cdn.example.com/face.png")
+    assert "aaaa1111" not in repr(job)
+    assert "tok3n" not in repr(job)
+    assert "photo%3D(1).jpg" in repr(job)
