@@ -25,9 +25,15 @@ class RefusedAddress(OSError):
 
 
 def _literal(host: str) -> IPAddress | None:
+    """The address a host names by itself, in any form a resolver takes (``127.1``,
+    ``2130706433``, ``0x7f.1`` are 127.0.0.1 to ``getaddrinfo``)."""
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
         return None
 
 

@@ -117,6 +117,10 @@ def upload_url_requests(emu: Emulator) -> int:
         "0.0.0.0",
         "[::]",
         "[::1]",
+        "2130706433",
+        "127.1",
+        "0x7f.1",
+        "017700000001",
     ],
 )
 async def test_a_loopback_source_is_refused_before_any_connection(
