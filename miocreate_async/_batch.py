@@ -208,7 +208,7 @@ class UploadProgress:
     """Bytes of an upload went out. A source shared by several jobs (the face) is uploaded once,
     so its progress is reported once, not per job."""
 
-    source: UploadSource
+    source: UploadSource = attrs.field(repr=_short_repr)
     file_name: str
     done: int
     total: int | None

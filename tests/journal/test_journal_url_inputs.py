@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import pytest
 
-from miocreate_async import MioCreate, PollPolicy, SwapJob
+from miocreate_async import MioCreate, PollPolicy, SwapJob, UploadProgress
 from miocreate_async._cli import main
 from miocreate_async._journal import describe_input, job_identity
 from miocreate_async._redact import unsigned_url
@@ -109,3 +109,5 @@ def test_a_jobs_repr_shows_no_signature() -> None:
     assert "aaaa1111" not in repr(job)
     assert "tok3n" not in repr(job)
     assert "photo%3D(1).jpg" in repr(job)
+    progress = UploadProgress(job.media, "photo.jpg", 1, 2)
+    assert "aaaa1111" not in repr(progress)
