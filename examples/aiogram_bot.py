@@ -8,7 +8,12 @@ forgotten it (code 702: uploaded files do not live forever).
 Every swap costs the bot's owner credits, so strangers are kept in check: each user gets
 ``BOT_DAILY_SWAPS`` swaps a day (default 10), ``BOT_ALLOWED_USERS`` (comma-separated Telegram
 user ids) limits the bot to those users, and photos over ``BOT_MAX_MB`` (default 10) are refused
-before they are downloaded.
+before they are downloaded. A swap counts against the allowance only once its photo passed these
+checks, and is given back when it fails. Photos sent as files (JPG, PNG or WEBP documents) are
+taken too. Users are told what went wrong in a fixed sentence per kind of error, never the
+error's own text (it may name internal hosts); the error itself goes to the bot's log.
+
+``TELEGRAM_API_URL`` points the bot at another Bot API server (a local one, or a test's fake).
 
     export TELEGRAM_BOT_TOKEN=...
     export MIOCREATE_CLIENT_ID=... MIOCREATE_CLIENT_SECRET=...
@@ -23,19 +28,47 @@ Needs: pip install 'miocreate-async' aiogram
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.filters import CommandStart
-from aiogram.types import BufferedInputFile, Message, PhotoSize
+from aiogram.types import BufferedInputFile, Document, Message, PhotoSize
 
-from miocreate_async import Key, KeyNotFoundError, MioCreate, MioCreateError
+from miocreate_async import (
+    ContentPolicyError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    Key,
+    KeyNotFoundError,
+    MioCreate,
+    MioCreateError,
+    MultipleFacesError,
+    NoFaceDetectedError,
+    RequestQuotaError,
+)
 
-__all__ = ["Allowance", "UserFace", "check_photo", "main", "router", "swap_photo"]
+__all__ = [
+    "Allowance",
+    "UserFace",
+    "build_router",
+    "check_document",
+    "check_photo",
+    "main",
+    "make_bot",
+    "router",
+    "swap_photo",
+    "user_message",
+]
 
-router = Router(name="face-swap")
+logger = logging.getLogger("aiogram_bot")
+
+#: Images taken when sent as files (Telegram's own photos are always JPEGs).
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 
 @dataclass
@@ -62,9 +95,14 @@ class Allowance:
             allowed=frozenset(int(user) for user in users.split(",")) if users else None,
         )
 
+    def admits(self, user_id: int) -> bool:
+        """Whether ``user_id`` may use the bot at all (nothing is counted)."""
+        return self.allowed is None or user_id in self.allowed
+
     def refusal(self, user_id: int) -> str | None:
-        """Why ``user_id`` may not swap now, or None (and the swap is counted)."""
-        if self.allowed is not None and user_id not in self.allowed:
+        """Why ``user_id`` may not swap now, or None (and the swap is counted: ``refund`` it
+        if it fails)."""
+        if not self.admits(user_id):
             return "Sorry, this bot is private."
         now = time.time()
         recent = [at for at in self.used.get(user_id, []) if now - at < 86400]
@@ -72,6 +110,11 @@ class Allowance:
             return f"You have used your {self.per_day} swaps for today. Come back tomorrow!"
         self.used[user_id] = [*recent, now]
         return None
+
+    def refund(self, user_id: int) -> None:
+        """Give back the swap last counted for ``user_id`` (it failed)."""
+        if self.used.get(user_id):
+            self.used[user_id].pop()
 
 
 #: Faces by Telegram user id, and the swaps they used (in memory: an example, not a database).
@@ -100,19 +143,52 @@ def check_photo(photo: PhotoSize, max_bytes: int = MAX_BYTES) -> str | None:
     return None
 
 
-async def _photo_bytes(message: Message, bot: Bot) -> bytes | None:
-    if not message.photo:
+def check_document(document: Document, max_bytes: int = MAX_BYTES) -> str | None:
+    """Why a photo sent as a file is refused before downloading it, or None."""
+    if document.mime_type not in IMAGE_TYPES:
+        return "Please send a JPG, PNG or WEBP image."
+    if document.file_size is None or document.file_size > max_bytes:
+        return f"That photo is too large: at most {max_bytes // (1024 * 1024)} MB, please."
+    return None
+
+
+#: What users are told, by kind of error: never ``error.message`` (it may hold internal URLs).
+_USER_MESSAGES: list[tuple[type[MioCreateError] | tuple[type[MioCreateError], ...], str]] = [
+    (NoFaceDetectedError, "I couldn't find a face in that photo. Try another one?"),
+    (MultipleFacesError, "That photo has several faces: send one with a single face, please."),
+    (ContentPolicyError, "Sorry, that photo can't be processed."),
+    (InvalidInputError, "That file isn't a photo I can use: send a JPG, PNG or WEBP image."),
+    ((InsufficientCreditsError, RequestQuotaError), "The bot is busy right now. Try again later!"),
+]
+
+
+def user_message(error: MioCreateError) -> str:
+    """The sentence a user sees for ``error``: a fixed one per kind of error."""
+    for kinds, text in _USER_MESSAGES:
+        if isinstance(error, kinds):
+            return text
+    return "Sorry, something went wrong. Please try again later."
+
+
+async def _image_bytes(message: Message, bot: Bot) -> bytes | None:
+    """The image a message carries (a photo, or an image sent as a file), checked before it is
+    downloaded; None (and the user told why) when there is none to use."""
+    item: PhotoSize | Document
+    if message.photo:
+        item = message.photo[-1]
+        refusal = check_photo(item)
+    elif message.document:
+        item = message.document
+        refusal = check_document(item)
+    else:
         return None
-    largest = message.photo[-1]
-    refusal = check_photo(largest)
     if refusal is not None:
         await message.reply(refusal)
         return None
-    data = await bot.download(largest)
+    data = await bot.download(item)
     return data.read() if data is not None else None
 
 
-@router.message(CommandStart())
 async def start(message: Message) -> None:
     await message.answer(
         "Send me a photo of your face with the caption 'face', then any photo: "
@@ -120,27 +196,29 @@ async def start(message: Message) -> None:
     )
 
 
-@router.message(F.photo, F.caption.lower().in_({"face", "/face"}))
 async def set_face(message: Message, bot: Bot, miocreate: MioCreate) -> None:
-    if message.from_user is None:
+    if message.from_user is None or not allowance.admits(message.from_user.id):
         return
-    data = await _photo_bytes(message, bot)
+    data = await _image_bytes(message, bot)
     if data is None:
         return
     face = UserFace(data)
     try:
         face.key = Key(await miocreate.upload(data, file_name="face.jpg"))
     except MioCreateError as error:
-        await message.reply(f"That face didn't work: {error.message}")
+        logger.warning("a face was refused: %r", error)
+        await message.reply(f"That face didn't work. {user_message(error)}")
         return
     faces[message.from_user.id] = face
     await message.reply("Got your face. Now send me photos!")
 
 
-@router.message(F.photo)
 async def swap(message: Message, bot: Bot, miocreate: MioCreate) -> None:
     user = message.from_user
     if user is None:
+        return
+    if not allowance.admits(user.id):
+        await message.reply("Sorry, this bot is private.")
         return
     face = faces.get(user.id)
     if face is None and os.environ.get("MIOCREATE_FACE"):
@@ -149,25 +227,47 @@ async def swap(message: Message, bot: Bot, miocreate: MioCreate) -> None:
     if face is None:
         await message.reply("First send me a photo of your face with the caption 'face'.")
         return
+    data = await _image_bytes(message, bot)
+    if data is None:
+        return  # refused before download: not counted
     refusal = allowance.refusal(user.id)
     if refusal is not None:
         await message.reply(refusal)
-        return
-    data = await _photo_bytes(message, bot)
-    if data is None:
         return
     note = await message.reply("Swapping...")
     try:
         swapped = await swap_photo(miocreate, data, face)
     except MioCreateError as error:
-        await note.edit_text(f"Sorry, that failed: {error.message}")
+        allowance.refund(user.id)  # only swaps made count
+        logger.warning("a swap failed: %r", error)
+        await note.edit_text(user_message(error))
         return
     await message.reply_photo(BufferedInputFile(swapped, filename="swapped.jpg"))
     await note.delete()
 
 
+def build_router() -> Router:
+    """The bot's handlers, on a new router (a router joins one dispatcher only)."""
+    router = Router(name="face-swap")
+    image = F.photo | F.document.mime_type.startswith("image/")
+    router.message.register(start, CommandStart())
+    router.message.register(set_face, image, F.caption.lower().in_({"face", "/face"}))
+    router.message.register(swap, image)
+    return router
+
+
+router = build_router()
+
+
+def make_bot(token: str, api_url: str | None = None) -> Bot:
+    """A bot talking to Telegram, or to the Bot API server at ``api_url``."""
+    if not api_url:
+        return Bot(token)
+    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+
+
 async def main() -> None:
-    bot = Bot(os.environ["TELEGRAM_BOT_TOKEN"])
+    bot = make_bot(os.environ["TELEGRAM_BOT_TOKEN"], os.environ.get("TELEGRAM_API_URL"))
     async with MioCreate() as client:
         dispatcher = Dispatcher(miocreate=client)  # handlers receive it as `miocreate`
         dispatcher.include_router(router)

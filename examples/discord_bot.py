@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,18 @@ from dataclasses import dataclass, field
 import discord
 from discord import app_commands
 
-from miocreate_async import Key, KeyNotFoundError, MioCreate, MioCreateError
+from miocreate_async import (
+    ContentPolicyError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    Key,
+    KeyNotFoundError,
+    MioCreate,
+    MioCreateError,
+    MultipleFacesError,
+    NoFaceDetectedError,
+    RequestQuotaError,
+)
 
 __all__ = [
     "Allowance",
@@ -41,6 +53,7 @@ __all__ = [
     "main",
     "swap",
     "swap_attachment",
+    "user_message",
 ]
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
@@ -81,6 +94,29 @@ class Allowance:
             return f"You have used your {self.per_day} swaps for today. Come back tomorrow!"
         self.used[user_id] = [*recent, now]
         return None
+
+    def refund(self, user_id: int) -> None:
+        """Give back the swap last counted for ``user_id`` (it failed)."""
+        if self.used.get(user_id):
+            self.used[user_id].pop()
+
+
+#: What users are told, by kind of error: never ``error.message`` (it may hold internal URLs).
+_USER_MESSAGES: list[tuple[type[MioCreateError] | tuple[type[MioCreateError], ...], str]] = [
+    (NoFaceDetectedError, "I couldn't find a face in that photo. Try another one?"),
+    (MultipleFacesError, "That photo has several faces: send one with a single face, please."),
+    (ContentPolicyError, "Sorry, that photo can't be processed."),
+    (InvalidInputError, "That file isn't a photo I can use: send a JPG, PNG or WEBP image."),
+    ((InsufficientCreditsError, RequestQuotaError), "The bot is busy right now. Try again later!"),
+]
+
+
+def user_message(error: MioCreateError) -> str:
+    """The sentence a user sees for ``error``: a fixed one per kind of error."""
+    for kinds, text in _USER_MESSAGES:
+        if isinstance(error, kinds):
+            return text
+    return "Sorry, something went wrong. Please try again later."
 
 
 async def swap_attachment(
@@ -159,7 +195,9 @@ async def swap(
     try:
         swapped = await swap_attachment(bot.miocreate, await photo.read(), bot.faces[user], hd=hd)
     except MioCreateError as error:
-        await interaction.followup.send(f"Sorry, that failed: {error.message}")
+        bot.allowance.refund(user)  # only swaps made count
+        logging.getLogger("discord_bot").warning("a swap failed: %r", error)
+        await interaction.followup.send(user_message(error))
         return
     await interaction.followup.send(file=discord.File(io.BytesIO(swapped), "swapped.jpg"))
 

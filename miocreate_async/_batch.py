@@ -63,6 +63,7 @@ from ._models import (
 )
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
+from ._redact import redact_url
 from ._retry import refused_without_effect, retries_stopped
 from ._session import creation_deadline
 from ._transfer._cache import Put, UploadCache
@@ -108,6 +109,8 @@ def _short_repr(source: object) -> str:
     """Bytes show as their size: a 5 MB image would make a 15 MB repr."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{type(source).__name__} of {memoryview(source).nbytes} bytes>"
+    if type(source) is str and source.startswith(("http://", "https://")):
+        return repr(redact_url(source))  # a signed URL's signature is never printed
     return repr(source)
 
 
@@ -205,7 +208,7 @@ class UploadProgress:
     """Bytes of an upload went out. A source shared by several jobs (the face) is uploaded once,
     so its progress is reported once, not per job."""
 
-    source: UploadSource
+    source: UploadSource = attrs.field(repr=_short_repr)
     file_name: str
     done: int
     total: int | None
@@ -509,6 +512,7 @@ class _Batch:
             size=options.upload_cache_size,
             progress=self._upload_progress if self.events else None,
             stall_timeout=client.config.stall_timeout,
+            config=client.config,
         )
         self.submissions: anyio.CapacityLimiter = anyio.CapacityLimiter(options.max_submissions)
         # A list, not a fixed-width array: task ids may be of any size.

@@ -8,12 +8,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import aclosing
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio
@@ -29,6 +30,7 @@ from ._errors import (
     InvalidInputError,
     MioCreateError,
     ProtocolError,
+    ResultTooLargeError,
     SubmissionUncertainError,
     TaskTimeoutError,
     task_failed_error,
@@ -301,7 +303,10 @@ class MioCreate:
         from ._transfer._url import prepare_source
 
         prepared = await prepare_source(
-            source, file_name=file_name, stall_timeout=self.config.stall_timeout
+            source,
+            file_name=file_name,
+            stall_timeout=self.config.stall_timeout,
+            config=self.config,
         )
         return await self._put(prepared, progress)
 
@@ -348,7 +353,7 @@ class MioCreate:
         self._call_ready()
         from ._transfer._get import download
 
-        name = default_name or Path(urlsplit(url).path).name or "download"
+        name = default_name or _name_in_url(url)
         with self._session.guard():
             return await download(
                 self._session.http(),
@@ -646,7 +651,12 @@ class MioCreate:
         ``progress``)."""
         from ._transfer._cache import UploadCache
 
-        return UploadCache(self._put, progress=progress, stall_timeout=self.config.stall_timeout)
+        return UploadCache(
+            self._put,
+            progress=progress,
+            stall_timeout=self.config.stall_timeout,
+            config=self.config,
+        )
 
     def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
@@ -663,15 +673,30 @@ class MioCreate:
             streamer=self._stream,
         )
 
-    async def _stream(self, url: str, chunk_size: int) -> AsyncIterator[bytes]:
-        """A result's chunks (``result.iter_bytes()``/``read()``)."""
+    async def _stream(
+        self, url: str, chunk_size: int, *, max_bytes: int | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A result's chunks (``result.iter_bytes()``/``read()``); with ``max_bytes``, a result
+        of a larger ``size`` is refused before any request, and one that sends more fails."""
         self._call_ready()
         from ._transfer._get import stream
 
-        async for chunk in stream(
-            self._session.http(), url, chunk_size=chunk_size, config=self.config
-        ):
-            yield chunk
+        if max_bytes is not None and size is not None and size > max_bytes:
+            raise ResultTooLargeError(
+                f"the result is {size} bytes, over read()'s max_bytes={max_bytes}: use "
+                "iter_bytes() or download()",
+                operation="read",
+            )
+        chunks = stream(
+            self._session.http(),
+            url,
+            chunk_size=chunk_size,
+            config=self.config,
+            max_bytes=max_bytes,
+        )
+        async with aclosing(chunks):  # released when the caller stops, not when collected
+            async for chunk in chunks:
+                yield chunk
 
 
 def _is_video(media: MediaInput) -> bool:
@@ -732,6 +757,14 @@ def _multi_request(
     from ._wire import MultiFaceSwapRequest
 
     return MultiFaceSwapRequest(avatar_key=pairs, get_face_id=detection_id, is_hd=_hd(hd))
+
+
+def _name_in_url(url: str) -> str:
+    """The file name a URL's path ends with, decoded (``photo%20(1).jpg``: ``photo (1).jpg``);
+    separators it decodes to are replaced, so that it stays one name in the chosen folder."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = name.replace("/", "_").replace("\\", "_").replace("\0", "_").strip()
+    return name if name not in ("", ".", "..") else "download"
 
 
 def _check_key(key: object, what: str = "key") -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ._addresses import UrlSources, url_sources
 from ._checks import at_least, finite
 from ._errors import ConfigurationError
 from ._operations import DEFAULT_PATHS, Operation
@@ -33,6 +34,8 @@ USER_AGENT = f"miocreate-async/{__version__}"
 #: ends in seconds to minutes, a video swap may take many minutes.
 IMAGE_TIMEOUT = 600.0
 VIDEO_TIMEOUT = 1800.0
+#: Seconds a URL input may take beyond its size at ``Config.source_min_rate`` (to connect).
+SOURCE_GRACE = 30.0
 
 
 @attrs.frozen
@@ -43,6 +46,8 @@ class Environment:
     token: str | None = attrs.field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = attrs.field(default=None, repr=False)
+    #: ``MIOCREATE_URL_SOURCES``: networks and hosts (comma-separated) or ``any``.
+    url_sources: str | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -52,6 +57,7 @@ class Environment:
             token=env.get("MIOCREATE_TOKEN") or None,
             client_id=env.get("MIOCREATE_CLIENT_ID") or None,
             client_secret=env.get("MIOCREATE_CLIENT_SECRET") or None,
+            url_sources=env.get("MIOCREATE_URL_SOURCES") or None,
         )
 
     @property
@@ -186,16 +192,32 @@ class Config:
     #: How long result URLs stay valid after completion.
     result_ttl: timedelta = timedelta(days=7)
     user_agent: str = USER_AGENT
+    #: Where URL inputs may be read from besides global addresses: networks and host names
+    #: (``["10.0.0.0/8", "files.internal"]``), or ``"any"``. By default a URL input that
+    #: reaches a loopback, private, link-local or other non-global address is refused.
+    url_sources: UrlSources = attrs.field(default=None, converter=url_sources)
+    #: Reading a URL input (each time: the check, then the upload) ends within this deadline...
+    source_timeout: float = attrs.field(default=1800.0, validator=_positive)
+    #: ...and within 30 s plus its size at this rate (bytes per second): a source that drips
+    #: its bytes fails with ``SourceTooSlowError``.
+    source_min_rate: float = attrs.field(default=64 * 1024, validator=_positive)
 
     def url(self, operation: Operation) -> str:
         return self.base_url + self.paths[operation]
 
+    def source_deadline(self, size: int) -> float:
+        """Seconds that reading ``size`` bytes of a URL input may take at most."""
+        return min(self.source_timeout, SOURCE_GRACE + size / self.source_min_rate)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Defaults, then ``MIOCREATE_BASE_URL`` from the environment, then ``overrides``."""
-        base_url = Environment.read(environ).base_url
-        if base_url and "base_url" not in overrides:
-            overrides["base_url"] = base_url
+        """Defaults, then ``MIOCREATE_BASE_URL`` and ``MIOCREATE_URL_SOURCES`` from the
+        environment, then ``overrides``."""
+        env = Environment.read(environ)
+        if env.base_url and "base_url" not in overrides:
+            overrides["base_url"] = env.base_url
+        if env.url_sources and "url_sources" not in overrides:
+            overrides["url_sources"] = env.url_sources
         return cls(**overrides)
 
 

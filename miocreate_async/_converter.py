@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ._wire import FaceSwapRequest
 
-__all__ = ["structure", "structure_result", "unstructure"]
+__all__ = ["strict_int", "structure", "structure_result", "unstructure"]
 
 T = TypeVar("T")
 
@@ -51,6 +51,12 @@ def _structure_int(value: Any, _: type) -> int:
     if not math.isfinite(number) or not number.is_integer():
         raise ValueError(f"expected an integer, got {value!r}")
     return int(number)
+
+
+def strict_int(value: Any) -> int:
+    """``value`` as an integer by the converter's rule (a JSON ``true`` is no 1), else
+    ``TypeError`` or ``ValueError``: for fields read outside a model (the envelope's code)."""
+    return _structure_int(value, int)
 
 
 def _structure_float(value: Any, _: type) -> float:
@@ -214,6 +220,10 @@ def _coerce_int(value: Any) -> int:
     return value if type(value) is int else _structure_int(value, int)
 
 
+def _coerce_float(value: Any) -> float:
+    return value if type(value) is float else _structure_float(value, float)
+
+
 def _coerce_str(value: Any) -> str:
     return value if type(value) is str else _structure_str(value, str)
 
@@ -229,7 +239,12 @@ def _identity(value: Any) -> Any:
     return value
 
 
-_COERCE: dict[Any, Coerce] = {int: _coerce_int, str: _coerce_str, float: float, Any: _identity}
+_COERCE: dict[Any, Coerce] = {
+    int: _coerce_int,
+    str: _coerce_str,
+    float: _coerce_float,  # never the builtin float(): it takes a JSON true as 1.0
+    Any: _identity,
+}
 
 
 def _coercer(annotation: Any) -> Coerce | None:

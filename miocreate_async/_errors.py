@@ -8,6 +8,8 @@
     ├── InvalidInputError           bad input, caught before any credit is spent (also ValueError)
     │   ├── SourceNotFoundError     the file does not exist or cannot be read
     │   ├── EmptySourceError        the file is empty
+    │   ├── SourceTooSlowError      a URL input sent its bytes too slowly
+    │   ├── ResultTooLargeError     result.read() of more than its max_bytes
     │   ├── BadRequestError         400  (also an APIError)
     │   ├── KeyNotFoundError        702  (also an APIError)
     │   ├── UnsupportedFormatError  703  (also an APIError; raised locally too)
@@ -73,9 +75,11 @@ __all__ = [
     "NoFaceDetectedError",
     "ProtocolError",
     "RequestQuotaError",
+    "ResultTooLargeError",
     "ServerError",
     "ServiceUnreachableError",
     "SourceNotFoundError",
+    "SourceTooSlowError",
     "StorageError",
     "SubmissionUncertainError",
     "TargetPolicyError",
@@ -177,6 +181,16 @@ class SourceNotFoundError(InvalidInputError):
 
 class EmptySourceError(InvalidInputError):
     """The file to upload is empty."""
+
+
+class ResultTooLargeError(InvalidInputError):
+    """``result.read()`` of a result over its ``max_bytes``: use ``iter_bytes()`` or
+    ``download()``, which keep memory flat."""
+
+
+class SourceTooSlowError(InvalidInputError):
+    """A URL input did not send its bytes within ``Config.source_timeout``, or more slowly than
+    ``Config.source_min_rate``: not retried (a source that drips would hold an upload for days)."""
 
 
 class APIError(MioCreateError):

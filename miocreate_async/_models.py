@@ -58,6 +58,9 @@ class TaskKind(str, enum.Enum):
 
 
 R = TypeVar("R")
+
+#: ``result.read()``'s default cap: results are read whole in memory for small images only.
+READ_LIMIT = 100 * 1024 * 1024
 R_co = TypeVar("R_co", covariant=True)
 
 #: Called with (bytes done, total bytes or None) at a bounded rate during transfers.
@@ -154,7 +157,9 @@ class ResultDownloader(Protocol):
 class ResultStreamer(Protocol):
     """The chunks of a signed URL, as they arrive (the client's ``_stream``)."""
 
-    def __call__(self, url: str, chunk_size: int) -> AsyncIterator[bytes]: ...
+    def __call__(
+        self, url: str, chunk_size: int, *, max_bytes: int | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]: ...
 
 
 class _Downloadable:
@@ -192,12 +197,22 @@ class _Downloadable:
             expected_size=getattr(self, "size", None),
         )
 
-    async def read(self) -> bytes:
+    async def read(self, max_bytes: int = READ_LIMIT) -> bytes:
         """The whole result in memory, for small images: a web reply, a bot's message.
 
-        Videos can be large: ``iter_bytes()`` or ``download()`` keep memory flat.
+        A result over ``max_bytes`` (100 MiB by default) raises ``ResultTooLargeError``: before
+        any request when its size says so, else as soon as more arrived. Videos can be large:
+        ``iter_bytes()`` or ``download()`` keep memory flat.
         """
-        return b"".join([chunk async for chunk in self.iter_bytes()])
+        if self._streamer is None:
+            raise RuntimeError(
+                "this result is not bound to a client: use `await client.download(url, path)`"
+            )
+        size = getattr(self, "size", None)
+        stream = self._streamer(
+            self.merge_url, 1024 * 1024, max_bytes=max_bytes, size=size if size else None
+        )
+        return b"".join([chunk async for chunk in stream])
 
     def iter_bytes(self, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The result's bytes in chunks of at most ``chunk_size``, as they arrive::

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
@@ -13,6 +13,7 @@ __all__ = [
     "redact_secret",
     "redact_text",
     "redact_url",
+    "unsigned_url",
     "url_secrets",
 ]
 
@@ -61,6 +62,50 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="[]"), ""))
+
+
+@functools.cache
+def _signing_params() -> re.Pattern[str]:
+    """Query parameters a signer adds (and changes on each signing): S3 and GCS V2/V4, Tencent
+    COS, CloudFront; the secrets above are among them."""
+    return re.compile(
+        rf"^({_SECRET_NAMES}|x-amz-[\w-]+|x-goog-[\w-]+|awsaccesskeyid|googleaccessid|expires|"
+        r"q-sign-algorithm|q-sign-time|q-key-time|q-header-list|q-url-param-list)$",
+        re.IGNORECASE,
+    )
+
+
+# Azure's shared access signature: short names, taken as signing parameters only beside ``sig``.
+_AZURE_SAS = frozenset({"se", "st", "sp", "sv", "sr", "spr", "srt", "ss", "si", "sdd"})
+
+
+def unsigned_url(url: str) -> str:
+    """The URL without its signature, credentials, expiry and other signing parameters, nor
+    user info or fragment: what names the object, the same whenever it is signed again. Safe
+    to store and show. Its other query parameters keep their order and encoding."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return REDACTED
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    pairs = [pair for pair in parts.query.split("&") if pair]
+    names = [_name_of(pair) for pair in pairs]
+    azure = "sig" in names
+    kept = [
+        pair
+        for pair, name in zip(pairs, names, strict=True)
+        if not (_signing_params().match(name) or (azure and name in _AZURE_SAS))
+    ]
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, "&".join(kept), ""))
+
+
+def _name_of(pair: str) -> str:
+    """A query parameter's name, decoded and lower case (``X-Amz-Signature=...``)."""
+    return unquote_plus(pair.partition("=")[0]).lower()
 
 
 def url_secrets(url: str) -> list[str]:

@@ -415,9 +415,11 @@ def _decode(
             operation=operation,
             http_status=status,
         )
+    from ._converter import strict_int  # loaded with the first client already
+
     try:
-        code = int(envelope["code"])
-    except ValueError:
+        code = strict_int(envelope["code"])  # a JSON true is no code 1
+    except (TypeError, ValueError):
         raise ProtocolError(
             f"bad envelope code {redact_text(str(envelope['code'])[:40], _known(secrets))!r}",
             operation=operation,

@@ -38,6 +38,8 @@ PRIVATE_ALIASES = (
     "ResultDownloader",  # the client's download method, bound into a result
     "Journal",  # swap_many(journal=...): the journal protocol, while it is not exported
     "JobState",  # DistributedOutcome.state: a job's state name in the journal (an enum)
+    "UrlSources",  # Config.url_sources: networks and hosts, or "any" (as Config's table says)
+    "IPNetwork",  # an ipaddress network, among Config(url_sources=...)'s forms
 )
 
 

@@ -42,7 +42,7 @@ from .._errors import SubmissionUncertainError
 from .._formats import ACCEPTED_EXTENSIONS, is_video_name
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
 from .._journal._tracker import identify
-from .._transfer._get import partial_owner
+from .._transfer._get import PARTIAL_EXTRA, fit_name, name_max, partial_owner
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
     CliError,
@@ -124,6 +124,9 @@ class Row:
 
 # --- the jobs ----------------------------------------------------------------------------------
 
+#: Bytes kept for a result's extension (``.jpg``, ``.webm``) after an output's stem.
+SUFFIX_ROOM = 16
+
 
 def load_jobs(source: Path, face: Path | None, hd: bool, output: Path) -> list[Row]:
     """The batch's jobs, from a folder (with ``face``) or a CSV file of ``image,face[,hd]``."""
@@ -143,8 +146,11 @@ def load_jobs(source: Path, face: Path | None, hd: bool, output: Path) -> list[R
         raise CliError(f"no such folder or CSV file: {source}")
     rows = []
     used: set[str] = set()
+    # Every output and its temporary name must fit the file system: checked (and shortened)
+    # here, before anything is paid, not when a result that cannot be saved is downloaded.
+    limit = name_max(output) - PARTIAL_EXTRA - SUFFIX_ROOM
     for number, (image, new_face, row_hd) in enumerate(pairs, 1):
-        stem = _unique_stem(output, image, used)
+        stem = _unique_stem(output, image, used, limit)
         rows.append(Row(number=number, image=image, face=new_face, hd=row_hd, stem=stem))
     return rows
 
@@ -240,12 +246,14 @@ def _read_csv(
     return pairs
 
 
-def _unique_stem(output: Path, image: Path, used: set[str]) -> Path:
+def _unique_stem(output: Path, image: Path, used: set[str], limit: int) -> Path:
+    """``<image stem>-swapped`` (``-2``... for a name taken), shortened with a hash of it when
+    longer than ``limit`` bytes (the same every run, so a resumed batch finds its outputs)."""
     base = f"{image.stem}-swapped"
-    name, count = base, 1
+    name, count = fit_name(base, limit), 1
     while name.lower() in used:
         count += 1
-        name = f"{base}-{count}"
+        name = fit_name(f"{base}-{count}", limit)
     used.add(name.lower())
     return output / name
 

@@ -50,6 +50,11 @@ def register(commands: Subcommands) -> None:
         "--poll-maximum", type=positive_float, default=5.0, metavar="SECONDS",
         help="longest gap between two polls of a task (5)",
     )  # fmt: skip
+    parser.add_argument(
+        "--url-sources", metavar="LIST",
+        help="networks and hosts (comma-separated) or 'any' that URL inputs may also be read "
+        "from; by default only public addresses (also MIOCREATE_URL_SOURCES)",
+    )  # fmt: skip
     # -v/--verbose is the global option (it also logs takeovers and drains here).
     parser.add_argument("-v", dest="verbose", action="store_true", help="same as --verbose")
 
@@ -84,6 +89,7 @@ async def run_worker(options: Options) -> int:
         rate_limit=rate,
         lease=options.number("lease"),
         claim_idle=options.number("claim_idle"),
+        url_sources=options.optional_text("url_sources"),
         poll=PollPolicy(
             first=min(0.5, longest),
             minimum=min(0.1, longest),

@@ -53,6 +53,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .._errors import InvalidInputError, MioCreateError
+from .._redact import unsigned_url
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -73,6 +74,7 @@ __all__ = [
     "describe_input",
     "is_durable",
     "job_identity",
+    "url_input",
 ]
 
 #: The record layout; a journal written by a newer schema is refused.
@@ -316,6 +318,8 @@ def describe_input(source: object, key: str | None) -> InputRef:
     """
     if key is not None:
         return InputRef(f"key:{key}", "", key)
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        return url_input(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(source))
         try:
@@ -329,6 +333,13 @@ def describe_input(source: object, key: str | None) -> InputRef:
         digest = hashlib.sha256(source).hexdigest()
         return InputRef(f"sha256:{digest}", digest, f"{len(source)} bytes")
     return InputRef(None, "", type(source).__name__)
+
+
+def url_input(url: str) -> InputRef:
+    """A URL input: named by the URL without its signing parameters (the same when it is
+    signed again, wherever the batch runs), which is also its label: no secret is stored."""
+    unsigned = unsigned_url(url)
+    return InputRef(f"url:{unsigned}", "", unsigned)
 
 
 def job_identity(

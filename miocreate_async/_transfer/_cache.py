@@ -18,11 +18,12 @@ from contextlib import contextmanager
 import anyio
 import attrs
 
+from .._config import Config
 from .._errors import MioCreateError, UnsupportedFormatError
 from .._formats import MediaType
 from .._models import ProgressCallback
 from .._retry import is_transient
-from ._inputs import PreparedUpload, UploadSource, as_key
+from ._inputs import PreparedUpload, UploadSource, as_key, is_url
 from ._url import prepare_source
 
 __all__ = ["ProgressFor", "Put", "UploadCache", "Wanted", "check_kind"]
@@ -72,8 +73,11 @@ class UploadCache:
         size: int = 1024,
         progress: ProgressFor | None = None,
         stall_timeout: float | None = None,
+        config: Config | None = None,
     ) -> None:
         self._put = put
+        #: Where URL inputs may be read from, and their deadlines.
+        self._config = config
         #: A stream that gives no byte for this long fails its local check.
         self._stall_timeout = stall_timeout
         self._size = size
@@ -146,7 +150,9 @@ class UploadCache:
         self._entries[identity] = entry
         self._forget_old()
         with self._settling(entry, entry.checked):
-            entry.prepared = await prepare_source(source, stall_timeout=self._stall_timeout)
+            entry.prepared = await prepare_source(
+                source, stall_timeout=self._stall_timeout, config=self._config
+            )
         check_kind(entry.prepared.media_type, video, role, entry.prepared.file_name)
         return entry
 
@@ -194,6 +200,8 @@ class UploadCache:
 
 
 def _identity(source: object) -> Hashable:
+    if is_url(source):
+        return ("url", source)
     if isinstance(source, (str, os.PathLike)):
         return ("path", os.path.abspath(os.fspath(source)))
     if isinstance(source, bytes):

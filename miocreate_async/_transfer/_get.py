@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +21,7 @@ import aiohttp
 import anyio
 
 from .._config import Config
-from .._errors import InvalidInputError, MioCreateError, TransportError
+from .._errors import InvalidInputError, MioCreateError, ResultTooLargeError, TransportError
 from .._formats import media_type_of_name
 from .._models import ProgressCallback
 from .._redact import redact_url
@@ -35,12 +35,25 @@ from ._replies import (
     refuse_session_auth,
     storage_error,
     transport_error,
+    wire_url,
 )
 
-__all__ = ["StalePartials", "download", "names_a_folder", "partial_owner", "stream"]
+__all__ = [
+    "NAME_MAX",
+    "PARTIAL_EXTRA",
+    "StalePartials",
+    "download",
+    "fit_name",
+    "name_max",
+    "names_a_folder",
+    "partial_owner",
+    "stream",
+]
 
 #: The longest file name most file systems take, in bytes.
 NAME_MAX = 255
+#: Bytes a download's temporary name adds to its file's name: ``.`` and ``.<8 hex>.part``.
+PARTIAL_EXTRA = len(".") + len(".00000000.part")
 #: Bytes gathered before each disk write: few thread hops, flat memory.
 WRITE_BLOCK = 1024 * 1024
 _OPERATION = "download"
@@ -110,6 +123,18 @@ def _resolve(destination: str | os.PathLike[str], default_name: str) -> Path:
     return path
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing
+    parent) takes."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return min(NAME_MAX, os.pathconf(candidate, "PC_NAME_MAX"))
+            except (OSError, ValueError, AttributeError):
+                return NAME_MAX
+    return NAME_MAX
+
+
 def names_a_folder(destination: str) -> bool:
     """Whether a destination is a folder: a name ending with a separator, an existing folder, or
     a name without an extension that does not exist (``Path("out/")`` loses its slash)."""
@@ -142,9 +167,15 @@ def _make_folder(folder: Path) -> None:
 
 
 async def stream(
-    http: aiohttp.ClientSession, url: str, *, chunk_size: int, config: Config
-) -> AsyncIterator[bytes]:
-    """The bytes of ``url`` in chunks of at most ``chunk_size``, as they arrive.
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    chunk_size: int,
+    config: Config,
+    max_bytes: int | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The bytes of ``url`` in chunks of at most ``chunk_size``, as they arrive; with
+    ``max_bytes``, ``ResultTooLargeError`` once a reply says or sends more.
 
     Transient failures before the first byte are retried with backoff; after it, the error is
     raised (the caller has used the bytes already).
@@ -163,8 +194,10 @@ async def stream(
                     if response.status != 200:
                         raise await _refusal(response, url)
                     expected = response.content_length
+                    _check_cap(expected, max_bytes)
                     async for data in response.content.iter_chunked(chunk_size):
                         received += len(data)
+                        _check_cap(received, max_bytes)
                         yield data
                     if expected is not None and received != expected:
                         raise TransportError(
@@ -176,13 +209,22 @@ async def stream(
                 raise transport_error(exc, operation=_OPERATION, url=url) from None
 
 
+def _check_cap(size: int | None, max_bytes: int | None) -> None:
+    if size is not None and max_bytes is not None and size > max_bytes:
+        raise ResultTooLargeError(
+            f"the result has more than {max_bytes} bytes (read()'s max_bytes): use "
+            "iter_bytes() or download()",
+            operation=_OPERATION,
+        )
+
+
 @asynccontextmanager
 async def _get(
     http: aiohttp.ClientSession, url: str, config: Config
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """The GET of a signed URL; its raw bytes (the length checks compare with Content-Length)."""
     async with http.get(
-        url,
+        wire_url(url),
         headers={"Accept-Encoding": "identity"},
         timeout=client_timeout(config),
         raise_for_status=False,
@@ -206,12 +248,24 @@ def _safe_name(name: str) -> str:
     base = name.replace("\\", "/").replace("\0", "_").rsplit("/", 1)[-1]
     if base in ("", ".", ".."):
         return "result"
-    if len(os.fsencode(base)) <= NAME_MAX:
-        return base
-    stem, dot, extension = base.rpartition(".")
-    extension = extension[:16] if dot else ""
-    digest = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{(stem or base)[:100]}-{digest}" + (f".{extension}" if extension else "")
+    return fit_name(base)
+
+
+def fit_name(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` when it takes at most ``limit`` bytes, else its start, a hash of the whole name
+    and its extension: deterministic (a resumed batch finds the same file), distinct names
+    stay distinct."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        stem, extension = name, ""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tail = f"-{digest}" + (f".{extension}" if extension else "")
+    room = limit - len(os.fsencode(tail))
+    while stem and len(os.fsencode(stem)) > room:
+        stem = stem[: max(0, min(len(stem) - 1, room))]
+    return stem + tail
 
 
 def _exists(target: Path) -> InvalidInputError:

@@ -44,6 +44,7 @@ from ._replies import (
     refuse_session_auth,
     storage_error,
     transport_error,
+    wire_url,
 )
 
 __all__ = ["put_object"]
@@ -318,21 +319,26 @@ def _not_replayable(error: MioCreateError) -> MioCreateError:
     )
 
 
-def _signs_only_host(url: str) -> bool:
+def _signed_headers(url: str) -> frozenset[str] | None:
+    """The headers a SigV4-style URL signs (S3, GCS), or None when it does not say."""
     query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
-    signed = query.get("x-amz-signedheaders")
-    return signed is not None and [h.strip().lower() for h in signed.split(";")] == ["host"]
+    signed = query.get("x-amz-signedheaders", query.get("x-goog-signedheaders"))
+    if signed is None:
+        return None
+    return frozenset(h.strip().lower() for h in signed.split(";"))
 
 
 def _headers(upload: PreparedUpload, url: str) -> tuple[dict[str, str], frozenset[str]]:
     """Headers of the PUT and the automatic ones aiohttp must leave out."""
     # A true length, never chunked: S3-style stores answer 411/501 otherwise.
     headers = {"Content-Length": str(upload.size)}
-    if _signs_only_host(url):
-        # Unsigned, so harmless, and stored objects then carry their real type.
+    if _signed_headers(url) is not None:
+        # Signed (the service signed the type of the file's name, which the local checks
+        # confirmed) or unsigned and harmless: stored objects then carry their real type.
         headers["Content-Type"] = upload.content_type
         return headers, frozenset()
-    # The URL may sign a Content-Type we cannot know: send none rather than a wrong one.
+    # A URL that does not list its signed headers (SigV2 signs the Content-Type, empty when
+    # none is sent): send none rather than a wrong one.
     return headers, frozenset({"Content-Type"})
 
 
@@ -397,7 +403,7 @@ async def _request(
     headers, skip = _headers(upload, url)
     try:
         async with http.put(
-            url,
+            wire_url(url),
             data=body,
             headers=headers,
             skip_auto_headers=skip,

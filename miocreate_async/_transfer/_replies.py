@@ -11,6 +11,7 @@ import time
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from .._config import Config
 from .._errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "refuse_session_auth",
     "storage_error",
     "transport_error",
+    "wire_url",
 ]
 
 
@@ -48,6 +50,19 @@ def check_url(url: object, operation: str) -> str:
     if not urlsplit(url).hostname:
         raise ProtocolError(f"the {operation} URL names no host: {redact_url(url)!r}")
     return url
+
+
+def wire_url(url: str) -> URL:
+    """The URL sent byte for byte as given: a presigned URL's signature covers its exact
+    encoding, which aiohttp would otherwise normalise (``%2F`` to ``/``, ``%3D`` to ``=``).
+    Only a URL that is not encoded yet (spaces, non-ASCII, a bare ``%``) is encoded."""
+    if url.isascii() and not _UNENCODED.search(url):
+        return URL(url, encoded=True)
+    return URL(url)
+
+
+#: What an encoded URL never holds: spaces, control characters, quotes, a ``%`` without hex.
+_UNENCODED = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
 
 
 def refuse_session_auth(http: aiohttp.ClientSession) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._batch import SwapJob
 from .._errors import InvalidInputError, MioCreateError
@@ -39,8 +37,7 @@ def describe(value: object, role: str) -> InputRef:
     if isinstance(value, Key):
         return describe_input(value, str(value))
     if isinstance(value, str) and is_url(value):
-        name = PurePosixPath(urlsplit(value).path).name or value
-        return InputRef(f"url:{value}", "", name)
+        return describe_input(value, None)  # by its unsigned URL (see _ref for the spec)
     if isinstance(value, (str, os.PathLike)):
         return describe_input(value, None)
     raise InvalidInputError(
@@ -56,12 +53,20 @@ def encode_job(job: SwapJob) -> tuple[str, str, str, Spec]:
     own_id = None if explicit is None else str(explicit)
     job_id, fingerprint = job_identity(image, face, hd=job.hd, kind=job.kind, explicit_id=own_id)
     spec = {
-        "image": {"ref": image.identity, "fingerprint": image.fingerprint},
-        "face": {"ref": face.identity, "fingerprint": face.fingerprint},
+        "image": {"ref": _ref(job.image, image), "fingerprint": image.fingerprint},
+        "face": {"ref": _ref(job.face, face), "fingerprint": face.fingerprint},
         "hd": job.hd,
         "kind": job.kind,
     }
     return job_id, fingerprint, f"{image.label} + {face.label}", spec
+
+
+def _ref(value: object, described: InputRef) -> str | None:
+    """What a worker reads: a URL as given, signature included (Redis then holds a secret:
+    the docs say so), since the journal's identity has it removed."""
+    if isinstance(value, str) and not isinstance(value, Key) and is_url(value):
+        return f"url:{value}"
+    return described.identity
 
 
 def input_of(spec: Mapping[str, Any]) -> str:

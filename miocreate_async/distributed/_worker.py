@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 
 import anyio
@@ -24,7 +25,7 @@ from taskiq_redis import RedisStreamBroker
 
 from .._batch import SwapResult
 from .._client import MioCreate
-from .._config import PollPolicy
+from .._config import Config, PollPolicy
 from .._errors import (
     InsufficientCreditsError,
     InvalidInputError,
@@ -100,6 +101,7 @@ class Worker:
         claim_idle: float = 60.0,
         poll: PollPolicy | None = None,
         name: str | None = None,
+        url_sources: str | Sequence[str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -111,6 +113,9 @@ class Worker:
         self.poll: PollPolicy = poll or PollPolicy()
         self.name: str = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._credentials = (client_id, client_secret, token, base_url)
+        #: Where URL inputs may be read from besides global addresses (``Config.url_sources``;
+        #: else ``MIOCREATE_URL_SOURCES``).
+        self.url_sources = url_sources
         env_id = client_id
         if client_id is None and token is None and not os.environ.get("MIOCREATE_TOKEN"):
             env_id = os.environ.get("MIOCREATE_CLIENT_ID")
@@ -130,8 +135,15 @@ class Worker:
         if self.rate_limit:
             key = f"miocreate:rate:{self.account or 'default'}"
             limiter = SharedRateLimiter(self.redis, key, self.rate_limit)
+        settings: dict[str, Any] = {"base_url": base_url} if base_url else {}
+        if self.url_sources is not None:
+            settings["url_sources"] = self.url_sources
         self.client: MioCreate = MioCreate(
-            client_id, client_secret, token=token, base_url=base_url, rate_limit=limiter
+            client_id,
+            client_secret,
+            token=token,
+            config=Config.from_env(**settings),
+            rate_limit=limiter,
         )
         self.broker: RedisStreamBroker = make_broker(self.redis_url, claim_idle=self.claim_idle)
 

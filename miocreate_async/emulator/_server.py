@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from aiohttp import web
+from yarl import URL
 
 from .._operations import Operation
 from ._app import build_app
@@ -91,11 +92,22 @@ class Emulator:
         return self._running_state().storage.root
 
     def client(self, **kwargs: Any) -> MioCreate:
-        """A ``MioCreate`` bound to this emulator (close it, or use it in ``async with``)."""
-        from .. import MioCreate
+        """A ``MioCreate`` bound to this emulator (close it, or use it in ``async with``).
 
+        Its URL inputs may be read from the emulator's host too (its storage URLs are on a
+        loopback address, which a client refuses by default).
+        """
+        from .. import Config, MioCreate
+
+        config = kwargs.pop("config", None) or Config.from_env(base_url=self.url)
+        host = URL(self.url).host or self._host
+        config = attrs.evolve(config, url_sources=config.url_sources.including(host))
         return MioCreate(
-            client_id=self.client_id, client_secret=self.client_secret, base_url=self.url, **kwargs
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            base_url=self.url,
+            config=config,
+            **kwargs,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------

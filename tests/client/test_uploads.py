@@ -116,6 +116,12 @@ def with_query(url: str, **changes: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def without_query(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != name]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def storage_requests(emu: Emulator, method: str = "PUT") -> list[dict[str, Any]]:
     return [
         r
@@ -277,17 +283,21 @@ async def test_every_source_kind_stores_exact_bytes(
     assert stored(emu, key)["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-async def test_content_type_only_when_the_url_signs_host_alone(
+async def test_content_type_sent_when_the_url_lists_its_signed_headers(
     emu: Emulator, http: aiohttp.ClientSession, targets: Targets
 ) -> None:
     prepared = await prepare_upload(PNG_HEAD + b"\0" * 100, file_name="a.png")
     await put(http, prepared, targets)
-    # The emulator's signature ignores SignedHeaders, so the edited URL is still accepted.
+    # The emulator's signature ignores SignedHeaders, so the edited URLs are still accepted.
     targets.edit = lambda url: with_query(url, **{"X-Amz-SignedHeaders": "content-type;host"})
     await put(http, prepared, targets)
-    first, second = storage_requests(emu)
+    # A URL that does not list its signed headers (SigV2 signs the type, empty when none).
+    targets.edit = lambda url: without_query(url, "X-Amz-SignedHeaders")
+    await put(http, prepared, targets)
+    first, second, third = storage_requests(emu)
     assert first["headers"]["Content-Type"] == "image/png"
-    assert "Content-Type" not in second["headers"]
+    assert second["headers"]["Content-Type"] == "image/png"  # signed: it must be sent
+    assert "Content-Type" not in third["headers"]
     assert first["status"] == second["status"] == 200
 
 

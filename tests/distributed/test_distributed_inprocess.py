@@ -53,6 +53,7 @@ async def running_worker(
                 lease=2.0,
                 claim_idle=3.0,
                 poll=FAST_POLL,
+                url_sources=["127.0.0.1"],  # the emulator's storage, for URL inputs
             )
             group.start_soon(worker.run, drain)
         yield
@@ -193,6 +194,34 @@ async def test_the_cli_batch_runs_on_the_workers_of_a_redis(redis_url: str, tmp_
         "p1-swapped.jpg",
         "p2-swapped.jpg",
     ]
+
+
+async def test_the_redis_cli_batch_fits_a_long_output_name_before_paying(
+    redis_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_sample_photo(folder / ("a" * 250 + ".jpg"), seed=1)
+    face = write_sample_face(tmp_path / "face.png", seed=2)
+    out = tmp_path / "out"
+    async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
+        env = {
+            **os.environ,
+            "MIOCREATE_BASE_URL": emu.url,
+            "MIOCREATE_CLIENT_ID": emu.client_id,
+            "MIOCREATE_CLIENT_SECRET": emu.client_secret,
+        }
+        command = [sys.executable, "-c", CLI, "batch", str(folder), "--face", str(face)]
+        command += ["-o", str(out), "--redis", redis_url, "--json"]
+        async with running_worker(redis_url, emu):
+            with anyio.fail_after(60):
+                done = await anyio.run_process(command, env=env, check=False)
+        tasks = len(emu.ledger["tasks"])
+    assert done.returncode == 0, done.stderr.decode()
+    (saved,) = [path.name for path in out.iterdir() if not path.name.startswith(".")]
+    assert saved.startswith("aaaa")
+    assert len(os.fsencode(saved)) <= 255
+    assert tasks == 1
 
 
 async def test_the_shared_limiter_keeps_the_workers_under_the_request_quota(
