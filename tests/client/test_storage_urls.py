@@ -19,7 +19,7 @@ from miocreate_async._retry import RetryPolicy
 from miocreate_async._transfer._inputs import prepare_upload
 from miocreate_async._transfer._put import put_object
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 2000
 # An awkward key as third-party S3 stores sign it: escaped slash, equals and parentheses.

@@ -196,6 +196,7 @@ async def test_the_cli_batch_runs_on_the_workers_of_a_redis(redis_url: str, tmp_
     ]
 
 
+@pytest.mark.processes
 async def test_the_redis_cli_batch_fits_a_long_output_name_before_paying(
     redis_url: str, tmp_path: Path
 ) -> None:
