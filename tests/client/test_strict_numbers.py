@@ -60,6 +60,7 @@ async def lying_api() -> AsyncIterator[str]:
 
 
 @pytest.mark.anyio
+@pytest.mark.e2e
 async def test_an_envelope_code_true_is_a_protocol_error(lying_api: str) -> None:
     async with MioCreate(token="t", base_url=lying_api) as mc:
         with pytest.raises(ProtocolError, match="bad envelope code"):
