@@ -615,13 +615,18 @@ class _Batch:
                     _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
 
-    def service_unreachable(self) -> ServiceUnreachableError | None:
+    def service_unreachable(
+        self, cause: ConnectError | None = None
+    ) -> ServiceUnreachableError | None:
         """The error a job gets instead of being tried, once the circuit breaker tripped: the
-        client saw ``unreachable_after`` connection failures in a row, no reply between them."""
+        client saw ``unreachable_after`` connection failures in a row, no reply between them,
+        or one that no retry can fix (``cause``, permanent: a wrong URL), whose fix it tells."""
         failures = self.connect_failures()
-        if self.unreachable is None and failures >= self.options.unreachable_after:
+        why = cause.message if cause is not None and cause.permanent else None
+        if self.unreachable is None and (why or failures >= self.options.unreachable_after):
+            why = why or f"{failures} connection failures in a row"
             self.unreachable = ServiceUnreachableError(
-                f"the service is unreachable: {failures} connection failures in a row; the "
+                f"the service is unreachable: {why}; the "
                 "batch stopped submitting (nothing was sent for this job: submit it again "
                 "once the service is back)",
                 operation="swap_many",
@@ -699,7 +704,7 @@ class _Job:
                 return self._outcome(result)
             except ConnectError as error:
                 # Nothing was sent: try the job again, unless the service seems down.
-                unreachable = self.batch.service_unreachable()
+                unreachable = self.batch.service_unreachable(error)
                 if unreachable is None and self.task is None and self._remaining() > 0:
                     continue
                 failure: MioCreateError = unreachable or error

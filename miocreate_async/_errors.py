@@ -280,6 +280,10 @@ class TransportError(MioCreateError):
 class ConnectError(TransportError):
     """No connection could be made: the request was never sent."""
 
+    #: No retry can fix it (nothing listening at a base URL never reached, TLS to a plain-HTTP
+    #: port, an unknown host): raised at once, its message saying what to change.
+    permanent: bool = False
+
 
 class ServiceUnreachableError(ConnectError):
     """A batch stopped: too many connection failures in a row, with no success between them.

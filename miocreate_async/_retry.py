@@ -198,6 +198,8 @@ class Attempt:
 
 def is_transient(error: MioCreateError) -> bool:
     """Whether trying the same request again may succeed."""
+    if isinstance(error, ConnectError) and error.permanent:
+        return False
     if isinstance(error, (TransportError, MioCreateTimeoutError, ServerError, RequestQuotaError)):
         return True
     if isinstance(error, (HTTPStatusError, StorageError)):
@@ -207,7 +209,9 @@ def is_transient(error: MioCreateError) -> bool:
 
 def refused_without_effect(error: MioCreateError) -> bool:
     """Whether a task-creating request provably created nothing, so re-sending is safe."""
-    if isinstance(error, (ConnectError, RequestQuotaError)):
+    if isinstance(error, ConnectError):
+        return not error.permanent
+    if isinstance(error, RequestQuotaError):
         return True
     return isinstance(error, HTTPStatusError) and error.http_status == 429
 
