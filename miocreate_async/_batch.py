@@ -38,6 +38,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checks import at_least, check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, PollPolicy
+from ._correlation import current_job
 from ._errors import (
     CALLED,
     ConnectError,
@@ -679,6 +680,8 @@ class _Job:
     async def run_safely(self) -> SwapOutcome:
         """``run()``, with any other exception made this job's typed error: one bad job (a
         stream that raises, a reply that breaks a parser) never sinks the batch."""
+        # The job's id on the log records and errors of its calls.
+        job = current_job.set(self.entry.job_id)
         try:
             return await self.run()
         except Exception as exc:
@@ -690,6 +693,8 @@ class _Job:
             with contextlib.suppress(Exception):
                 await self.entry.ended(error)
             return self._outcome(error=error)
+        finally:
+            current_job.reset(job)
 
     async def run(self) -> SwapOutcome:
         timeout = self.batch.options.timeout
@@ -834,11 +839,13 @@ _Admitted = tuple[int, SwapJob, JobEntry]
 
 def _outcome(job: SwapJob, index: int, entry: JobEntry) -> SwapOutcome:
     error = entry.error
-    if error is not None and error.task_id is None and entry.task_id is not None:
+    missing_task = error is not None and error.task_id is None and entry.task_id is not None
+    if error is not None and (missing_task or error.job_id != entry.job_id):
         # A copy: one error object may have reached several jobs (a refused token exchange).
         original, error = error, copy.copy(error)
         error.__cause__ = original.__cause__
-        error.task_id = entry.task_id
+        error.task_id = error.task_id if error.task_id is not None else entry.task_id
+        error.job_id = entry.job_id
     return SwapOutcome(
         job=job,
         result=entry.result,

@@ -22,6 +22,7 @@ import attrs
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._checks import check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy, log_from_env
+from ._correlation import current_job, last_request_id, log_extra
 from ._errors import (
     CALLED,
     ClientClosedError,
@@ -98,15 +99,32 @@ def _public(
             result = await method(self, *args, **kwargs)
         except MioCreateError as error:
             error.operation = name
-            logger.info("%s failed after %.2fs: %r", name, time.monotonic() - started, error)
+            if error.job_id is None:
+                error.job_id = current_job.get()
+            logger.info(
+                "%s failed after %.2fs: %r",
+                name,
+                time.monotonic() - started,
+                error,
+                extra=log_extra(error),
+            )
             raise
         finally:
             CALLED.reset(token)
         if logger.isEnabledFor(logging.INFO):  # one call instead of two: this runs per poll
-            logger.info("%s done in %.2fs", name, time.monotonic() - started)
+            task_id = _task_in(result) or (_task_in(args[0]) if args else None)
+            extra = log_extra(task_id=task_id)
+            logger.info("%s done in %.2fs", name, time.monotonic() - started, extra=extra)
         return result
 
     return call
+
+
+def _task_in(value: object) -> int | None:
+    """The task id a call's argument or result names (for its log record), if any."""
+    if isinstance(value, (TaskHandle, TaskInfo)):
+        return value.id
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
@@ -361,7 +379,7 @@ class MioCreate:
     async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
         self._call_ready()
         created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
-        return TaskHandle(id=created.task_id, kind=kind)
+        return TaskHandle(created.task_id, kind, last_request_id.get())
 
     @_public
     async def create_image_swap(
@@ -441,10 +459,11 @@ class MioCreate:
         )
         status = TaskStatus.from_code(detail.status)
         result = None
+        request_id = last_request_id.get()
         if status is TaskStatus.SUCCEEDED:
-            result = self._result(detail.additional_data, kind, task_id)
-        # id, status, status_code, message, kind, result (by position: half the cost)
-        return TaskInfo(task_id, status, detail.status, detail.message, kind, result)
+            result = self._result(detail.additional_data, kind, task_id, request_id)
+        # id, status, status_code, message, kind, result, request_id (by position: half the cost)
+        return TaskInfo(task_id, status, detail.status, detail.message, kind, result, request_id)
 
     @overload
     async def wait(self, task: TaskHandle[R], *, timeout: float = ...) -> R: ...
@@ -472,7 +491,12 @@ class MioCreate:
                     return info.result
                 if info.failed:
                     # With a documented code, also that code's class (602: NoFaceDetectedError).
-                    raise task_failed_error(info.status_code, info.message, task_id=task_id)
+                    raise task_failed_error(
+                        info.status_code,
+                        info.message,
+                        task_id=task_id,
+                        request_id=info.request_id,
+                    )
                 await anyio.sleep(schedule.delay(polls))
                 polls += 1
         assert scope.cancel_called
@@ -641,7 +665,9 @@ class MioCreate:
 
         return UploadCache(self._put, progress=progress, stall_timeout=self.config.stall_timeout)
 
-    def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
+    def _result(
+        self, data: Any, kind: TaskKind | None, task_id: int, request_id: str | None = None
+    ) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
         detection task of faces."""
         if kind is TaskKind.FACE_DETECTION or isinstance(data, list):
@@ -652,6 +678,7 @@ class MioCreate:
             data,
             kind,
             expires_at=expires or _now() + self.config.result_ttl,
+            request_id=request_id,
             downloader=self.download,
             streamer=self._stream,
         )

@@ -79,6 +79,10 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _names(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 _positive = finite(above=0.0)
 
 
@@ -186,6 +190,11 @@ class Config:
     #: How long result URLs stay valid after completion.
     result_ttl: timedelta = timedelta(days=7)
     user_agent: str = USER_AGENT
+    #: Reply headers holding the service's request id (the first present is used), put on
+    #: errors, results and log records.
+    request_id_headers: tuple[str, ...] = attrs.field(
+        default=("x-request-id", "cf-ray"), converter=_names
+    )
 
     def url(self, operation: Operation) -> str:
         return self.base_url + self.paths[operation]

@@ -30,6 +30,7 @@ import anyio
 import attrs
 
 from ._checks import at_least, finite
+from ._correlation import log_extra
 from ._errors import (
     ConnectError,
     HTTPStatusError,
@@ -223,7 +224,15 @@ def announce_retry(what: str, error: MioCreateError, retry: int, delay: float) -
     level = logging.INFO
     if now - _last_warning >= RETRY_WARNING_INTERVAL:
         _last_warning, level = now, logging.WARNING
-    logger.log(level, "%s failed: %s; retrying (retry %d in %.1fs)", what, error, retry, delay)
+    logger.log(
+        level,
+        "%s failed: %s; retrying (retry %d in %.1fs)",
+        what,
+        error,
+        retry,
+        delay,
+        extra=log_extra(error),
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -21,6 +21,7 @@ import anyio
 
 from ._auth import Auth
 from ._config import Config
+from ._correlation import last_request_id
 from ._errors import (
     AuthenticationError,
     ClientClosedError,
@@ -375,12 +376,19 @@ class Session:
             ) from exc
         self.connect_failures = 0
         self.reached = True
+        request_id = None
+        for header in self.config.request_id_headers:
+            request_id = response.headers.get(header)
+            if request_id is not None:
+                break
+        last_request_id.set(request_id)
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):  # one call instead of two, on every request
             logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
             data = _decode(raw, status, response.reason or "", name, self.secrets, url)
         except MioCreateError as error:
+            error.request_id = request_id
             error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if adaptive is not None and isinstance(error, RequestQuotaError):
                 adaptive.refused(sent_at)
