@@ -66,6 +66,7 @@ from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._retry import refused_without_effect, retries_stopped
 from ._session import creation_deadline
+from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -683,7 +684,13 @@ class _Job:
         # The job's id on the log records and errors of its calls.
         job = current_job.set(self.entry.job_id)
         try:
-            return await self.run()
+            with span("miocreate.job", kind=self.job.kind or "unknown") as current:
+                outcome = await self.run()
+                if outcome.task_id is not None:
+                    current.set("task_id", outcome.task_id)
+                if outcome.error is not None:  # the job's verdict, not an exception here
+                    current.outcome = outcome_of(outcome.error)
+                return outcome
         except Exception as exc:
             error = ProtocolError(
                 f"the job failed unexpectedly: {type(exc).__name__}: {exc}",
@@ -741,7 +748,8 @@ class _Job:
 
     async def _wait(self) -> SwapResult:
         assert self.task is not None
-        with anyio.move_on_after(self._remaining()) as scope:
+        waiting = span("miocreate.wait", task_id=self.task.id)
+        with waiting, anyio.move_on_after(self._remaining()) as scope:
             info = await self.batch.poller.watch(self.task, on_poll=self._polled)
         if scope.cancelled_caught:
             raise TaskTimeoutError(

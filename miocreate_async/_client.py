@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +52,7 @@ from ._operations import Endpoint, Operation, TaskKind
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Limiter, Session
+from ._telemetry import count, span
 
 if TYPE_CHECKING:
     from ._batch import BatchEvent, Jobs, SwapResults
@@ -321,7 +322,7 @@ class MioCreate:
         from ._transfer._inputs import Key
         from ._transfer._put import put_object
 
-        with self._session.guard():
+        with self._session.guard(), span("miocreate.upload", bytes=prepared.size):
             key = await put_object(
                 self._session.http(),
                 prepared,
@@ -330,6 +331,7 @@ class MioCreate:
                 limiter=self._transfers,
                 progress=progress,
             )
+        count("miocreate.transfer.bytes", prepared.size, direction="up")
         return Key(key)
 
     @_public
@@ -361,8 +363,8 @@ class MioCreate:
         from ._transfer._get import download
 
         name = default_name or Path(urlsplit(url).path).name or "download"
-        with self._session.guard():
-            return await download(
+        with self._session.guard(), span("miocreate.download"):
+            path = await download(
                 self._session.http(),
                 url,
                 destination,
@@ -373,12 +375,17 @@ class MioCreate:
                 progress=progress,
                 expected_size=expected_size,
             )
+        size = (await anyio.Path(path).stat()).st_size
+        count("miocreate.transfer.bytes", size, direction="down")
+        return path
 
     # --- task creation --------------------------------------------------------------------------
 
     async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
         self._call_ready()
-        created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+        with span("miocreate.create", kind=kind.value) as current:
+            created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+            current.set("task_id", created.task_id)
         return TaskHandle(created.task_id, kind, last_request_id.get())
 
     @_public
@@ -452,6 +459,7 @@ class MioCreate:
         """The task's status and message, with its typed result once it succeeded."""
         self._call_ready()
         task_id, kind = _task_ref(task)
+        count("miocreate.poll.requests")
         detail = await self._call(
             Operation.TASK_DETAIL.endpoint,
             TaskDetailRequest(id=task_id),
@@ -484,7 +492,8 @@ class MioCreate:
         schedule = self.config.poll
         polls = 0
         # Guarded: aclose() from another task ends the wait at once, sleeping or not.
-        with self._session.guard(), anyio.move_on_after(timeout) as scope:
+        waiting = span("miocreate.wait", task_id=task_id)
+        with self._session.guard(), waiting, anyio.move_on_after(timeout) as scope:
             while True:
                 info = await self.get_task(task)
                 if info.succeeded:
@@ -519,9 +528,10 @@ class MioCreate:
         """Upload the image and the face (concurrently), swap, and wait for the result."""
         check_timeout(timeout)
         _hd(hd)
-        image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
-        task = await self.create_image_swap(image_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with span("miocreate.job", kind="image"):
+            image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
+            task = await self.create_image_swap(image_key, face_key, hd=hd)
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -535,9 +545,10 @@ class MioCreate:
         """Upload the video and the face (concurrently), swap, and wait for the result."""
         check_timeout(timeout)
         _hd(hd)
-        video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
-        task = await self.create_video_swap(video_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with span("miocreate.job", kind="video"):
+            video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
+            task = await self.create_video_swap(video_key, face_key, hd=hd)
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -674,6 +685,8 @@ class MioCreate:
             return structure_result(data, kind, task_id=task_id)
         url = data.get("merge_url") if isinstance(data, (dict, Mapping)) else None
         expires = url_expiry(url) if isinstance(url, str) else None
+        if expires is not None and expires - _now() < _DAY:
+            count("miocreate.results.expiring")
         return structure_result(
             data,
             kind,
@@ -766,6 +779,10 @@ def _hd(hd: object) -> Hd:
     if not isinstance(hd, (bool, Hd)):
         raise InvalidInputError(f"hd must be True or False, got {hd!r}")
     return Hd.of(hd)
+
+
+#: Results fetched with less than this left before their URLs expire are counted (telemetry).
+_DAY = timedelta(days=1)
 
 
 def _now() -> datetime:

@@ -40,6 +40,7 @@ from ._operations import Operation
 from ._proxy import proxy_for
 from ._redact import redact_text, redact_url
 from ._retry import is_transient, parse_retry_after, refused_without_effect
+from ._telemetry import count
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -390,8 +391,10 @@ class Session:
         except MioCreateError as error:
             error.request_id = request_id
             error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if adaptive is not None and isinstance(error, RequestQuotaError):
-                adaptive.refused(sent_at)
+            if isinstance(error, RequestQuotaError):
+                count("miocreate.refusals.802")
+                if adaptive is not None:
+                    adaptive.refused(sent_at)
             raise
         if adaptive is not None:
             adaptive.accepted()
