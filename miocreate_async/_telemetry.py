@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from ._errors import InsufficientCreditsError, SubmissionUncertainError
 
-__all__ = ["Span", "count", "outcome_of", "span"]
+__all__ = ["Span", "carrier", "count", "outcome_of", "span"]
 
 #: None: not looked up yet; False: no API; else the instruments.
 _state: Any = None
@@ -82,6 +82,19 @@ def _instruments() -> Any:
     return _state
 
 
+def carrier() -> dict[str, str]:
+    """The current trace context as text (``traceparent``...), for a job message that another
+    machine turns into its job span's parent; empty without OpenTelemetry."""
+    state = _state if _state is not None else _instruments()
+    if not state:
+        return {}
+    from opentelemetry import propagate
+
+    found: dict[str, str] = {}
+    propagate.inject(found)
+    return found
+
+
 def count(name: str, value: int = 1, **attributes: str) -> None:
     """Add ``value`` to the counter ``name`` (one of those above)."""
     state = _state if _state is not None else _instruments()
@@ -100,18 +113,30 @@ def outcome_of(error: BaseException | None) -> str:
 
 
 @contextmanager
-def span(name: str, **attributes: str | int | float) -> Iterator[Span]:
+def span(
+    name: str, *, parent: Mapping[str, str] | None = None, **attributes: str | int | float
+) -> Iterator[Span]:
     """``with span("miocreate.upload", bytes=n) as s:`` a span, current for what runs inside;
     its outcome is set on the way out. A job's also times ``miocreate.job.duration``, and a
-    creation's counts ``miocreate.creations``."""
+    creation's counts ``miocreate.creations``. ``parent``: a ``carrier()`` from another
+    machine, whose span becomes this one's parent."""
     state = _state if _state is not None else _instruments()
     if not state:
         yield _NO_SPAN
         return
     started = time.monotonic()
     named = {f"miocreate.{key}": value for key, value in attributes.items()}
+    context = None
+    if parent:
+        from opentelemetry import propagate
+
+        context = propagate.extract(parent)
     with state.tracer.start_as_current_span(
-        name, attributes=named, record_exception=True, set_status_on_exception=True
+        name,
+        context=context,
+        attributes=named,
+        record_exception=True,
+        set_status_on_exception=True,
     ) as current:
         error: BaseException | None = None
         handle = Span(current)

@@ -198,3 +198,54 @@ print("ok")
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_distributed_job_continues_the_submitters_trace(
+    redis_url: str, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
+    import anyio
+
+    from miocreate_async import PollPolicy
+    from miocreate_async.distributed import DistributedBatch, Worker
+    from miocreate_async.emulator import write_sample_face, write_sample_photo
+
+    face = write_sample_face(tmp_path / "face.png", seed=1)
+    jobs = [SwapJob(write_sample_photo(tmp_path / f"p{i}.jpg", seed=i), face) for i in range(2)]
+    tracer = trace.get_tracer("a user's app")
+    drain = anyio.Event()
+    async with Emulator(latency=0.05, seed=1, data_dir=tmp_path / "emu") as emu:
+        worker = Worker(
+            redis_url,
+            concurrency=4,
+            client_id=emu.client_id,
+            client_secret=emu.client_secret,
+            base_url=emu.url,
+            poll=PollPolicy(first=0.05, minimum=0.05, maximum=0.2, settle=0.1),
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run, drain)
+            async with DistributedBatch(
+                redis_url, batch="traced", base_url=emu.url, client_id=emu.client_id, timeout=60
+            ) as batch:
+                with tracer.start_as_current_span("submit") as submit:
+                    await batch.submit(jobs)
+                with anyio.fail_after(60):
+                    outcomes = [outcome async for outcome in batch.outcomes()]
+            drain.set()
+    assert all(outcome.ok for outcome in outcomes)
+    finished = spans.get_finished_spans()
+    jobs_seen = named(finished, "miocreate.job")
+    assert len(jobs_seen) == 2
+    trace_id = submit.get_span_context().trace_id
+    for job in jobs_seen:
+        # Another process would see the same: the context came through the job's spec.
+        assert job.context is not None
+        assert job.context.trace_id == trace_id
+        assert job.parent is not None
+        assert job.parent.span_id == submit.get_span_context().span_id
+        assert job.parent.is_remote
+    job_ids = {job.context.span_id for job in jobs_seen if job.context is not None}
+    creates = named(finished, "miocreate.create")
+    assert len(creates) == 2
+    assert all(c.parent is not None and c.parent.span_id in job_ids for c in creates)
