@@ -38,6 +38,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checks import at_least, check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, PollPolicy
+from ._correlation import current_job
 from ._errors import (
     CALLED,
     ConnectError,
@@ -66,6 +67,7 @@ from ._poller import Learnt, Poller, TaskReader
 from ._redact import redact_url
 from ._retry import refused_without_effect, retries_stopped
 from ._session import creation_deadline
+from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -619,13 +621,18 @@ class _Batch:
                     _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
 
-    def service_unreachable(self) -> ServiceUnreachableError | None:
+    def service_unreachable(
+        self, cause: ConnectError | None = None
+    ) -> ServiceUnreachableError | None:
         """The error a job gets instead of being tried, once the circuit breaker tripped: the
-        client saw ``unreachable_after`` connection failures in a row, no reply between them."""
+        client saw ``unreachable_after`` connection failures in a row, no reply between them,
+        or one that no retry can fix (``cause``, permanent: a wrong URL), whose fix it tells."""
         failures = self.connect_failures()
-        if self.unreachable is None and failures >= self.options.unreachable_after:
+        why = cause.message if cause is not None and cause.permanent else None
+        if self.unreachable is None and (why or failures >= self.options.unreachable_after):
+            why = why or f"{failures} connection failures in a row"
             self.unreachable = ServiceUnreachableError(
-                f"the service is unreachable: {failures} connection failures in a row; the "
+                f"the service is unreachable: {why}; the "
                 "batch stopped submitting (nothing was sent for this job: submit it again "
                 "once the service is back)",
                 operation="swap_many",
@@ -678,8 +685,16 @@ class _Job:
     async def run_safely(self) -> SwapOutcome:
         """``run()``, with any other exception made this job's typed error: one bad job (a
         stream that raises, a reply that breaks a parser) never sinks the batch."""
+        # The job's id on the log records and errors of its calls.
+        job = current_job.set(self.entry.job_id)
         try:
-            return await self.run()
+            with span("miocreate.job", kind=self.job.kind or "unknown") as current:
+                outcome = await self.run()
+                if outcome.task_id is not None:
+                    current.set("task_id", outcome.task_id)
+                if outcome.error is not None:  # the job's verdict, not an exception here
+                    current.outcome = outcome_of(outcome.error)
+                return outcome
         except Exception as exc:
             error = ProtocolError(
                 f"the job failed unexpectedly: {type(exc).__name__}: {exc}",
@@ -689,6 +704,8 @@ class _Job:
             with contextlib.suppress(Exception):
                 await self.entry.ended(error)
             return self._outcome(error=error)
+        finally:
+            current_job.reset(job)
 
     async def run(self) -> SwapOutcome:
         timeout = self.batch.options.timeout
@@ -703,7 +720,7 @@ class _Job:
                 return self._outcome(result)
             except ConnectError as error:
                 # Nothing was sent: try the job again, unless the service seems down.
-                unreachable = self.batch.service_unreachable()
+                unreachable = self.batch.service_unreachable(error)
                 if unreachable is None and self.task is None and self._remaining() > 0:
                     continue
                 failure: MioCreateError = unreachable or error
@@ -735,7 +752,8 @@ class _Job:
 
     async def _wait(self) -> SwapResult:
         assert self.task is not None
-        with anyio.move_on_after(self._remaining()) as scope:
+        waiting = span("miocreate.wait", task_id=self.task.id)
+        with waiting, anyio.move_on_after(self._remaining()) as scope:
             info = await self.batch.poller.watch(self.task, on_poll=self._polled)
         if scope.cancelled_caught:
             raise TaskTimeoutError(
@@ -833,11 +851,13 @@ _Admitted = tuple[int, SwapJob, JobEntry]
 
 def _outcome(job: SwapJob, index: int, entry: JobEntry) -> SwapOutcome:
     error = entry.error
-    if error is not None and error.task_id is None and entry.task_id is not None:
+    missing_task = error is not None and error.task_id is None and entry.task_id is not None
+    if error is not None and (missing_task or error.job_id != entry.job_id):
         # A copy: one error object may have reached several jobs (a refused token exchange).
         original, error = error, copy.copy(error)
         error.__cause__ = original.__cause__
-        error.task_id = entry.task_id
+        error.task_id = error.task_id if error.task_id is not None else entry.task_id
+        error.job_id = entry.job_id
     return SwapOutcome(
         job=job,
         result=entry.result,

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ import attrs
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._checks import check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy, log_from_env
+from ._correlation import current_job, last_request_id, log_extra
 from ._errors import (
     CALLED,
     ClientClosedError,
@@ -53,6 +54,7 @@ from ._operations import Endpoint, Operation, TaskKind
 from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._session import Limiter, Session
+from ._telemetry import count, span
 
 if TYPE_CHECKING:
     from ._batch import BatchEvent, Jobs, SwapResults
@@ -100,15 +102,32 @@ def _public(
             result = await method(self, *args, **kwargs)
         except MioCreateError as error:
             error.operation = name
-            logger.info("%s failed after %.2fs: %r", name, time.monotonic() - started, error)
+            if error.job_id is None:
+                error.job_id = current_job.get()
+            logger.info(
+                "%s failed after %.2fs: %r",
+                name,
+                time.monotonic() - started,
+                error,
+                extra=log_extra(error),
+            )
             raise
         finally:
             CALLED.reset(token)
         if logger.isEnabledFor(logging.INFO):  # one call instead of two: this runs per poll
-            logger.info("%s done in %.2fs", name, time.monotonic() - started)
+            task_id = _task_in(result) or (_task_in(args[0]) if args else None)
+            extra = log_extra(task_id=task_id)
+            logger.info("%s done in %.2fs", name, time.monotonic() - started, extra=extra)
         return result
 
     return call
+
+
+def _task_in(value: object) -> int | None:
+    """The task id a call's argument or result names (for its log record), if any."""
+    if isinstance(value, (TaskHandle, TaskInfo)):
+        return value.id
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 #: A task: the handle a ``create_*`` call returned, or its id as a user may have stored it.
@@ -314,7 +333,7 @@ class MioCreate:
         from ._transfer._inputs import Key
         from ._transfer._put import put_object
 
-        with self._session.guard():
+        with self._session.guard(), span("miocreate.upload", bytes=prepared.size):
             key = await put_object(
                 self._session.http(),
                 prepared,
@@ -323,6 +342,7 @@ class MioCreate:
                 limiter=self._transfers,
                 progress=progress,
             )
+        count("miocreate.transfer.bytes", prepared.size, direction="up")
         return Key(key)
 
     @_public
@@ -354,8 +374,8 @@ class MioCreate:
         from ._transfer._get import download
 
         name = default_name or _name_in_url(url)
-        with self._session.guard():
-            return await download(
+        with self._session.guard(), span("miocreate.download"):
+            path = await download(
                 self._session.http(),
                 url,
                 destination,
@@ -366,13 +386,18 @@ class MioCreate:
                 progress=progress,
                 expected_size=expected_size,
             )
+        size = (await anyio.Path(path).stat()).st_size
+        count("miocreate.transfer.bytes", size, direction="down")
+        return path
 
     # --- task creation --------------------------------------------------------------------------
 
     async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
         self._call_ready()
-        created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
-        return TaskHandle(id=created.task_id, kind=kind)
+        with span("miocreate.create", kind=kind.value) as current:
+            created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+            current.set("task_id", created.task_id)
+        return TaskHandle(created.task_id, kind, last_request_id.get())
 
     @_public
     async def create_image_swap(
@@ -445,6 +470,7 @@ class MioCreate:
         """The task's status and message, with its typed result once it succeeded."""
         self._call_ready()
         task_id, kind = _task_ref(task)
+        count("miocreate.poll.requests")
         detail = await self._call(
             Operation.TASK_DETAIL.endpoint,
             TaskDetailRequest(id=task_id),
@@ -452,10 +478,11 @@ class MioCreate:
         )
         status = TaskStatus.from_code(detail.status)
         result = None
+        request_id = last_request_id.get()
         if status is TaskStatus.SUCCEEDED:
-            result = self._result(detail.additional_data, kind, task_id)
-        # id, status, status_code, message, kind, result (by position: half the cost)
-        return TaskInfo(task_id, status, detail.status, detail.message, kind, result)
+            result = self._result(detail.additional_data, kind, task_id, request_id)
+        # id, status, status_code, message, kind, result, request_id (by position: half the cost)
+        return TaskInfo(task_id, status, detail.status, detail.message, kind, result, request_id)
 
     @overload
     async def wait(self, task: TaskHandle[R], *, timeout: float = ...) -> R: ...
@@ -476,14 +503,20 @@ class MioCreate:
         schedule = self.config.poll
         polls = 0
         # Guarded: aclose() from another task ends the wait at once, sleeping or not.
-        with self._session.guard(), anyio.move_on_after(timeout) as scope:
+        waiting = span("miocreate.wait", task_id=task_id)
+        with self._session.guard(), waiting, anyio.move_on_after(timeout) as scope:
             while True:
                 info = await self.get_task(task)
                 if info.succeeded:
                     return info.result
                 if info.failed:
                     # With a documented code, also that code's class (602: NoFaceDetectedError).
-                    raise task_failed_error(info.status_code, info.message, task_id=task_id)
+                    raise task_failed_error(
+                        info.status_code,
+                        info.message,
+                        task_id=task_id,
+                        request_id=info.request_id,
+                    )
                 await anyio.sleep(schedule.delay(polls))
                 polls += 1
         assert scope.cancel_called
@@ -506,9 +539,10 @@ class MioCreate:
         """Upload the image and the face (concurrently), swap, and wait for the result."""
         check_timeout(timeout)
         _hd(hd)
-        image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
-        task = await self.create_image_swap(image_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with span("miocreate.job", kind="image"):
+            image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
+            task = await self.create_image_swap(image_key, face_key, hd=hd)
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -522,9 +556,10 @@ class MioCreate:
         """Upload the video and the face (concurrently), swap, and wait for the result."""
         check_timeout(timeout)
         _hd(hd)
-        video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
-        task = await self.create_video_swap(video_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with span("miocreate.job", kind="video"):
+            video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
+            task = await self.create_video_swap(video_key, face_key, hd=hd)
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -658,17 +693,22 @@ class MioCreate:
             config=self.config,
         )
 
-    def _result(self, data: Any, kind: TaskKind | None, task_id: int) -> TaskResult:
+    def _result(
+        self, data: Any, kind: TaskKind | None, task_id: int, request_id: str | None = None
+    ) -> TaskResult:
         """The typed result, with what the wire lacks: expiry and the downloader, or the
         detection task of faces."""
         if kind is TaskKind.FACE_DETECTION or isinstance(data, list):
             return structure_result(data, kind, task_id=task_id)
         url = data.get("merge_url") if isinstance(data, (dict, Mapping)) else None
         expires = url_expiry(url) if isinstance(url, str) else None
+        if expires is not None and expires - _now() < _DAY:
+            count("miocreate.results.expiring")
         return structure_result(
             data,
             kind,
             expires_at=expires or _now() + self.config.result_ttl,
+            request_id=request_id,
             downloader=self.download,
             streamer=self._stream,
         )
@@ -779,6 +819,10 @@ def _hd(hd: object) -> Hd:
     if not isinstance(hd, (bool, Hd)):
         raise InvalidInputError(f"hd must be True or False, got {hd!r}")
     return Hd.of(hd)
+
+
+#: Results fetched with less than this left before their URLs expire are counted (telemetry).
+_DAY = timedelta(days=1)
 
 
 def _now() -> datetime:

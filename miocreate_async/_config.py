@@ -85,6 +85,10 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _names(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 _positive = finite(above=0.0)
 
 
@@ -201,6 +205,11 @@ class Config:
     #: ...and within 30 s plus its size at this rate (bytes per second): a source that drips
     #: its bytes fails with ``SourceTooSlowError``.
     source_min_rate: float = attrs.field(default=64 * 1024, validator=_positive)
+    #: Reply headers holding the service's request id (the first present is used), put on
+    #: errors, results and log records.
+    request_id_headers: tuple[str, ...] = attrs.field(
+        default=("x-request-id", "cf-ray"), converter=_names
+    )
 
     def url(self, operation: Operation) -> str:
         return self.base_url + self.paths[operation]

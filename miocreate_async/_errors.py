@@ -43,8 +43,9 @@
         └── UrlExpiredError         the signed URL has expired
 
 Every error carries ``message`` (the server's, where there is one), ``code``, ``operation`` (the
-method the user called: ``swap_image``, ``wait``...), ``http_status`` and ``task_id`` where they
-are known. Messages never contain secrets.
+method the user called: ``swap_image``, ``wait``...), ``http_status``, ``task_id``, ``job_id``
+(a batch job's) and ``request_id`` (the service's id of the reply) where they are known.
+Messages never contain secrets.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class MioCreateError(Exception):
     default_code: int | None = None
     #: Seconds the server asked to wait before trying again (``Retry-After``), if it said.
     retry_after: float | None = None
+    #: The service's id of the reply that failed (``x-request-id``, ``cf-ray``...), if one came:
+    #: the id its support asks for.
+    request_id: str | None = None
+    #: The batch job's id (in its journal), for an error of a job.
+    job_id: str | None = None
 
     def __init__(
         self,
@@ -143,6 +149,10 @@ class MioCreateError(Exception):
             parts.append(f"task_id={self.task_id}")
         if self.storage_code:
             parts.append(f"storage_code={self.storage_code}")
+        if self.job_id is not None:
+            parts.append(f"job_id={self.job_id}")
+        if self.request_id is not None:
+            parts.append(f"request_id={self.request_id}")
         return parts
 
     def __str__(self) -> str:
@@ -296,6 +306,10 @@ class TransportError(MioCreateError):
 class ConnectError(TransportError):
     """No connection could be made: the request was never sent."""
 
+    #: No retry can fix it (nothing listening at a base URL never reached, TLS to a plain-HTTP
+    #: port, an unknown host): raised at once, its message saying what to change.
+    permanent: bool = False
+
 
 class ServiceUnreachableError(ConnectError):
     """A batch stopped: too many connection failures in a row, with no success between them.
@@ -389,16 +403,20 @@ def task_failed_error(
     *,
     operation: str | None = None,
     task_id: int | None = None,
+    request_id: str | None = None,
 ) -> TaskFailedError:
     """The error of a task that ended in failure with status ``code``: a TaskFailedError that,
-    for a documented code, is also that code's class (602: ``NoFaceDetectedError``)."""
+    for a documented code, is also that code's class (602: ``NoFaceDetectedError``);
+    ``request_id`` is the service's id of the reply that said so."""
     cls = _TASK_FAILED_BY_CODE.get(code, TaskFailedError)
-    return cls(
+    error = cls(
         message or f"the task failed (status {code})",
         code=code,
         operation=operation,
         task_id=task_id,
     )
+    error.request_id = request_id
+    return error
 
 
 def error_for_code(

@@ -258,6 +258,8 @@ class ImageSwapResult(_Downloadable):
     thumbnail_height: int | None = None
     #: When the signed URLs stop working (results are kept for 7 days).
     expires_at: datetime | None = _local()
+    #: The service's id of the reply that delivered the result (``x-request-id``...).
+    request_id: str | None = _local(eq=False)
     _downloader: ResultDownloader | None = _downloader_field()
     _streamer: ResultStreamer | None = _streamer_field()
 
@@ -282,6 +284,7 @@ class VideoSwapResult(_Downloadable):
     thumbnail_width: int | None = None
     thumbnail_height: int | None = None
     expires_at: datetime | None = _local()
+    request_id: str | None = _local(eq=False)
     _downloader: ResultDownloader | None = _downloader_field()
     _streamer: ResultStreamer | None = _streamer_field()
 
@@ -331,6 +334,8 @@ class TaskHandle(Generic[R_co]):
 
     id: int
     kind: TaskKind
+    #: The service's id of the reply that created the task (``x-request-id``...), if one came.
+    request_id: str | None = attrs.field(default=None, eq=False, repr=False)
 
     def __int__(self) -> int:
         return self.id
@@ -349,6 +354,8 @@ class TaskInfo(Generic[R]):
     message: str = ""
     kind: TaskKind | None = None
     result: R | None = None
+    #: The service's id of the reply this was read from (``x-request-id``...), if one came.
+    request_id: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def done(self) -> bool:

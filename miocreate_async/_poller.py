@@ -257,6 +257,10 @@ class Poller:
             entry.finish(
                 None,
                 task_failed_error(
-                    info.status_code, info.message, operation="swap_many", task_id=info.id
+                    info.status_code,
+                    info.message,
+                    operation="swap_many",
+                    task_id=info.id,
+                    request_id=info.request_id,
                 ),
             )

@@ -30,6 +30,7 @@ import anyio
 import attrs
 
 from ._checks import at_least, finite
+from ._correlation import log_extra
 from ._errors import (
     ConnectError,
     HTTPStatusError,
@@ -198,6 +199,8 @@ class Attempt:
 
 def is_transient(error: MioCreateError) -> bool:
     """Whether trying the same request again may succeed."""
+    if isinstance(error, ConnectError) and error.permanent:
+        return False
     if isinstance(error, (TransportError, MioCreateTimeoutError, ServerError, RequestQuotaError)):
         return True
     if isinstance(error, (HTTPStatusError, StorageError)):
@@ -207,7 +210,9 @@ def is_transient(error: MioCreateError) -> bool:
 
 def refused_without_effect(error: MioCreateError) -> bool:
     """Whether a task-creating request provably created nothing, so re-sending is safe."""
-    if isinstance(error, (ConnectError, RequestQuotaError)):
+    if isinstance(error, ConnectError):
+        return not error.permanent
+    if isinstance(error, RequestQuotaError):
         return True
     return isinstance(error, HTTPStatusError) and error.http_status == 429
 
@@ -219,7 +224,15 @@ def announce_retry(what: str, error: MioCreateError, retry: int, delay: float) -
     level = logging.INFO
     if now - _last_warning >= RETRY_WARNING_INTERVAL:
         _last_warning, level = now, logging.WARNING
-    logger.log(level, "%s failed: %s; retrying (retry %d in %.1fs)", what, error, retry, delay)
+    logger.log(
+        level,
+        "%s failed: %s; retrying (retry %d in %.1fs)",
+        what,
+        error,
+        retry,
+        delay,
+        extra=log_extra(error),
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

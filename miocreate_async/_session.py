@@ -21,6 +21,7 @@ import anyio
 
 from ._auth import Auth
 from ._config import Config
+from ._correlation import last_request_id
 from ._errors import (
     AuthenticationError,
     ClientClosedError,
@@ -34,9 +35,12 @@ from ._errors import (
     TransportError,
     error_for_code,
 )
+from ._hints import BASE_URL_HINT, connect_error
 from ._operations import Operation
-from ._redact import redact_text
+from ._proxy import proxy_for
+from ._redact import redact_text, redact_url
 from ._retry import is_transient, parse_retry_after, refused_without_effect
+from ._telemetry import count
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -190,6 +194,10 @@ class Session:
         #: Connection failures in a row with no reply between them (a batch's circuit breaker
         #: reads it: the service is down, not one request unlucky).
         self.connect_failures = 0
+        #: The proxy API requests go through (``HTTPS_PROXY``...), read once, as the client is made.
+        self.proxy = proxy_for(config.base_url)
+        #: Whether the API has replied once: a refused connection is then a restart, retried.
+        self.reached = False
 
     @property
     def closed(self) -> bool:
@@ -339,7 +347,13 @@ class Session:
                 # Awaited, not entered: the context manager's two extra coroutines cost about
                 # 5 % of a call; ``release()`` is all that its exit does for a read reply.
                 response = await http.request(
-                    method, url, json=body, params=params, headers=headers, timeout=self._timeout
+                    method,
+                    url,
+                    json=body,
+                    params=params,
+                    headers=headers,
+                    timeout=self._timeout,
+                    proxy=self.proxy,
                 )
                 try:
                     raw = await _read_capped(response, name)
@@ -352,24 +366,35 @@ class Session:
             raise MioCreateTimeoutError(
                 f"no reply within {self.config.timeout:g}s", operation=name
             ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            self.connect_failures += 1
-            raise ConnectError(f"cannot connect to {url}: {exc.os_error}", operation=name) from exc
         except aiohttp.ClientError as exc:
+            failed = connect_error(exc, url, proxy=self.proxy, reached=self.reached, operation=name)
+            if failed is not None:
+                self.connect_failures += 1
+                raise failed from exc
             raise TransportError(
                 f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
                 operation=name,
             ) from exc
         self.connect_failures = 0
+        self.reached = True
+        request_id = None
+        for header in self.config.request_id_headers:
+            request_id = response.headers.get(header)
+            if request_id is not None:
+                break
+        last_request_id.set(request_id)
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):  # one call instead of two, on every request
             logger.debug("%s %s -> HTTP %d", method, url, status)
         try:
-            data = _decode(raw, status, response.reason or "", name, self.secrets)
+            data = _decode(raw, status, response.reason or "", name, self.secrets, url)
         except MioCreateError as error:
+            error.request_id = request_id
             error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if adaptive is not None and isinstance(error, RequestQuotaError):
-                adaptive.refused(sent_at)
+            if isinstance(error, RequestQuotaError):
+                count("miocreate.refusals.802")
+                if adaptive is not None:
+                    adaptive.refused(sent_at)
             raise
         if adaptive is not None:
             adaptive.accepted()
@@ -382,6 +407,7 @@ def _decode(
     reason: str,
     operation: str,
     secrets: Callable[[], list[str]] | None = None,
+    url: str = "",
 ) -> Any:
     """The envelope's ``data``; the typed error when the code (then the HTTP status) says so.
 
@@ -404,14 +430,16 @@ def _decode(
         )
     if not isinstance(envelope, dict) or not isinstance(envelope.get("code"), (int, str)):
         snippet = redact_text(raw[:80].decode("utf-8", "replace").strip(), _known(secrets))
-        if status >= 400:
+        if status >= 500:  # a proxy's or gateway's page: the service may be back soon
             raise HTTPStatusError(
-                f"HTTP {status} {reason} without an API reply",
+                f"HTTP {status} {reason} without an API reply from {redact_url(url)}",
                 operation=operation,
                 http_status=status,
             )
-        raise ProtocolError(
-            f"the reply is not an API envelope: {snippet!r}",
+        # Any other reply without the envelope: the URL is not the API's.
+        raise (HTTPStatusError if status >= 400 else ProtocolError)(
+            f"{redact_url(url)} answered HTTP {status} {reason} with {snippet!r}, not an API "
+            f"envelope: it is not a MioCreate API; {BASE_URL_HINT} and Config.paths",
             operation=operation,
             http_status=status,
         )

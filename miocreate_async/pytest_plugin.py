@@ -14,7 +14,9 @@ Installed with the package (a ``pytest11`` entry point), so tests just ask for t
 
 ``miocreate_client`` is made and closed in the test's own event loop, whichever plugin runs the
 test. ``miocreate_sample_photo``, ``miocreate_sample_face`` and ``miocreate_sample_video`` are
-files in the test's ``tmp_path``. Settings of the emulator come from a marker:
+files in the test's ``tmp_path`` (they need no extra). The emulator and the client need the
+``emulator`` extra (``pip install 'miocreate-async[emulator]'``): without it they fail, saying
+so. Settings of the emulator come from a marker:
 ``@pytest.mark.miocreate_emulator(latency=0.2, fail_rate=0.1, seed=3)``.
 """
 
@@ -54,7 +56,15 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def miocreate_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """A running MioCreate emulator, served from a background thread with its own loop."""
-    from .emulator import Emulator
+    from .emulator import Emulator, samples
+
+    if not samples.pillow_available():
+        # Its results are pictures: a clear failure, not a skip that lets a suite pass empty.
+        pytest.fail(
+            "the miocreate_emulator and miocreate_client fixtures need the emulator's extra "
+            "(Pillow draws its results): pip install 'miocreate-async[emulator]'",
+            pytrace=False,
+        )
 
     marker = request.node.get_closest_marker("miocreate_emulator")
     options = {**DEFAULT_OPTIONS, **(marker.kwargs if marker else {})}
@@ -111,13 +121,13 @@ def _write(path: Path, data: bytes) -> Path:
 
 @pytest.fixture
 def miocreate_sample_photo(tmp_path: Path) -> Path:
-    """A photo with one face (``photo.jpg``, or ``photo.png`` for a real portrait)."""
+    """A photo with one face (``photo.jpg``, 640x480; ``photo.png`` without Pillow)."""
     return _sample(tmp_path, "photo")
 
 
 @pytest.fixture
 def miocreate_sample_face(tmp_path: Path) -> Path:
-    """A face to swap in (``face.png``, or ``face.jpg`` for a real portrait)."""
+    """A face to swap in (``face.png``)."""
     return _sample(tmp_path, "face")
 
 
@@ -128,19 +138,12 @@ def miocreate_sample_video(tmp_path: Path) -> Path:
 
 
 def _sample(folder: Path, which: str) -> Path:
-    """A sample file of the emulator, named by its real format."""
-    from . import emulator
+    """A cartoon sample of the emulator, named by its real format (none needs an extra)."""
+    from .emulator import samples
 
-    samples = getattr(emulator, "samples", None)
-    if samples is not None:
-        data: bytes = getattr(samples, which)()
-        stem = "clip" if which == "video" else which
-        return _write(folder / f"{stem}{_extension(data)}", data)
-    if which == "photo":
-        return emulator.write_sample_photo(folder / "photo.jpg", seed=5)
-    if which == "face":
-        return emulator.write_sample_face(folder / "face.png", seed=6)
-    return emulator.write_sample_video(folder / "clip.mp4", duration=2.0)
+    data: bytes = getattr(samples, which)(real=False)
+    stem = "clip" if which == "video" else which
+    return _write(folder / f"{stem}{_extension(data)}", data)
 
 
 def _extension(data: bytes) -> str:

@@ -11,7 +11,7 @@ import argparse
 from typing import NoReturn
 
 from .._version import __version__
-from . import _batch, _demo, _emulator, _faces, _journal, _swap, _task, _worker
+from . import _batch, _demo, _doctor, _emulator, _faces, _journal, _swap, _task, _worker
 from ._args import add_globals
 
 __all__ = ["UsageError", "build_parser"]
@@ -26,7 +26,17 @@ exit status: 0 success; 1 the service, a task or a transfer failed (batch: any
 job failed); 2 usage or input error; 130 interrupted."""
 
 #: In the order --help lists them.
-_COMMAND_MODULES = (_swap, _faces, _task, _batch, _journal, _worker, _emulator, _demo)
+_COMMAND_MODULES = (
+    _swap,
+    _faces,
+    _task,
+    _batch,
+    _journal,
+    _worker,
+    _doctor,
+    _emulator,
+    _demo,
+)
 
 
 class UsageError(Exception):

@@ -24,6 +24,7 @@ from .._config import Config
 from .._errors import InvalidInputError, MioCreateError, ResultTooLargeError, TransportError
 from .._formats import media_type_of_name
 from .._models import ProgressCallback
+from .._proxy import proxy_for
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
 from ._progress import ProgressMeter
@@ -228,6 +229,7 @@ async def _get(
         headers={"Accept-Encoding": "identity"},
         timeout=client_timeout(config),
         raise_for_status=False,
+        proxy=proxy_for(url),
     ) as response:
         log_transfer("GET", url, response.status, response.content_length)
         yield response

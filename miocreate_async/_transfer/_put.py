@@ -32,6 +32,7 @@ from .._errors import (
 )
 from .._models import ProgressCallback, UploadTarget
 from .._presigned import url_expires_at
+from .._proxy import proxy_for
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
 from ._inputs import LocalFile, PreparedUpload, source_failure
@@ -410,6 +411,7 @@ async def _request(
             timeout=client_timeout(config),
             allow_redirects=False,
             raise_for_status=False,
+            proxy=proxy_for(url),
         ) as response:
             attempt.response_started = True
             # Storage replies are small; a bounded read keeps a hostile one from filling memory.

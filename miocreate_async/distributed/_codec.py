@@ -14,6 +14,7 @@ from .._batch import SwapJob
 from .._errors import InvalidInputError, MioCreateError
 from .._journal import ErrorInfo, InputRef, describe_input, job_identity
 from .._journal._tracker import _restored_error as restored_error
+from .._telemetry import carrier
 from .._transfer._inputs import Key
 from ._errors import TaskBudgetError
 
@@ -58,6 +59,9 @@ def encode_job(job: SwapJob) -> tuple[str, str, str, Spec]:
         "hd": job.hd,
         "kind": job.kind,
     }
+    trace = carrier()  # the submitter's trace: the worker's job span continues it
+    if trace:
+        spec["trace"] = trace
     return job_id, fingerprint, f"{image.label} + {face.label}", spec
 
 

@@ -47,6 +47,7 @@ from .._models import TaskHandle, TaskInfo
 from .._operations import TaskKind
 from .._poller import Poller
 from .._retry import refused_without_effect
+from .._telemetry import span
 from .._transfer._inputs import Key, is_url
 from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
@@ -331,6 +332,11 @@ class _Job:
         if state is JobState.UPLOADED:  # uploads are free: redone
             await self._move(JobState.UPLOADED, JobState.PENDING)
         spec = await self.journal.spec(self.id)
+        # The job's span continues the trace of whoever submitted it (carried in its spec).
+        with span("miocreate.job", parent=spec.get("trace"), kind=spec.get("kind") or "unknown"):
+            await self._swap(spec, options)
+
+    async def _swap(self, spec: dict[str, Any], options: dict[str, str]) -> None:
         if await self.journal.stopped():
             await self._fail(JobState.PENDING, _no_credits())
             return

@@ -8,6 +8,7 @@ documented codes, and seeded faults. See ``python -m miocreate_async.emulator --
 from __future__ import annotations
 
 from ._cartoon import write_sample_face, write_sample_photo, write_sample_video
+from ._conformance import replay_recording
 from ._server import Emulator
 from ._settings import EmulatorSettings, Latency
 
@@ -15,6 +16,7 @@ __all__ = [
     "Emulator",
     "EmulatorSettings",
     "Latency",
+    "replay_recording",
     "write_sample_face",
     "write_sample_photo",
     "write_sample_video",

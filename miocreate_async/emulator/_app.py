@@ -28,9 +28,10 @@ from ._s3 import S3Error
 from ._signing import STORAGE_PREFIX
 from ._state import State
 
-__all__ = ["ADMIN_PREFIX", "build_app"]
+__all__ = ["ADMIN_PREFIX", "REQUEST_ID_HEADER", "build_app"]
 
 ADMIN_PREFIX = "/_emulator/"
+REQUEST_ID_HEADER = "x-request-id"
 # S3's limit for one PUT; larger bodies are refused before a byte is stored.
 _MAX_PUT_BYTES = 5 * 1024**3
 _CHUNK = 1 << 16
@@ -134,7 +135,13 @@ class _Routes:
 
     def api(self, operation: Operation) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await self._api(request, operation)
+            reply = await self._api(request, operation)
+            # Every API reply carries a request id, as a gateway in front of a service adds
+            # (the client puts it on errors, results and log records); the ledger keeps it.
+            record = _RECORD.get()
+            if record is not None:
+                record.request_id = reply.headers[REQUEST_ID_HEADER] = uuid.uuid4().hex
+            return reply
 
         return handler
 

@@ -26,6 +26,8 @@ class RequestRecord:
     code: int | None = None
     #: The fault injected, if any: "cut", "cut_after", "slow", "fail", "html502", "http".
     fault: str | None = None
+    #: The ``x-request-id`` the reply carried (API requests), as the service's gateway sends.
+    request_id: str | None = None
 
 
 @attrs.define

@@ -7,9 +7,9 @@ Navy's portrait of Grace Hopper (matplotlib's ``grace_hopper``), and SpaceX's la
 DSCOVR (scikit-image's ``rocket``); the video is a few seconds of H.264 made from the portrait.
 They need the ``vision`` extra, and they are what the emulator's vision mode is tested on.
 
-``real=False`` gives cartoons drawn with Pillow, and a minimal MP4 that no player opens: the
-cartoon mode (the default) finds its faces where they are drawn. ``real=None`` (the default)
-means real when the ``vision`` extra is installed.
+``real=False`` gives cartoons drawn with Pillow (flat PNG cartoons without it), and a minimal
+MP4 that no player opens: the cartoon mode (the default) finds its faces where they are drawn.
+``real=None`` (the default) means real when the ``vision`` extra is installed.
 
 >>> from miocreate_async.emulator import samples
 >>> (tmp_path / "photo.png").write_bytes(samples.photo())  # doctest: +SKIP
@@ -27,7 +27,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from . import _video
 
-__all__ = ["face", "group_photo", "photo", "scenery", "video", "vision_available"]
+__all__ = [
+    "face",
+    "group_photo",
+    "photo",
+    "pillow_available",
+    "scenery",
+    "video",
+    "vision_available",
+]
+
+
+def pillow_available() -> bool:
+    """Whether Pillow (the ``emulator`` extra) is installed: the emulator's image results and
+    the JPEG samples need it; without it, the cartoon samples are PNG files."""
+    return importlib.util.find_spec("PIL") is not None
 
 
 def vision_available() -> bool:
@@ -70,6 +84,10 @@ def face(*, real: bool | None = None) -> bytes:
     face (PNG, 200x250)."""
     if _real(real):
         return _shipped("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
+    if not pillow_available():
+        from ._plain import face_png
+
+        return face_png(seed=11)
     from ._cartoon import write_sample_face
 
     with tempfile.TemporaryDirectory(prefix="miocreate-sample-") as folder:
@@ -144,6 +162,10 @@ def _closing_in(portrait: bytes) -> _video.Frames:
 
 
 def _cartoon_scene(faces: int, seed: int) -> bytes:
+    if not pillow_available():  # the base install: a PNG written by the standard library
+        from ._plain import scene_png
+
+        return scene_png(640, 480, faces=faces, seed=seed)
     from ._cartoon import draw_scene
 
     return _encode(draw_scene(640, 480, faces=faces, seed=seed), "JPEG")
