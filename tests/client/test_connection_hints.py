@@ -26,7 +26,7 @@ from miocreate_async import (
 )
 from miocreate_async.emulator import Emulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 #: A retry would wait a minute first: each test's deadline catches one.
 SLOW_RETRIES = RetryPolicy(attempts=5, initial=60.0, jitter=False)

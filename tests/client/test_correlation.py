@@ -23,7 +23,7 @@ from miocreate_async import (
 )
 from miocreate_async.emulator import Emulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 def replies(emulator: Emulator, operation: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from miocreate_async import MioCreate
 from miocreate_async.emulator._plain import face_png, scene_png
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.processes
 
 #: The extras' packages, absent: ``import PIL`` raises ImportError.
 BLOCK_EXTRAS = """

@@ -168,6 +168,7 @@ async def test_a_batch_has_a_job_span_per_job_and_counts_802_refusals(
     assert grew(before, after, "miocreate.job.duration", outcome="ok", kind="image") == 3
 
 
+@pytest.mark.processes
 def test_without_the_api_nothing_is_imported_and_swaps_work(tmp_path: Path) -> None:
     code = f"""
 import sys
