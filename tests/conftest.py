@@ -41,6 +41,15 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
         yield emu
 
 
+@pytest.fixture(scope="session")
+def served() -> Iterator[Emulator]:
+    """One emulator per test process, in a thread of its own, for the tests that only add to
+    its state and count what they added (the CLI's, run as processes); a test that needs a
+    fresh one asks for ``emulator``, or defines its own ``served``."""
+    with Emulator(latency=0.05, seed=3).run_in_thread() as emulator:
+        yield emulator
+
+
 @pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[MioCreate]:
     # Polls as fast as the emulator's 50 ms tasks end, so tests wait milliseconds, not seconds.

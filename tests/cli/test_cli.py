@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.processes
 
 MIOCREATE = Path(sys.executable).with_name("miocreate")
 RUN_CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[Emulator]:
-    with Emulator(latency=0.05, seed=3).run_in_thread() as emulator:
-        yield emulator
 
 
 @pytest.fixture

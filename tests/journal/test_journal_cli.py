@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,6 @@ from miocreate_async.emulator import Emulator, write_sample_face, write_sample_p
 pytestmark = pytest.mark.processes
 
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[Emulator]:
-    with Emulator(latency=0.05, seed=3).run_in_thread() as emulator:
-        yield emulator
 
 
 def environment(emulator: Emulator) -> dict[str, str]:

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.processes
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 FAST = PollPolicy(first=0.02, minimum=0.02, ratio=0.15, maximum=0.1)
 JOURNAL = ".miocreate-journal.sqlite"
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[Emulator]:
-    with Emulator(latency=0.05, seed=4).run_in_thread() as emulator:
-        yield emulator
 
 
 @pytest.fixture
