@@ -805,12 +805,15 @@ class _Job:
                         raise
                     finally:
                         creation_deadline.reset(deadline)
+                    # Paid: known to the batch before the journal write, which may fail (the
+                    # outcome then carries the task id, and the record stays "submitting").
+                    self.task = task
+                    batch.created.append(task.id)
+                    batch.pending[task.id] = self.job
+                    batch.stats.tasks_created += 1
+                    if batch.events is not None:
+                        _tell(batch.events, TaskCreated(self.index, self.job, task.id))
                     await self.entry.created(task.id)
-        batch.created.append(task.id)
-        batch.pending[task.id] = self.job
-        batch.stats.tasks_created += 1
-        if batch.events is not None:
-            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
         return task
 
 

@@ -312,7 +312,8 @@ class InputRef:
 def describe_input(source: object, key: str | None) -> InputRef:
     """``source`` as the journal knows it; ``key`` is the uploaded key it stands for, if any.
 
-    A missing file gets an empty fingerprint: the upload reports it, with its own error.
+    A missing file gets the fingerprint "missing": the upload reports it, with its own error.
+    A path no file can have (a NUL character) is refused (``InvalidInputError``).
     """
     if key is not None:
         return InputRef(f"key:{key}", "", key)
@@ -320,6 +321,8 @@ def describe_input(source: object, key: str | None) -> InputRef:
         path = os.path.abspath(os.fspath(source))
         try:
             stat = os.stat(path)
+        except ValueError:  # a NUL character: no file can have that name
+            raise InvalidInputError(f"a path cannot hold a NUL character: {path!r}") from None
         except OSError:
             fingerprint = "missing"
         else:

@@ -1,12 +1,15 @@
 """The local journal: one SQLite file, driven from one worker thread.
 
-The file is created readable by its owner only (0600) and opened in WAL mode with
-``synchronous=FULL``: a commit that returned is on disk, so a power cut cannot roll back an
-intent ("submitting") and let the next run pay again. One thread owns the connection and runs
-calls in order; it groups the commits of free changes (uploads, results) for up to
-``group_delay`` seconds, and commits at once, together with whatever is waiting, any change
-that ``is_durable``. An exclusive ``flock`` on the file keeps two batches from running on one
-journal; ``journal status`` reads it without the lock.
+The file is created readable by its owner only (0600) and kept with a rollback journal
+(``journal_mode=TRUNCATE``) and ``synchronous=FULL``: a commit that returned is in the file
+itself, on disk. A power cut cannot roll back an intent ("submitting") and let the next run pay
+again, and the file alone (copied, moved or backed up without its neighbours) holds every
+committed record; in WAL mode they would live in a ``-wal`` file until a checkpoint.
+
+One thread owns the connection and runs calls in order; it groups the commits of free changes
+(uploads, results) for up to ``group_delay`` seconds, and commits at once, together with whatever
+is waiting, any change that ``is_durable``. An exclusive ``flock`` on the file keeps two batches
+from running on one journal; ``journal status`` reads it without the lock.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, expires_at, idx);
 _COLUMNS = (
     "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, updated_at"
 )
+#: SQLite's journal mode: a rollback journal, so that every commit lands in the file itself
+#: (benchmarks/journal.py measured it against WAL with a checkpoint after each commit).
+JOURNAL_MODE = "TRUNCATE"
 #: Rows per page of ``records`` and per query of ``register``.
 _PAGE = 500
 
@@ -382,7 +388,7 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA busy_timeout = 5000")
         if not readonly:
-            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}")
             db.execute("PRAGMA synchronous = FULL")
     except sqlite3.Error as exc:
         db.close()  # not a database: leave no open connection for the GC to report

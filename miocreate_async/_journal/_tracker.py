@@ -145,7 +145,7 @@ class JobEntry:
 
     async def refused(self) -> None:
         """The creation was refused and provably created nothing: back to be submitted."""
-        if self.state is S.SUBMITTING:
+        if self.state is S.SUBMITTING and self.task_id is None:
             await self.owner.move(self, S.PENDING)
 
     async def succeeded(self, result: SwapResult) -> SwapResult:
@@ -163,12 +163,14 @@ class JobEntry:
             await self.owner.move(self, S.UNCERTAIN)
         elif _is_final(error) and self.state in (S.PENDING, S.UPLOADED, S.SUBMITTING, S.SUBMITTED):
             await self.owner.move(self, S.FAILED, error=ErrorInfo.of(error))
-        elif self.state is S.SUBMITTING:
-            # An error that is neither a refusal nor a doubt was answered by the service:
-            # nothing was created. A later run submits it again.
+        elif self.state is S.SUBMITTING and _answered_without_task(error, self.task_id):
+            # The service answered the creation with an error code: nothing was created. A
+            # later run submits it again.
             await self.owner.move(self, S.PENDING)
-        # Otherwise (a timeout while waiting, no credits, a transient upload failure) the
-        # record stays where it is: a later run picks the job up from there.
+        # Otherwise the record stays where it is and a later run picks the job up from there: a
+        # timeout while waiting, no credits, a transient upload failure; and, while
+        # "submitting", any local failure (the journal, a bug): a task may exist, so the record
+        # stays "submitting" and the next open makes it "uncertain", never "pending".
 
     async def expired(self) -> None:
         await self.owner.move(self, S.EXPIRED)
@@ -176,6 +178,12 @@ class JobEntry:
 
 def _absolute(path: str | PathLike[str]) -> str:
     return os.path.abspath(path)
+
+
+def _answered_without_task(error: MioCreateError, task_id: int | None) -> bool:
+    """The at-most-once rule's one way back to "pending": the service itself answered the
+    creation with an error code, and no reply ever gave this job a task id."""
+    return task_id is None and isinstance(error, APIError)
 
 
 def _is_final(error: MioCreateError) -> bool:
@@ -268,6 +276,12 @@ class BatchJournal:
                 )
             except MioCreateError as error:
                 answers.append(error)
+                continue
+            except (ValueError, TypeError, OSError) as exc:
+                # One job's input the journal cannot describe ends that job, never the batch.
+                refused = InvalidInputError(f"job {index}: its input cannot be journaled: {exc}")
+                refused.__cause__ = exc
+                answers.append(refused)
                 continue
             first = self._seen.setdefault(job_id, index)
             if first != index:
