@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -41,7 +42,7 @@ from .._client import MioCreate
 from .._errors import SubmissionUncertainError
 from .._formats import ACCEPTED_EXTENSIONS, is_video_name
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
-from .._journal._tracker import identify
+from .._journal._tracker import identify, is_saved_result, saved_file
 from .._transfer._get import partial_owner
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
@@ -409,8 +410,10 @@ class _Run:
         assert result is not None
         try:
             target = row.target(result)
-            if outcome.resumed and _saved(target, result.size):
-                path = target  # saved by a run that stopped before recording it
+            if outcome.resumed and not self.overwrite and _saved(target, result.size):
+                # Saved by a run that stopped before recording it, or a file of the user's of
+                # the same size: the result's own bytes tell.
+                path = await _same_result(result, target)
             else:
                 path = await result.download(target, overwrite=self.overwrite)
             await results.mark_downloaded(outcome, path)
@@ -510,6 +513,22 @@ def _pending(results: SwapResults, jobs: list[SwapJob]) -> dict[int, int]:
     return {task: where[id(job)] for task, job in results.pending_tasks().items()}
 
 
+async def _same_result(result: SwapResult, target: Path) -> Path:
+    """``target`` if it holds exactly the result's bytes; else refuse to take it (or replace
+    it): it is not this job's output."""
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".miocreate-check-") as folder:
+        fresh = await result.download(Path(folder) / target.name)
+        same = await anyio.to_thread.run_sync(lambda: saved_file(fresh) == saved_file(target))
+    if not same:
+        raise CliError(
+            f"the output exists: {target}, and it is not this job's result (same size, other "
+            "content): pass --overwrite to replace it, or choose another --output",
+            status=1,
+            kind="OutputExistsError",
+        )
+    return target
+
+
 def _saved(target: Path, size: int) -> bool:
     try:
         return target.stat().st_size == size
@@ -565,12 +584,16 @@ async def _resume(
             record = None  # an input changed: swap_many refuses the job
         state = record.state if record else None
         if record is not None and state is JobState.DOWNLOADED and record.path:
-            saved = await anyio.Path(record.path).is_file()
+            # The recorded file, by its size and content: not a file that took its name since.
+            saved = await anyio.to_thread.run_sync(
+                is_saved_result, record.path, record.saved_size, record.saved_sha256
+            )
             if saved:
                 row.path, row.task_id, row.resumed = Path(record.path), record.task_id, True
                 continue
         # A task of an earlier run may have been saved before its result was committed (free
-        # changes are grouped): that file is the batch's own, checked by size when resumed.
+        # changes are grouped): that file may be the batch's own, compared with the result by
+        # content when resumed.
         if state not in _OWN_OUTPUT and not options.overwrite:
             other = taken(row.stem)
             if other is not None:

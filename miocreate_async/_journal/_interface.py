@@ -22,7 +22,7 @@ transaction that checks the state it expects (a shared journal also checks its o
   job is only ever waited for (polls are free), never created again.
 - ``succeeded``: the task ended with a result; the record keeps its storage keys, sizes and
   expiry (results live 7 days), never its signed URLs.
-- ``downloaded``: the result is saved on disk (the CLI). Final.
+- ``downloaded``: the result is saved on disk (the CLI), with the file's size and sha256. Final.
 - ``failed``: the job cannot succeed by trying again (the task failed, the input is bad, the
   service refused the creation). Final; the record keeps the typed error's name, message, code.
 - ``uncertain``: a creation request may have reached the service but no reply was recorded (a
@@ -184,6 +184,10 @@ class JobRecord:
     error: ErrorInfo | None = None
     #: Where the result was saved (``downloaded``).
     path: str | None = None
+    #: The saved file's size and sha256 (``downloaded``): a file at ``path`` is taken as the
+    #: result only when both match, never a user's own file of that name.
+    saved_size: int | None = None
+    saved_sha256: str | None = None
     #: Seconds since the epoch of the last change.
     updated_at: float = 0.0
     #: The owner's fencing epoch in a shared journal; always 0 in a local one.
@@ -402,6 +406,8 @@ class Journal(Protocol):
         expires_at: float | None = None,
         error: ErrorInfo | None = None,
         path: str | None = None,
+        saved_size: int | None = None,
+        saved_sha256: str | None = None,
     ) -> JobRecord:
         """Move a job from one of the ``expected`` states to ``state``, setting the fields given.
 

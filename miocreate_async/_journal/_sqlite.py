@@ -64,13 +64,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at REAL,
     error TEXT,
     path TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    saved_size INTEGER,
+    saved_sha256 TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, expires_at, idx);
 """
 _COLUMNS = (
-    "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, updated_at"
+    "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, "
+    "updated_at, saved_size, saved_sha256"
 )
+#: Columns a journal written by an earlier version lacks: added when it is opened.
+_ADDED = {"saved_size": "INTEGER", "saved_sha256": "TEXT"}
 #: SQLite's journal mode: a rollback journal, so that every commit lands in the file itself
 #: (benchmarks/journal.py measured it against WAL with a checkpoint after each commit).
 JOURNAL_MODE = "TRUNCATE"
@@ -147,6 +152,8 @@ class SQLiteJournal:
         expires_at: float | None = None,
         error: ErrorInfo | None = None,
         path: str | None = None,
+        saved_size: int | None = None,
+        saved_sha256: str | None = None,
     ) -> JobRecord:
         allowed = frozenset({expected} if isinstance(expected, JobState) else expected)
         changes: dict[str, Any] = {"state": state.value}
@@ -157,6 +164,8 @@ class SQLiteJournal:
             ("expires_at", expires_at),
             ("error", None if error is None else json.dumps(attrs.asdict(error))),
             ("path", path),
+            ("saved_size", saved_size),
+            ("saved_sha256", saved_sha256),
         ):
             if value is not None:
                 changes[name] = value
@@ -401,6 +410,10 @@ def _init(db: sqlite3.Connection, meta: JournalMeta, path: Path) -> None:
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a journal: {exc}") from None
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for column, kind in _ADDED.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
     stored = dict(db.execute("SELECT name, value FROM meta").fetchall())
     if stored:
         _meta_of(stored).check(meta, f"the journal {path}")
@@ -446,7 +459,10 @@ def _read_meta(db: sqlite3.Connection) -> JournalMeta:
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
-    job_id, idx, state, fingerprint, label, kind, task_id, result, expires, error, path, at = row
+    job_id, idx, state, fingerprint, label, kind, task_id, result, expires, error, path, at = row[
+        :12
+    ]
+    size, sha256 = row[12:]
     return JobRecord(
         id=job_id,
         index=idx,
@@ -460,6 +476,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
         error=ErrorInfo(**json.loads(error)) if error else None,
         path=path,
         updated_at=at,
+        saved_size=size,
+        saved_sha256=sha256,
     )
 
 
@@ -536,14 +554,24 @@ def _page(
         where += f" AND ({order}) > (?, ?, ?)"
         params += after
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, size]
+        f"SELECT {_readable(db)} FROM jobs WHERE {where} ORDER BY {order} LIMIT ?",
+        [*params, size],
     ).fetchall()
     return [_record(row) for row in rows]
 
 
 def _all_without_results(db: sqlite3.Connection) -> list[JobRecord]:
-    columns = _COLUMNS.replace("result,", "NULL,")
+    columns = _readable(db).replace("result,", "NULL,")
     return [_record(row) for row in db.execute(f"SELECT {columns} FROM jobs ORDER BY idx")]
+
+
+def _readable(db: sqlite3.Connection) -> str:
+    """``_COLUMNS``, with NULL for those a journal of an earlier version (read, not opened)
+    lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    return ", ".join(
+        name if name in present or name not in _ADDED else "NULL" for name in _COLUMNS.split(", ")
+    )
 
 
 def _counts(db: sqlite3.Connection) -> Summary:

@@ -16,6 +16,7 @@ batch has one code path. The rules of resuming live here:
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import os
 import time
@@ -57,7 +58,16 @@ from ._interface import (
     job_identity,
 )
 
-__all__ = ["Action", "BatchJournal", "JobEntry", "JobLike", "ResultFetcher", "identify"]
+__all__ = [
+    "Action",
+    "BatchJournal",
+    "JobEntry",
+    "JobLike",
+    "ResultFetcher",
+    "identify",
+    "is_saved_result",
+    "saved_file",
+]
 
 logger = logging.getLogger("miocreate_async")
 
@@ -174,6 +184,29 @@ class JobEntry:
 
     async def expired(self) -> None:
         await self.owner.move(self, S.EXPIRED)
+
+
+def saved_file(path: str | PathLike[str]) -> tuple[int, str]:
+    """A saved result's size and sha256, as the journal records them (run it off the loop)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def is_saved_result(path: str | PathLike[str], size: int | None, sha256: str | None) -> bool:
+    """Whether the file at ``path`` is the recorded result: its size and its sha256 match."""
+    if size is None or sha256 is None:
+        return False
+    try:
+        if os.stat(path).st_size != size:
+            return False
+        return saved_file(path) == (size, sha256)
+    except OSError:
+        return False
 
 
 def _absolute(path: str | PathLike[str]) -> str:
@@ -368,8 +401,13 @@ class BatchJournal:
         record = await self.journal.get(job_id)
         if record is None or record.state is not S.SUCCEEDED:
             return
+        size, sha256 = await anyio.to_thread.run_sync(saved_file, path)
         await self.move(
-            JobEntry(self, job_id, S.SUCCEEDED, Action.DONE), S.DOWNLOADED, path=_absolute(path)
+            JobEntry(self, job_id, S.SUCCEEDED, Action.DONE),
+            S.DOWNLOADED,
+            path=_absolute(path),
+            saved_size=size,
+            saved_sha256=sha256,
         )
 
     async def move(self, entry: JobEntry, state: JobState, **fields: Any) -> None:
