@@ -810,10 +810,14 @@ class _Job:
                     self.task = task
                     batch.created.append(task.id)
                     batch.pending[task.id] = self.job
-                    batch.stats.tasks_created += 1
-                    if batch.events is not None:
-                        _tell(batch.events, TaskCreated(self.index, self.job, task.id))
-                    await self.entry.created(task.id)
+                    try:
+                        await self.entry.created(task.id)
+                    finally:
+                        # Counted once recorded (or once the record failed): the summary
+                        # agrees with the counter.
+                        batch.stats.tasks_created += 1
+                        if batch.events is not None:
+                            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
         return task
 
 

@@ -87,6 +87,8 @@ class Row:
     error: BaseException | None = None
     #: Its result or its task came from an earlier run (the journal).
     resumed: bool = False
+    #: The size and sha256 the journal recorded of its saved result, if any.
+    saved: tuple[int, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -413,7 +415,7 @@ class _Run:
             if outcome.resumed and not self.overwrite and _saved(target, result.size):
                 # Saved by a run that stopped before recording it, or a file of the user's of
                 # the same size: the result's own bytes tell.
-                path = await _same_result(result, target)
+                path = await _same_result(result, target, row.saved)
             else:
                 path = await result.download(target, overwrite=self.overwrite)
             await results.mark_downloaded(outcome, path)
@@ -513,12 +515,18 @@ def _pending(results: SwapResults, jobs: list[SwapJob]) -> dict[int, int]:
     return {task: where[id(job)] for task, job in results.pending_tasks().items()}
 
 
-async def _same_result(result: SwapResult, target: Path) -> Path:
+async def _same_result(result: SwapResult, target: Path, saved: tuple[int, str] | None) -> Path:
     """``target`` if it holds exactly the result's bytes; else refuse to take it (or replace
-    it): it is not this job's output."""
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".miocreate-check-") as folder:
-        fresh = await result.download(Path(folder) / target.name)
-        same = await anyio.to_thread.run_sync(lambda: saved_file(fresh) == saved_file(target))
+    it): it is not this job's output.
+
+    The journal's record of the saved file (size and sha256) tells; without one (killed before
+    that record was committed), the result is fetched again to compare (a free download)."""
+    if saved is not None:
+        same = await anyio.to_thread.run_sync(is_saved_result, target, *saved)
+    else:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".miocreate-check-") as folder:
+            fresh = await result.download(Path(folder) / target.name)
+            same = await anyio.to_thread.run_sync(lambda: saved_file(fresh) == saved_file(target))
     if not same:
         raise CliError(
             f"the output exists: {target}, and it is not this job's result (same size, other "
@@ -583,6 +591,8 @@ async def _resume(
         if record is not None and record.fingerprint != fingerprint:
             record = None  # an input changed: swap_many refuses the job
         state = record.state if record else None
+        if record is not None and record.saved_size is not None and record.saved_sha256:
+            row.saved = (record.saved_size, record.saved_sha256)
         if record is not None and state is JobState.DOWNLOADED and record.path:
             # The recorded file, by its size and content: not a file that took its name since.
             saved = await anyio.to_thread.run_sync(

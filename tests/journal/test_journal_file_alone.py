@@ -35,3 +35,21 @@ async def test_a_copy_of_the_file_alone_holds_every_committed_record(tmp_path: P
         shutil.copyfile(path, copy)  # the file only: no -wal, no -shm beside it
         assert states_in(copy) == {"a": "submitted", "b": "pending"}
     assert not list(tmp_path.glob("batch.journal-wal"))
+
+
+async def test_a_journal_of_an_earlier_version_is_read_and_opened(tmp_path: Path) -> None:
+    path = tmp_path / "batch.journal"
+    async with SQLiteJournal(path) as journal:
+        await journal.open(META)
+        await journal.register([NewJob("a", 0, "fp-a")])
+    with sqlite3.connect(path) as db:  # the layout before saved files were recorded
+        db.execute("ALTER TABLE jobs DROP COLUMN saved_size")
+        db.execute("ALTER TABLE jobs DROP COLUMN saved_sha256")
+    db.close()
+    _, records = await SQLiteJournal.read(path)
+    assert [(r.id, r.saved_size) for r in records] == [("a", None)]
+    async with SQLiteJournal(path) as journal:
+        await journal.open(META)
+        record = await journal.get("a")
+        assert record is not None
+        assert record.state is JobState.PENDING
