@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -30,6 +31,7 @@ from ._errors import (
     MioCreateError,
     ProtocolError,
     SubmissionUncertainError,
+    SwapInterrupted,
     TaskTimeoutError,
     task_failed_error,
 )
@@ -497,7 +499,8 @@ class MioCreate:
         _hd(hd)
         image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
         task = await self.create_image_swap(image_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with _naming_the_task(task.id, "swap_image"):
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -513,7 +516,8 @@ class MioCreate:
         _hd(hd)
         video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
         task = await self.create_video_swap(video_key, face_key, hd=hd)
-        return await self.wait(task, timeout=timeout)
+        with _naming_the_task(task.id, "swap_video"):
+            return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -743,3 +747,25 @@ def _hd(hd: object) -> Hd:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextlib.contextmanager
+def _naming_the_task(task_id: int, operation: str) -> Iterator[None]:
+    """A cancellation (or Ctrl-C) of a swap whose task exists goes on as itself, with a
+    ``SwapInterrupted`` naming the paid task as its cause, a note, and a warning."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as interruption:
+        interrupted = SwapInterrupted(
+            f"{operation} was interrupted after task {task_id} was created: it is paid for and "
+            f"may still finish; collect it with `await client.wait({task_id})` or "
+            f"`miocreate task {task_id} --wait -o FILE`",
+            operation=operation,
+            task_id=task_id,
+        )
+        logger.warning("%s", interrupted.message)
+        if hasattr(interruption, "add_note"):  # Python 3.11+
+            interruption.add_note(interrupted.message)
+        raise interruption from interrupted

@@ -35,6 +35,7 @@
     ├── MioCreateTimeoutError       a deadline passed (also the builtin TimeoutError)
     │   └── TaskTimeoutError        wait() gave up; the task itself may still finish
     ├── SubmissionUncertainError    a task-creating request may have reached the server
+    ├── SwapInterrupted             a swap was interrupted after its task was created
     ├── TaskFailedError             the task ended in failure; with a documented code, the
     │                               error is also that code's class (602: NoFaceDetectedError)
     └── StorageError                presigned storage refused a transfer
@@ -78,6 +79,7 @@ __all__ = [
     "SourceNotFoundError",
     "StorageError",
     "SubmissionUncertainError",
+    "SwapInterrupted",
     "TargetPolicyError",
     "TaskExceptionError",
     "TaskFailedError",
@@ -315,6 +317,30 @@ class SubmissionUncertainError(MioCreateError):
             operation=operation,
             http_status=error.http_status,
         )
+
+
+class SwapInterrupted(MioCreateError):
+    """A single swap was interrupted (Ctrl-C, a cancellation) after its task was created: the
+    task is paid for and may still finish; ``task_id`` names it. Collect it with
+    ``await client.wait(task_id)`` or ``miocreate task TASK_ID --wait -o FILE``.
+
+    The command line raises it. In the library a cancellation stays a cancellation (a task
+    group or a timeout must still see it): ``swap_image`` and ``swap_video`` re-raise it with a
+    ``SwapInterrupted`` as its ``__cause__`` (and a note that names the task), and log a
+    warning.
+    """
+
+    @classmethod
+    def of(cls, error: BaseException | None) -> SwapInterrupted | None:
+        """The ``SwapInterrupted`` behind ``error`` (a cancellation, or the ``TimeoutError``
+        of a timeout around it), or None."""
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            if isinstance(error, SwapInterrupted):
+                return error
+            seen.add(id(error))
+            error = error.__cause__ or error.__context__
+        return None
 
 
 class TaskFailedError(MioCreateError):

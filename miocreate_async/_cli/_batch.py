@@ -17,15 +17,11 @@ SIGTERM stops it cleanly and lists what was paid for and not saved; a second one
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import hashlib
 import io
 import math
-import os
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -59,6 +55,7 @@ from ._common import (
 from ._console import log_sink, stderr_console, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
+from ._steps import Interrupt
 from ._worker import add_redis, check_extra
 
 if TYPE_CHECKING:
@@ -741,7 +738,7 @@ async def run_batch(options: Options) -> int:
     # On a terminal, a retry is a line under the bars (elsewhere a line on stderr, as always).
     log_sink(status if bars.console.is_terminal and not bars.disable else None)
     async with client:
-        with bars, _Interrupt() as stop:
+        with bars, Interrupt() as stop:
             run = _Run(client, ordered, options, bars)
             with stop.scope:
                 try:
@@ -772,33 +769,6 @@ async def run_batch(options: Options) -> int:
     else:
         _summary(rows, succeeded, elapsed, failures_only=quiet)
     return 0 if succeeded == len(rows) else 1
-
-
-class _Interrupt:
-    """Ctrl-C or SIGTERM cancels the batch once (the journal is closed, so flushed); a second
-    one exits at once: the journal is consistent at every moment, that is its point."""
-
-    def __init__(self) -> None:
-        self.scope = anyio.CancelScope()
-        self._signals = (signal.SIGINT, signal.SIGTERM)
-
-    def _first(self) -> None:
-        if self.scope.cancel_called:
-            os._exit(EXIT_INTERRUPTED)
-        self.scope.cancel()
-
-    def __enter__(self) -> _Interrupt:
-        loop = asyncio.get_running_loop()
-        for number in self._signals:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(number, self._first)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        loop = asyncio.get_running_loop()
-        for number in self._signals:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(number)
 
 
 def _interrupted(
