@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from miocreate_async import SwapInterrupted
+from miocreate_async import ImageSwapResult, SwapInterrupted
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
@@ -32,7 +31,7 @@ def task_ids(emulator: Emulator) -> list[int]:
 
 async def created(emulator: Emulator) -> int:
     with anyio.fail_after(30):
-        while not task_ids(emulator):
+        while not task_ids(emulator):  # noqa: ASYNC110 - the emulator's ledger
             await anyio.sleep(0.02)
     (task_id,) = task_ids(emulator)
     return task_id
@@ -66,6 +65,7 @@ async def test_a_cancelled_swap_image_names_its_task_and_stays_a_cancellation(
                 scope.cancel()
         assert scope.cancelled_caught
         result = await client.wait(interrupted.task_id)
+        assert isinstance(result, ImageSwapResult)
         assert result.size > 0
         assert len(task_ids(emulator)) == 2
 
