@@ -208,6 +208,7 @@ class MioCreate:
         *,
         authenticated: bool = True,
         in_query: bool = False,
+        send_by: float | None = None,
     ) -> A:
         """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
         where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
@@ -218,7 +219,9 @@ class MioCreate:
                 endpoint.operation, method="GET", params=params, authenticated=authenticated
             )
         else:
-            data = await self._session.call(endpoint.operation, body, authenticated=authenticated)
+            data = await self._session.call(
+                endpoint.operation, body, authenticated=authenticated, send_by=send_by
+            )
         try:
             return structure(data, endpoint.reply)
         except ProtocolError as error:
@@ -360,16 +363,22 @@ class MioCreate:
 
     # --- task creation --------------------------------------------------------------------------
 
-    async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
+    async def _create(
+        self, kind: TaskKind, request: object, send_by: float | None = None
+    ) -> TaskHandle[Any]:
         self._call_ready()
-        created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+        endpoint = Operation.creating(kind).endpoint
+        created: TaskCreated = await self._call(endpoint, request, send_by=send_by)
         return TaskHandle(id=created.task_id, kind=kind)
 
     @_public
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False
+        self, image_key: str, face_key: str, *, hd: bool = False, send_by: float | None = None
     ) -> TaskHandle[ImageSwapResult]:
-        """Put the face of ``face_key`` into the image of ``image_key``."""
+        """Put the face of ``face_key`` into the image of ``image_key``.
+
+        ``send_by`` (a ``time.monotonic()`` moment): past it, checked just before the request
+        goes out, nothing is sent (``NotSentError``); a worker passes its lease's end."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -377,13 +386,14 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.IMAGE_SWAP, request)
+        return await self._create(TaskKind.IMAGE_SWAP, request, send_by)
 
     @_public
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False
+        self, video_key: str, face_key: str, *, hd: bool = False, send_by: float | None = None
     ) -> TaskHandle[VideoSwapResult]:
-        """Put the face of ``face_key`` into the video of ``video_key``."""
+        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by``: as for
+        ``create_image_swap``)."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -391,7 +401,7 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.VIDEO_SWAP, request)
+        return await self._create(TaskKind.VIDEO_SWAP, request, send_by)
 
     @_public
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:

@@ -36,6 +36,7 @@
     │   └── TaskTimeoutError        wait() gave up; the task itself may still finish
     ├── SubmissionUncertainError    a task-creating request may have reached the server
     ├── SwapInterrupted             a swap was interrupted after its task was created
+    ├── NotSentError                not sent: its send_by moment had passed (nothing reached it)
     ├── TaskFailedError             the task ended in failure; with a documented code, the
     │                               error is also that code's class (602: NoFaceDetectedError)
     └── StorageError                presigned storage refused a transfer
@@ -72,6 +73,7 @@ __all__ = [
     "MioCreateTimeoutError",
     "MultipleFacesError",
     "NoFaceDetectedError",
+    "NotSentError",
     "ProtocolError",
     "RequestQuotaError",
     "ServerError",
@@ -317,6 +319,12 @@ class SubmissionUncertainError(MioCreateError):
             operation=operation,
             http_status=error.http_status,
         )
+
+
+class NotSentError(MioCreateError):
+    """A request was not sent: the moment it had to go by (``send_by``) had passed. Nothing
+    reached the service. (A distributed worker's creation when too little of its lease is
+    left.)"""
 
 
 class SwapInterrupted(MioCreateError):

@@ -28,6 +28,7 @@ from ._errors import (
     HTTPStatusError,
     MioCreateError,
     MioCreateTimeoutError,
+    NotSentError,
     ProtocolError,
     RequestQuotaError,
     SubmissionUncertainError,
@@ -262,18 +263,23 @@ class Session:
         method: str = "POST",
         params: dict[str, str] | None = None,
         authenticated: bool = True,
+        send_by: float | None = None,
     ) -> Any:
         """Send one API operation, with retries by the policy; return the envelope's ``data``.
 
         A task-creating operation is re-sent only when it provably created nothing; any other
-        failure after it may have reached the server is a SubmissionUncertainError.
+        failure after it may have reached the server is a SubmissionUncertainError. Past
+        ``send_by`` (``time.monotonic()``), checked just before each try goes out, nothing is
+        sent: ``NotSentError``.
         """
         creates = operation.creates_task
         safe = refused_without_effect if creates else is_transient
         with _CallGuard(self) as guard:
             # The first try is sent without the retry loop, which only a failure needs.
             try:
-                return await self._send(guard, operation, method, body, params, authenticated)
+                return await self._send(
+                    guard, operation, method, body, params, authenticated, send_by
+                )
             except MioCreateError as error:
                 _raise_if_final(error, operation, safe)
                 failed = error
@@ -285,7 +291,7 @@ class Session:
                 with attempt:
                     try:
                         data = await self._send(
-                            guard, operation, method, body, params, authenticated
+                            guard, operation, method, body, params, authenticated, send_by
                         )
                     except MioCreateError as error:
                         _raise_if_final(error, operation, safe)
@@ -300,13 +306,14 @@ class Session:
         body: Any,
         params: dict[str, str] | None,
         authenticated: bool,
+        send_by: float | None = None,
     ) -> Any:
         """One request; sent again with a fresh token while the service refuses each one."""
         refreshes = 0
         while True:
             token = await self.auth.token() if authenticated and self.auth else None
             try:
-                return await self._send_once(guard, operation, method, body, params, token)
+                return await self._send_once(guard, operation, method, body, params, token, send_by)
             except AuthenticationError:
                 if token is None or self.auth is None or not self.auth.refreshable:
                     raise
@@ -324,11 +331,18 @@ class Session:
         body: Any,
         params: dict[str, str] | None,
         token: str | None,
+        send_by: float | None = None,
     ) -> Any:
         # The guard checked the loop: the session's own checks are needed only to make it.
         http = self._http if self._http is not None and not self._closed else self.http()
         if self._limiter is not None:
             await self._limiter.acquire()
+        if send_by is not None and time.monotonic() > send_by:
+            raise NotSentError(
+                f"not sent: the moment it had to go by passed {time.monotonic() - send_by:.1f}s "
+                "ago",
+                operation=operation.value,
+            )
         adaptive = self._adaptive
         sent_at = time.monotonic() if adaptive is not None else 0.0
         headers = self._headers(token)

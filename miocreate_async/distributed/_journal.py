@@ -95,6 +95,7 @@ class RedisJournal:
         self._release = redis.register_script(_scripts.RELEASE)
         self._move = redis.register_script(_scripts.MOVE)
         self._reap = redis.register_script(_scripts.REAP)
+        self._attach = redis.register_script(_scripts.ATTACH)
 
     def __repr__(self) -> str:
         return f"RedisJournal(batch={self.batch!r})"
@@ -261,6 +262,15 @@ class RedisJournal:
             keys=[self.job_key(job_id), self.leases_key], args=[job_id, epoch, int(lease * 1000)]
         )
         return bool(renewed)
+
+    async def attach(self, job_id: str, task_id: int) -> bool:
+        """Record a created task on a job this worker no longer owns (unfenced): the job is
+        then waited for by whoever claims it, never created again. False when the job has a
+        task already or ended otherwise."""
+        attached = await self._attach(
+            keys=[self.job_key(job_id), self.leases_key, self.counts_key], args=[job_id, task_id]
+        )
+        return bool(attached)
 
     async def release(self, job_id: str, epoch: int) -> bool:
         """Give a job back (a draining worker): its lease ends now. Never while submitting."""
