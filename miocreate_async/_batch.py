@@ -64,7 +64,6 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._retry import refused_without_effect, retries_stopped
-from ._session import creation_deadline
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -93,11 +92,11 @@ class BatchClient(TaskReader, ResultFetcher, Protocol):
     config: Config
 
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False
+        self, image_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
     ) -> TaskHandle[ImageSwapResult]: ...
 
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False
+        self, video_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
     ) -> TaskHandle[VideoSwapResult]: ...
 
 
@@ -775,16 +774,11 @@ class _Job:
                     # uncertain.
                     await self.entry.intent("video" if is_video else "image")
                     # The session's own retries of refusals stop at the job's deadline too.
-                    deadline = creation_deadline.set(self.deadline)
+                    create = client.create_video_swap if is_video else client.create_image_swap
                     try:
-                        if is_video:
-                            task: TaskHandle[Any] = await client.create_video_swap(
-                                image_key, face_key, hd=self.job.hd
-                            )
-                        else:
-                            task = await client.create_image_swap(
-                                image_key, face_key, hd=self.job.hd
-                            )
+                        task: TaskHandle[Any] = await create(
+                            image_key, face_key, hd=self.job.hd, retry_until=self.deadline
+                        )
                     except InsufficientCreditsError as error:
                         if batch.out_of_credits is None:
                             batch.out_of_credits = error
@@ -803,8 +797,6 @@ class _Job:
                         # The block was left while the request was out: a task may exist.
                         batch.uncertain.append(self.job)
                         raise
-                    finally:
-                        creation_deadline.reset(deadline)
                     # Paid: known to the batch before the journal write, which may fail (the
                     # outcome then carries the task id, and the record stays "submitting").
                     self.task = task

@@ -209,6 +209,7 @@ class MioCreate:
         authenticated: bool = True,
         in_query: bool = False,
         send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> A:
         """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
         where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
@@ -220,7 +221,11 @@ class MioCreate:
             )
         else:
             data = await self._session.call(
-                endpoint.operation, body, authenticated=authenticated, send_by=send_by
+                endpoint.operation,
+                body,
+                authenticated=authenticated,
+                send_by=send_by,
+                retry_until=retry_until,
             )
         try:
             return structure(data, endpoint.reply)
@@ -364,21 +369,35 @@ class MioCreate:
     # --- task creation --------------------------------------------------------------------------
 
     async def _create(
-        self, kind: TaskKind, request: object, send_by: float | None = None
+        self,
+        kind: TaskKind,
+        request: object,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> TaskHandle[Any]:
         self._call_ready()
         endpoint = Operation.creating(kind).endpoint
-        created: TaskCreated = await self._call(endpoint, request, send_by=send_by)
+        created: TaskCreated = await self._call(
+            endpoint, request, send_by=send_by, retry_until=retry_until
+        )
         return TaskHandle(id=created.task_id, kind=kind)
 
     @_public
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False, send_by: float | None = None
+        self,
+        image_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> TaskHandle[ImageSwapResult]:
         """Put the face of ``face_key`` into the image of ``image_key``.
 
         ``send_by`` (a ``time.monotonic()`` moment): past it, checked just before the request
-        goes out, nothing is sent (``NotSentError``); a worker passes its lease's end."""
+        goes out, nothing is sent (``NotSentError``); a worker passes its lease's end.
+        ``retry_until`` (an ``anyio.current_time()`` moment): refusals that created nothing
+        (802, 429, no connection) are not retried past it; a batch passes its job's deadline."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -386,14 +405,20 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.IMAGE_SWAP, request, send_by)
+        return await self._create(TaskKind.IMAGE_SWAP, request, send_by, retry_until)
 
     @_public
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False, send_by: float | None = None
+        self,
+        video_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> TaskHandle[VideoSwapResult]:
-        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by``: as for
-        ``create_image_swap``)."""
+        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by`` and
+        ``retry_until``: as for ``create_image_swap``)."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -401,7 +426,7 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.VIDEO_SWAP, request, send_by)
+        return await self._create(TaskKind.VIDEO_SWAP, request, send_by, retry_until)
 
     @_public
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:

@@ -12,7 +12,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -45,7 +44,6 @@ __all__ = [
     "Limiter",
     "RateLimiter",
     "Session",
-    "creation_deadline",
 ]
 
 logger = logging.getLogger("miocreate_async")
@@ -58,9 +56,6 @@ MAX_REFRESHES = 3
 #: What ClientClosedError says: before a call or a transfer starts, and when aclose() ends it.
 _CLOSED = "the client is closed; create a new MioCreate"
 _CLOSED_MIDWAY = "the client was closed while this was in progress"
-#: A deadline (``anyio.current_time()``) that bounds the retries of task creations in this
-#: context: a batch job sets its own, so refusals are not retried past it.
-creation_deadline: ContextVar[float | None] = ContextVar("creation_deadline", default=None)
 
 
 class Limiter(Protocol):
@@ -264,13 +259,15 @@ class Session:
         params: dict[str, str] | None = None,
         authenticated: bool = True,
         send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> Any:
         """Send one API operation, with retries by the policy; return the envelope's ``data``.
 
         A task-creating operation is re-sent only when it provably created nothing; any other
         failure after it may have reached the server is a SubmissionUncertainError. Past
         ``send_by`` (``time.monotonic()``), checked just before each try goes out, nothing is
-        sent: ``NotSentError``.
+        sent: ``NotSentError``. ``retry_until`` (``anyio.current_time()``) bounds the retries of
+        a task creation's refusals (a batch job's deadline).
         """
         creates = operation.creates_task
         safe = refused_without_effect if creates else is_transient
@@ -284,7 +281,7 @@ class Session:
                 _raise_if_final(error, operation, safe)
                 failed = error
             # A batch job's deadline bounds how long refusals of its creation are retried.
-            until = creation_deadline.get() if creates else None
+            until = retry_until if creates else None
             async for attempt in self.config.retry.retrying(
                 on=safe, until=until, what=operation.value, failed=failed
             ):
