@@ -399,10 +399,29 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         if not readonly:
             db.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}")
             db.execute("PRAGMA synchronous = FULL")
+        elif _needs_recovery(db):
+            # A batch killed mid-transaction left a hot rollback journal, which a read-only
+            # connection cannot roll back: a writable one does it (SQLite's locks keep a live
+            # batch safe), then only reads.
+            db.close()
+            db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None
+            )
+            db.execute("PRAGMA busy_timeout = 5000")
     except sqlite3.Error as exc:
         db.close()  # not a database: leave no open connection for the GC to report
         raise JournalError(f"cannot open the journal {path}: {exc}") from None
     return db
+
+
+def _needs_recovery(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc):
+            return True
+        raise
+    return False
 
 
 def _init(db: sqlite3.Connection, meta: JournalMeta, path: Path) -> None:

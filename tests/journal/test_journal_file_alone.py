@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from miocreate_async._journal import JobState, JournalMeta, NewJob, SQLiteJournal
@@ -53,3 +56,30 @@ async def test_a_journal_of_an_earlier_version_is_read_and_opened(tmp_path: Path
         record = await journal.get("a")
         assert record is not None
         assert record.state is JobState.PENDING
+
+
+def test_a_journal_killed_mid_transaction_is_still_read(tmp_path: Path) -> None:
+    """A kill mid-transaction leaves a hot rollback journal (pages already spilled into the
+    file): reading the journal (``journal status``, the CLI's resume) rolls it back."""
+    path = tmp_path / "batch.journal"
+    script = f"""
+import os, signal, sqlite3
+db = sqlite3.connect({str(path)!r}, isolation_level=None)
+db.execute("PRAGMA cache_size = 10")  # spill changed pages into the file mid-transaction
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE jobs SET label = hex(randomblob(300))")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+    async def written() -> None:
+        async with SQLiteJournal(path) as journal:
+            await journal.open(META)
+            await journal.register([NewJob(f"j{n}", n, "fp", "photo.jpg") for n in range(2000)])
+
+    anyio.run(written)
+    killed = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert killed.returncode == -9
+    assert Path(f"{path}-journal").stat().st_size > 0
+    _, records = anyio.run(SQLiteJournal.read, path)
+    assert len(records) == 2000
+    assert {r.label for r in records} == {"photo.jpg"}
