@@ -63,7 +63,7 @@ from ._models import (
 )
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
-from ._retry import refused_without_effect, retries_stopped
+from ._retry import ConnectionFailures, refused_without_effect, retries_stopped
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
 
@@ -466,17 +466,17 @@ def swap_many(
     put: Put,
     client_id: str | None = None,
     learnt: Learnt | None = None,
-    connect_failures: Callable[[], int] = lambda: 0,
+    failures: ConnectionFailures | None = None,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
     account in a journal, ``learnt`` is what the client's poller learnt in earlier batches,
-    ``connect_failures`` reads the client's count of connection failures in a row (the circuit
-    breaker trips at ``options.unreachable_after``)."""
+    ``failures`` is where the client's session reports connection failures in a row (the
+    circuit breaker trips at ``options.unreachable_after``)."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, connect_failures))
+    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, failures))
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -491,10 +491,10 @@ class _Batch:
         options: SwapOptions,
         client_id: str | None = None,
         learnt: Learnt | None = None,
-        connect_failures: Callable[[], int] = lambda: 0,
+        failures: ConnectionFailures | None = None,
     ) -> None:
         self.client = client
-        self.connect_failures = connect_failures
+        self.failures = failures if failures is not None else ConnectionFailures()
         #: Set when the circuit breaker trips: nothing more is submitted.
         self.unreachable: ServiceUnreachableError | None = None
         self.jobs = jobs
@@ -617,7 +617,7 @@ class _Batch:
     def service_unreachable(self) -> ServiceUnreachableError | None:
         """The error a job gets instead of being tried, once the circuit breaker tripped: the
         client saw ``unreachable_after`` connection failures in a row, no reply between them."""
-        failures = self.connect_failures()
+        failures = self.failures.in_a_row
         if self.unreachable is None and failures >= self.options.unreachable_after:
             self.unreachable = ServiceUnreachableError(
                 f"the service is unreachable: {failures} connection failures in a row; the "

@@ -51,7 +51,7 @@ from ._models import (
 )
 from ._operations import Endpoint, Operation, TaskKind
 from ._redact import REDACTED
-from ._retry import RetryPolicy
+from ._retry import ConnectionFailures, RetryPolicy
 from ._session import Limiter, Session
 
 if TYPE_CHECKING:
@@ -173,7 +173,9 @@ class MioCreate:
             _load_calls()
         log_from_env()
         auth = self._make_auth(client_id, client_secret, token)
-        self._session = Session(config, auth, session, limiter)
+        #: Connection failures in a row, reported by the session; a batch's breaker reads it.
+        self._failures = ConnectionFailures()
+        self._session = Session(config, auth, session, limiter, self._failures)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
         self._state = _State.UNOPENED
         #: How long each kind of task takes, learnt by the batch poller, kept across batches.
@@ -663,7 +665,7 @@ class MioCreate:
             put=self._put,
             client_id=getattr(self._session.auth, "client_id", None),
             learnt=self._poll_learnt,
-            connect_failures=lambda: self._session.connect_failures,
+            failures=self._failures,
         )
 
     # --- helpers --------------------------------------------------------------------------------

@@ -36,7 +36,12 @@ from ._errors import (
 )
 from ._operations import Operation
 from ._redact import redact_text
-from ._retry import is_transient, parse_retry_after, refused_without_effect
+from ._retry import (
+    ConnectionFailures,
+    is_transient,
+    parse_retry_after,
+    refused_without_effect,
+)
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -157,6 +162,7 @@ class Session:
         auth: Auth | None,
         http: aiohttp.ClientSession | None = None,
         limiter: Limiter | None = None,
+        failures: ConnectionFailures | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
@@ -183,9 +189,8 @@ class Session:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout)
         #: The event loop the connections belong to, from the first request on.
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Connection failures in a row with no reply between them (a batch's circuit breaker
-        #: reads it: the service is down, not one request unlucky).
-        self.connect_failures = 0
+        #: Where connection failures in a row are reported (a batch's circuit breaker reads it).
+        self._failures = failures if failures is not None else ConnectionFailures()
 
     @property
     def closed(self) -> bool:
@@ -357,21 +362,21 @@ class Session:
                 finally:
                     response.release()
         except aiohttp.ConnectionTimeoutError as exc:
-            self.connect_failures += 1
+            self._failures.in_a_row += 1
             raise ConnectError(f"connecting timed out: {exc}", operation=name) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise MioCreateTimeoutError(
                 f"no reply within {self.config.timeout:g}s", operation=name
             ) from exc
         except aiohttp.ClientConnectorError as exc:
-            self.connect_failures += 1
+            self._failures.in_a_row += 1
             raise ConnectError(f"cannot connect to {url}: {exc.os_error}", operation=name) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
                 f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
                 operation=name,
             ) from exc
-        self.connect_failures = 0
+        self._failures.in_a_row = 0
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):  # one call instead of two, on every request
             logger.debug("%s %s -> HTTP %d", method, url, status)
