@@ -65,8 +65,7 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._redact import redact_url
-from ._retry import refused_without_effect, retries_stopped
-from ._session import creation_deadline
+from ._retry import ConnectionFailures, refused_without_effect, retries_stopped
 from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
@@ -96,11 +95,11 @@ class BatchClient(TaskReader, ResultFetcher, Protocol):
     config: Config
 
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False
+        self, image_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
     ) -> TaskHandle[ImageSwapResult]: ...
 
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False
+        self, video_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
     ) -> TaskHandle[VideoSwapResult]: ...
 
 
@@ -472,17 +471,17 @@ def swap_many(
     put: Put,
     client_id: str | None = None,
     learnt: Learnt | None = None,
-    connect_failures: Callable[[], int] = lambda: 0,
+    failures: ConnectionFailures | None = None,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
     account in a journal, ``learnt`` is what the client's poller learnt in earlier batches,
-    ``connect_failures`` reads the client's count of connection failures in a row (the circuit
-    breaker trips at ``options.unreachable_after``)."""
+    ``failures`` is where the client's session reports connection failures in a row (the
+    circuit breaker trips at ``options.unreachable_after``)."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, connect_failures))
+    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, failures))
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -497,10 +496,10 @@ class _Batch:
         options: SwapOptions,
         client_id: str | None = None,
         learnt: Learnt | None = None,
-        connect_failures: Callable[[], int] = lambda: 0,
+        failures: ConnectionFailures | None = None,
     ) -> None:
         self.client = client
-        self.connect_failures = connect_failures
+        self.failures = failures if failures is not None else ConnectionFailures()
         #: Set when the circuit breaker trips: nothing more is submitted.
         self.unreachable: ServiceUnreachableError | None = None
         self.jobs = jobs
@@ -627,7 +626,7 @@ class _Batch:
         """The error a job gets instead of being tried, once the circuit breaker tripped: the
         client saw ``unreachable_after`` connection failures in a row, no reply between them,
         or one that no retry can fix (``cause``, permanent: a wrong URL), whose fix it tells."""
-        failures = self.connect_failures()
+        failures = self.failures.in_a_row
         why = cause.message if cause is not None and cause.permanent else None
         if self.unreachable is None and (why or failures >= self.options.unreachable_after):
             why = why or f"{failures} connection failures in a row"
@@ -797,16 +796,11 @@ class _Job:
                     # uncertain.
                     await self.entry.intent("video" if is_video else "image")
                     # The session's own retries of refusals stop at the job's deadline too.
-                    deadline = creation_deadline.set(self.deadline)
+                    create = client.create_video_swap if is_video else client.create_image_swap
                     try:
-                        if is_video:
-                            task: TaskHandle[Any] = await client.create_video_swap(
-                                image_key, face_key, hd=self.job.hd
-                            )
-                        else:
-                            task = await client.create_image_swap(
-                                image_key, face_key, hd=self.job.hd
-                            )
+                        task: TaskHandle[Any] = await create(
+                            image_key, face_key, hd=self.job.hd, retry_until=self.deadline
+                        )
                     except InsufficientCreditsError as error:
                         if batch.out_of_credits is None:
                             batch.out_of_credits = error
@@ -825,14 +819,19 @@ class _Job:
                         # The block was left while the request was out: a task may exist.
                         batch.uncertain.append(self.job)
                         raise
+                    # Paid: known to the batch before the journal write, which may fail (the
+                    # outcome then carries the task id, and the record stays "submitting").
+                    self.task = task
+                    batch.created.append(task.id)
+                    batch.pending[task.id] = self.job
+                    try:
+                        await self.entry.created(task.id)
                     finally:
-                        creation_deadline.reset(deadline)
-                    await self.entry.created(task.id)
-        batch.created.append(task.id)
-        batch.pending[task.id] = self.job
-        batch.stats.tasks_created += 1
-        if batch.events is not None:
-            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
+                        # Counted once recorded (or once the record failed): the summary
+                        # agrees with the counter.
+                        batch.stats.tasks_created += 1
+                        if batch.events is not None:
+                            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
         return task
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from os import PathLike
@@ -33,6 +34,7 @@ from ._errors import (
     ProtocolError,
     ResultTooLargeError,
     SubmissionUncertainError,
+    SwapInterrupted,
     TaskTimeoutError,
     task_failed_error,
 )
@@ -52,7 +54,7 @@ from ._models import (
 )
 from ._operations import Endpoint, Operation, TaskKind
 from ._redact import REDACTED
-from ._retry import RetryPolicy
+from ._retry import ConnectionFailures, RetryPolicy
 from ._session import Limiter, Session
 from ._telemetry import count, span
 
@@ -198,7 +200,9 @@ class MioCreate:
             _load_calls()
         log_from_env()
         auth = self._make_auth(client_id, client_secret, token)
-        self._session = Session(config, auth, session, limiter)
+        #: Connection failures in a row, reported by the session; a batch's breaker reads it.
+        self._failures = ConnectionFailures()
+        self._session = Session(config, auth, session, limiter, self._failures)
         self._transfers = anyio.CapacityLimiter(config.max_concurrent_transfers)
         self._state = _State.UNOPENED
         #: How long each kind of task takes, learnt by the batch poller, kept across batches.
@@ -233,6 +237,8 @@ class MioCreate:
         *,
         authenticated: bool = True,
         in_query: bool = False,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> A:
         """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
         where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
@@ -243,7 +249,13 @@ class MioCreate:
                 endpoint.operation, method="GET", params=params, authenticated=authenticated
             )
         else:
-            data = await self._session.call(endpoint.operation, body, authenticated=authenticated)
+            data = await self._session.call(
+                endpoint.operation,
+                body,
+                authenticated=authenticated,
+                send_by=send_by,
+                retry_until=retry_until,
+            )
         try:
             return structure(data, endpoint.reply)
         except ProtocolError as error:
@@ -392,18 +404,38 @@ class MioCreate:
 
     # --- task creation --------------------------------------------------------------------------
 
-    async def _create(self, kind: TaskKind, request: object) -> TaskHandle[Any]:
+    async def _create(
+        self,
+        kind: TaskKind,
+        request: object,
+        send_by: float | None = None,
+        retry_until: float | None = None,
+    ) -> TaskHandle[Any]:
         self._call_ready()
+        endpoint = Operation.creating(kind).endpoint
         with span("miocreate.create", kind=kind.value) as current:
-            created: TaskCreated = await self._call(Operation.creating(kind).endpoint, request)
+            created: TaskCreated = await self._call(
+                endpoint, request, send_by=send_by, retry_until=retry_until
+            )
             current.set("task_id", created.task_id)
         return TaskHandle(created.task_id, kind, last_request_id.get())
 
     @_public
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False
+        self,
+        image_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> TaskHandle[ImageSwapResult]:
-        """Put the face of ``face_key`` into the image of ``image_key``."""
+        """Put the face of ``face_key`` into the image of ``image_key``.
+
+        ``send_by`` (a ``time.monotonic()`` moment): past it, checked just before the request
+        goes out, nothing is sent (``NotSentError``); a worker passes its lease's end.
+        ``retry_until`` (an ``anyio.current_time()`` moment): refusals that created nothing
+        (802, 429, no connection) are not retried past it; a batch passes its job's deadline."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -411,13 +443,20 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.IMAGE_SWAP, request)
+        return await self._create(TaskKind.IMAGE_SWAP, request, send_by, retry_until)
 
     @_public
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False
+        self,
+        video_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> TaskHandle[VideoSwapResult]:
-        """Put the face of ``face_key`` into the video of ``video_key``."""
+        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by`` and
+        ``retry_until``: as for ``create_image_swap``)."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -425,7 +464,7 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.VIDEO_SWAP, request)
+        return await self._create(TaskKind.VIDEO_SWAP, request, send_by, retry_until)
 
     @_public
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
@@ -542,7 +581,8 @@ class MioCreate:
         with span("miocreate.job", kind="image"):
             image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
             task = await self.create_image_swap(image_key, face_key, hd=hd)
-            return await self.wait(task, timeout=timeout)
+            with _naming_the_task(task.id, "swap_image"):
+                return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -559,7 +599,8 @@ class MioCreate:
         with span("miocreate.job", kind="video"):
             video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
             task = await self.create_video_swap(video_key, face_key, hd=hd)
-            return await self.wait(task, timeout=timeout)
+            with _naming_the_task(task.id, "swap_video"):
+                return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -671,7 +712,7 @@ class MioCreate:
             put=self._put,
             client_id=getattr(self._session.auth, "client_id", None),
             learnt=self._poll_learnt,
-            connect_failures=lambda: self._session.connect_failures,
+            failures=self._failures,
         )
 
     # --- helpers --------------------------------------------------------------------------------
@@ -827,3 +868,25 @@ _DAY = timedelta(days=1)
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextlib.contextmanager
+def _naming_the_task(task_id: int, operation: str) -> Iterator[None]:
+    """A cancellation (or Ctrl-C) of a swap whose task exists goes on as itself, with a
+    ``SwapInterrupted`` naming the paid task as its cause, a note, and a warning."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as interruption:
+        interrupted = SwapInterrupted(
+            f"{operation} was interrupted after task {task_id} was created: it is paid for and "
+            f"may still finish; collect it with `await client.wait({task_id})` or "
+            f"`miocreate task {task_id} --wait -o FILE`",
+            operation=operation,
+            task_id=task_id,
+        )
+        logger.warning("%s", interrupted.message)
+        if hasattr(interruption, "add_note"):  # Python 3.11+
+            interruption.add_note(interrupted.message)
+        raise interruption from interrupted

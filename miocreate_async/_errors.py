@@ -37,6 +37,8 @@
     ├── MioCreateTimeoutError       a deadline passed (also the builtin TimeoutError)
     │   └── TaskTimeoutError        wait() gave up; the task itself may still finish
     ├── SubmissionUncertainError    a task-creating request may have reached the server
+    ├── SwapInterrupted             a swap was interrupted after its task was created
+    ├── NotSentError                not sent: its send_by moment had passed (nothing reached it)
     ├── TaskFailedError             the task ended in failure; with a documented code, the
     │                               error is also that code's class (602: NoFaceDetectedError)
     └── StorageError                presigned storage refused a transfer
@@ -74,6 +76,7 @@ __all__ = [
     "MioCreateTimeoutError",
     "MultipleFacesError",
     "NoFaceDetectedError",
+    "NotSentError",
     "ProtocolError",
     "RequestQuotaError",
     "ResultTooLargeError",
@@ -83,6 +86,7 @@ __all__ = [
     "SourceTooSlowError",
     "StorageError",
     "SubmissionUncertainError",
+    "SwapInterrupted",
     "TargetPolicyError",
     "TaskExceptionError",
     "TaskFailedError",
@@ -345,6 +349,36 @@ class SubmissionUncertainError(MioCreateError):
             operation=operation,
             http_status=error.http_status,
         )
+
+
+class NotSentError(MioCreateError):
+    """A request was not sent: the moment it had to go by (``send_by``) had passed. Nothing
+    reached the service. (A distributed worker's creation when too little of its lease is
+    left.)"""
+
+
+class SwapInterrupted(MioCreateError):
+    """A single swap was interrupted (Ctrl-C, a cancellation) after its task was created: the
+    task is paid for and may still finish; ``task_id`` names it. Collect it with
+    ``await client.wait(task_id)`` or ``miocreate task TASK_ID --wait -o FILE``.
+
+    The command line raises it. In the library a cancellation stays a cancellation (a task
+    group or a timeout must still see it): ``swap_image`` and ``swap_video`` re-raise it with a
+    ``SwapInterrupted`` as its ``__cause__`` (and a note that names the task), and log a
+    warning.
+    """
+
+    @classmethod
+    def of(cls, error: BaseException | None) -> SwapInterrupted | None:
+        """The ``SwapInterrupted`` behind ``error`` (a cancellation, or the ``TimeoutError``
+        of a timeout around it), or None."""
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            if isinstance(error, SwapInterrupted):
+                return error
+            seen.add(id(error))
+            error = error.__cause__ or error.__context__
+        return None
 
 
 class TaskFailedError(MioCreateError):

@@ -45,6 +45,7 @@ from ._errors import (
 __all__ = [
     "RETRY_WARNING_INTERVAL",
     "Attempt",
+    "ConnectionFailures",
     "RetryPolicy",
     "Retrying",
     "is_transient",
@@ -54,6 +55,18 @@ __all__ = [
 ]
 
 logger = logging.getLogger("miocreate_async")
+
+
+class ConnectionFailures:
+    """Connection failures in a row, with no reply between them. The session it is given
+    reports to it (``in_a_row`` goes up on each failure, back to 0 on any reply); a batch's
+    circuit breaker reads it: the service is down, not one request unlucky."""
+
+    __slots__ = ("in_a_row",)
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+
 
 #: Retries are logged at INFO; at most one of them per this many seconds also at WARNING, so
 #: that a service in trouble shows where users look without flooding the log.

@@ -12,7 +12,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from ._errors import (
     HTTPStatusError,
     MioCreateError,
     MioCreateTimeoutError,
+    NotSentError,
     ProtocolError,
     RequestQuotaError,
     SubmissionUncertainError,
@@ -39,7 +39,12 @@ from ._hints import BASE_URL_HINT, connect_error
 from ._operations import Operation
 from ._proxy import proxy_for
 from ._redact import redact_text, redact_url
-from ._retry import is_transient, parse_retry_after, refused_without_effect
+from ._retry import (
+    ConnectionFailures,
+    is_transient,
+    parse_retry_after,
+    refused_without_effect,
+)
 from ._telemetry import count
 
 __all__ = [
@@ -48,7 +53,6 @@ __all__ = [
     "Limiter",
     "RateLimiter",
     "Session",
-    "creation_deadline",
 ]
 
 logger = logging.getLogger("miocreate_async")
@@ -61,9 +65,6 @@ MAX_REFRESHES = 3
 #: What ClientClosedError says: before a call or a transfer starts, and when aclose() ends it.
 _CLOSED = "the client is closed; create a new MioCreate"
 _CLOSED_MIDWAY = "the client was closed while this was in progress"
-#: A deadline (``anyio.current_time()``) that bounds the retries of task creations in this
-#: context: a batch job sets its own, so refusals are not retried past it.
-creation_deadline: ContextVar[float | None] = ContextVar("creation_deadline", default=None)
 
 
 class Limiter(Protocol):
@@ -165,6 +166,7 @@ class Session:
         auth: Auth | None,
         http: aiohttp.ClientSession | None = None,
         limiter: Limiter | None = None,
+        failures: ConnectionFailures | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
@@ -191,9 +193,8 @@ class Session:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout)
         #: The event loop the connections belong to, from the first request on.
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Connection failures in a row with no reply between them (a batch's circuit breaker
-        #: reads it: the service is down, not one request unlucky).
-        self.connect_failures = 0
+        #: Where connection failures in a row are reported (a batch's circuit breaker reads it).
+        self._failures = failures if failures is not None else ConnectionFailures()
         #: The proxy API requests go through (``HTTPS_PROXY``...), read once, as the client is made.
         self.proxy = proxy_for(config.base_url)
         #: Whether the API has replied once: a refused connection is then a restart, retried.
@@ -270,30 +271,37 @@ class Session:
         method: str = "POST",
         params: dict[str, str] | None = None,
         authenticated: bool = True,
+        send_by: float | None = None,
+        retry_until: float | None = None,
     ) -> Any:
         """Send one API operation, with retries by the policy; return the envelope's ``data``.
 
         A task-creating operation is re-sent only when it provably created nothing; any other
-        failure after it may have reached the server is a SubmissionUncertainError.
+        failure after it may have reached the server is a SubmissionUncertainError. Past
+        ``send_by`` (``time.monotonic()``), checked just before each try goes out, nothing is
+        sent: ``NotSentError``. ``retry_until`` (``anyio.current_time()``) bounds the retries of
+        a task creation's refusals (a batch job's deadline).
         """
         creates = operation.creates_task
         safe = refused_without_effect if creates else is_transient
         with _CallGuard(self) as guard:
             # The first try is sent without the retry loop, which only a failure needs.
             try:
-                return await self._send(guard, operation, method, body, params, authenticated)
+                return await self._send(
+                    guard, operation, method, body, params, authenticated, send_by
+                )
             except MioCreateError as error:
                 _raise_if_final(error, operation, safe)
                 failed = error
             # A batch job's deadline bounds how long refusals of its creation are retried.
-            until = creation_deadline.get() if creates else None
+            until = retry_until if creates else None
             async for attempt in self.config.retry.retrying(
                 on=safe, until=until, what=operation.value, failed=failed
             ):
                 with attempt:
                     try:
                         data = await self._send(
-                            guard, operation, method, body, params, authenticated
+                            guard, operation, method, body, params, authenticated, send_by
                         )
                     except MioCreateError as error:
                         _raise_if_final(error, operation, safe)
@@ -308,13 +316,14 @@ class Session:
         body: Any,
         params: dict[str, str] | None,
         authenticated: bool,
+        send_by: float | None = None,
     ) -> Any:
         """One request; sent again with a fresh token while the service refuses each one."""
         refreshes = 0
         while True:
             token = await self.auth.token() if authenticated and self.auth else None
             try:
-                return await self._send_once(guard, operation, method, body, params, token)
+                return await self._send_once(guard, operation, method, body, params, token, send_by)
             except AuthenticationError:
                 if token is None or self.auth is None or not self.auth.refreshable:
                     raise
@@ -332,11 +341,18 @@ class Session:
         body: Any,
         params: dict[str, str] | None,
         token: str | None,
+        send_by: float | None = None,
     ) -> Any:
         # The guard checked the loop: the session's own checks are needed only to make it.
         http = self._http if self._http is not None and not self._closed else self.http()
         if self._limiter is not None:
             await self._limiter.acquire()
+        if send_by is not None and time.monotonic() > send_by:
+            raise NotSentError(
+                f"not sent: the moment it had to go by passed {time.monotonic() - send_by:.1f}s "
+                "ago",
+                operation=operation.value,
+            )
         adaptive = self._adaptive
         sent_at = time.monotonic() if adaptive is not None else 0.0
         headers = self._headers(token)
@@ -360,7 +376,7 @@ class Session:
                 finally:
                     response.release()
         except aiohttp.ConnectionTimeoutError as exc:
-            self.connect_failures += 1
+            self._failures.in_a_row += 1
             raise ConnectError(f"connecting timed out: {exc}", operation=name) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise MioCreateTimeoutError(
@@ -369,13 +385,13 @@ class Session:
         except aiohttp.ClientError as exc:
             failed = connect_error(exc, url, proxy=self.proxy, reached=self.reached, operation=name)
             if failed is not None:
-                self.connect_failures += 1
+                self._failures.in_a_row += 1
                 raise failed from exc
             raise TransportError(
                 f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
                 operation=name,
             ) from exc
-        self.connect_failures = 0
+        self._failures.in_a_row = 0
         self.reached = True
         request_id = None
         for header in self.config.request_id_headers:

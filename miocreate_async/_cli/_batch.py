@@ -17,16 +17,13 @@ SIGTERM stops it cleanly and lists what was paid for and not saved; a second one
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import hashlib
 import io
 import math
-import os
 import re
-import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -41,7 +38,7 @@ from .._client import MioCreate
 from .._errors import SubmissionUncertainError
 from .._formats import ACCEPTED_EXTENSIONS, is_video_name
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
-from .._journal._tracker import identify
+from .._journal._tracker import identify, is_saved_result, saved_file
 from .._transfer._get import PARTIAL_EXTRA, fit_name, name_max, partial_owner
 from ._args import Options, add_command, add_hd, add_output, add_timeout, positive_int
 from ._common import (
@@ -58,6 +55,7 @@ from ._common import (
 from ._console import log_sink, stderr_console, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
+from ._steps import Interrupt
 from ._worker import add_redis, check_extra
 
 if TYPE_CHECKING:
@@ -86,6 +84,8 @@ class Row:
     error: BaseException | None = None
     #: Its result or its task came from an earlier run (the journal).
     resumed: bool = False
+    #: The size and sha256 the journal recorded of its saved result, if any.
+    saved: tuple[int, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -417,8 +417,10 @@ class _Run:
         assert result is not None
         try:
             target = row.target(result)
-            if outcome.resumed and _saved(target, result.size):
-                path = target  # saved by a run that stopped before recording it
+            if outcome.resumed and not self.overwrite and _saved(target, result.size):
+                # Saved by a run that stopped before recording it, or a file of the user's of
+                # the same size: the result's own bytes tell.
+                path = await _same_result(result, target, row.saved)
             else:
                 path = await result.download(target, overwrite=self.overwrite)
             await results.mark_downloaded(outcome, path)
@@ -518,6 +520,28 @@ def _pending(results: SwapResults, jobs: list[SwapJob]) -> dict[int, int]:
     return {task: where[id(job)] for task, job in results.pending_tasks().items()}
 
 
+async def _same_result(result: SwapResult, target: Path, saved: tuple[int, str] | None) -> Path:
+    """``target`` if it holds exactly the result's bytes; else refuse to take it (or replace
+    it): it is not this job's output.
+
+    The journal's record of the saved file (size and sha256) tells; without one (killed before
+    that record was committed), the result is fetched again to compare (a free download)."""
+    if saved is not None:
+        same = await anyio.to_thread.run_sync(is_saved_result, target, *saved)
+    else:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".miocreate-check-") as folder:
+            fresh = await result.download(Path(folder) / target.name)
+            same = await anyio.to_thread.run_sync(lambda: saved_file(fresh) == saved_file(target))
+    if not same:
+        raise CliError(
+            f"the output exists: {target}, and it is not this job's result (same size, other "
+            "content): pass --overwrite to replace it, or choose another --output",
+            status=1,
+            kind="OutputExistsError",
+        )
+    return target
+
+
 def _saved(target: Path, size: int) -> bool:
     try:
         return target.stat().st_size == size
@@ -572,13 +596,19 @@ async def _resume(
         if record is not None and record.fingerprint != fingerprint:
             record = None  # an input changed: swap_many refuses the job
         state = record.state if record else None
+        if record is not None and record.saved_size is not None and record.saved_sha256:
+            row.saved = (record.saved_size, record.saved_sha256)
         if record is not None and state is JobState.DOWNLOADED and record.path:
-            saved = await anyio.Path(record.path).is_file()
+            # The recorded file, by its size and content: not a file that took its name since.
+            saved = await anyio.to_thread.run_sync(
+                is_saved_result, record.path, record.saved_size, record.saved_sha256
+            )
             if saved:
                 row.path, row.task_id, row.resumed = Path(record.path), record.task_id, True
                 continue
         # A task of an earlier run may have been saved before its result was committed (free
-        # changes are grouped): that file is the batch's own, checked by size when resumed.
+        # changes are grouped): that file may be the batch's own, compared with the result by
+        # content when resumed.
         if state not in _OWN_OUTPUT and not options.overwrite:
             other = taken(row.stem)
             if other is not None:
@@ -716,7 +746,7 @@ async def run_batch(options: Options) -> int:
     # On a terminal, a retry is a line under the bars (elsewhere a line on stderr, as always).
     log_sink(status if bars.console.is_terminal and not bars.disable else None)
     async with client:
-        with bars, _Interrupt() as stop:
+        with bars, Interrupt() as stop:
             run = _Run(client, ordered, options, bars)
             with stop.scope:
                 try:
@@ -747,33 +777,6 @@ async def run_batch(options: Options) -> int:
     else:
         _summary(rows, succeeded, elapsed, failures_only=quiet)
     return 0 if succeeded == len(rows) else 1
-
-
-class _Interrupt:
-    """Ctrl-C or SIGTERM cancels the batch once (the journal is closed, so flushed); a second
-    one exits at once: the journal is consistent at every moment, that is its point."""
-
-    def __init__(self) -> None:
-        self.scope = anyio.CancelScope()
-        self._signals = (signal.SIGINT, signal.SIGTERM)
-
-    def _first(self) -> None:
-        if self.scope.cancel_called:
-            os._exit(EXIT_INTERRUPTED)
-        self.scope.cancel()
-
-    def __enter__(self) -> _Interrupt:
-        loop = asyncio.get_running_loop()
-        for number in self._signals:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(number, self._first)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        loop = asyncio.get_running_loop()
-        for number in self._signals:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(number)
 
 
 def _interrupted(

@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from .._errors import ConfigurationError, InvalidInputError
+from .._errors import ConfigurationError, InvalidInputError, SwapInterrupted
 from ._args import Options
 from ._common import CliError, error_json, print_json
 from ._console import show_log
@@ -67,14 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_log(logging.DEBUG if options.verbose else None)
     try:
         return asyncio.run(command(options))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError) as interruption:
+        if options.json:
+            _fail_json(interruption, "interrupted", EXIT_INTERRUPTED)
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as raised:  # one line (or one JSON document), unless --debug
         error = _leaf(raised)
         if options.debug:
             traceback.print_exception(type(raised), raised, raised.__traceback__)
         if options.json:
-            return _fail_json(error, _describe(error), _exit_code(error))
+            _fail_json(error, _describe(error), _exit_code(error))
+            if not isinstance(error, SwapInterrupted):
+                return _exit_code(error)
+        # A paid task not saved is said on stderr even under --json.
         return _fail(_describe(error), _exit_code(error))
 
 
@@ -115,6 +120,8 @@ def _describe(error: BaseException) -> str:
 def _exit_code(error: BaseException) -> int:
     if isinstance(error, CliError):
         return error.status
+    if isinstance(error, SwapInterrupted):
+        return EXIT_INTERRUPTED
     if isinstance(error, (InvalidInputError, ConfigurationError, FileExistsError)):
         return EXIT_USAGE
     if isinstance(error, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):

@@ -3,10 +3,16 @@ output file, download, print what was saved."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import shlex
-from collections.abc import Awaitable
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+
+import anyio
 
 from .._client import MioCreate
 from .._errors import MioCreateError
@@ -29,9 +35,11 @@ from ._common import (
     taken,
 )
 from ._console import Bars, stdout_console
+from ._emulator import EXIT_INTERRUPTED
 
 __all__ = [
     "Destination",
+    "Interrupt",
     "check_kind",
     "parse_task_id",
     "print_saved",
@@ -65,10 +73,14 @@ async def wait_task(
     what: str,
     submit: Awaitable[TaskHandle[R]],
     timeout: float,
+    created: Callable[[int], object] | None = None,
 ) -> tuple[int, R]:
-    """Submit a task, then wait for its result under a spinner; returns (task id, result)."""
+    """Submit a task, then wait for its result under a spinner; returns (task id, result).
+    ``created`` hears the task id as soon as the task exists."""
     step = bars.step(f"{what}: submitting")
     handle = await submit
+    if created is not None:
+        created(handle.id)
     bars.progress.update(step, description=f"{what}: task {handle.id}")
     result = await client.wait(handle, timeout=timeout)
     bars.done(step)
@@ -155,3 +167,30 @@ def parse_task_id(text: str) -> str:
     if not text.strip().isdigit():
         raise CliError(f"not a task id: {text!r}")
     return text.strip()
+
+
+class Interrupt:
+    """Ctrl-C or SIGTERM cancels ``scope`` once (a batch's journal is closed, so flushed; a
+    swap says its task id); a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self._signals = (signal.SIGINT, signal.SIGTERM)
+
+    def _first(self) -> None:
+        if self.scope.cancel_called:
+            os._exit(EXIT_INTERRUPTED)
+        self.scope.cancel()
+
+    def __enter__(self) -> Interrupt:
+        loop = asyncio.get_running_loop()
+        for number in self._signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(number, self._first)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for number in self._signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(number)

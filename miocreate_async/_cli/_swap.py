@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
+from .._errors import SwapInterrupted
 from ._args import SOURCE_HELP, Options, add_command, add_hd, add_output, add_timeout
 from ._common import SwapResult, make_client, source_of
 from ._console import Bars
-from ._steps import Destination, check_kind, print_saved, upload_all, wait_task
+from ._steps import Destination, Interrupt, check_kind, print_saved, upload_all, wait_task
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -51,12 +53,27 @@ async def _swap(options: Options, *, video: bool) -> int:
     check_kind(face, video=False, role="face")
     destination = Destination(options.optional_text("output"), media, options.overwrite)
     hd, timeout = options.flag("hd"), options.number("timeout")
+    created: list[int] = []
     async with make_client(options) as client:
-        with Bars(disable=options.json) as bars:
+        with Bars(disable=options.json) as bars, Interrupt() as interrupt, interrupt.scope:
             media_key, face_key = await upload_all(client, bars, [media, face])
             create = client.create_video_swap if video else client.create_image_swap
             submit: Awaitable[TaskHandle[SwapResult]] = create(media_key, face_key, hd=hd)
-            task_id, result = await wait_task(client, bars, "swap", submit, timeout)
+            task_id, result = await wait_task(
+                client, bars, "swap", submit, timeout, created=created.append
+            )
             path = await destination.download(result, bars, task_id)
+    if interrupt.scope.cancelled_caught:
+        if not created:
+            raise KeyboardInterrupt
+        # Paid, not saved: the one thing to say is how to collect it.
+        target = destination.file or f"{destination.stem}-swapped.<ext>"
+        raise SwapInterrupted(
+            f"interrupted after task {created[0]} was created: it is paid for and may still "
+            f"finish; collect it with: miocreate task {created[0]} --wait -o "
+            f"{shlex.quote(str(target))}",
+            operation="swap",
+            task_id=created[0],
+        )
     print_saved(options, task_id, path, result)
     return 0

@@ -22,7 +22,7 @@ transaction that checks the state it expects (a shared journal also checks its o
   job is only ever waited for (polls are free), never created again.
 - ``succeeded``: the task ended with a result; the record keeps its storage keys, sizes and
   expiry (results live 7 days), never its signed URLs.
-- ``downloaded``: the result is saved on disk (the CLI). Final.
+- ``downloaded``: the result is saved on disk (the CLI), with the file's size and sha256. Final.
 - ``failed``: the job cannot succeed by trying again (the task failed, the input is bad, the
   service refused the creation). Final; the record keeps the typed error's name, message, code.
 - ``uncertain``: a creation request may have reached the service but no reply was recorded (a
@@ -186,6 +186,10 @@ class JobRecord:
     error: ErrorInfo | None = None
     #: Where the result was saved (``downloaded``).
     path: str | None = None
+    #: The saved file's size and sha256 (``downloaded``): a file at ``path`` is taken as the
+    #: result only when both match, never a user's own file of that name.
+    saved_size: int | None = None
+    saved_sha256: str | None = None
     #: Seconds since the epoch of the last change.
     updated_at: float = 0.0
     #: The owner's fencing epoch in a shared journal; always 0 in a local one.
@@ -314,7 +318,8 @@ class InputRef:
 def describe_input(source: object, key: str | None) -> InputRef:
     """``source`` as the journal knows it; ``key`` is the uploaded key it stands for, if any.
 
-    A missing file gets an empty fingerprint: the upload reports it, with its own error.
+    A missing file gets the fingerprint "missing": the upload reports it, with its own error.
+    A path no file can have (a NUL character) is refused (``InvalidInputError``).
     """
     if key is not None:
         return InputRef(f"key:{key}", "", key)
@@ -324,6 +329,8 @@ def describe_input(source: object, key: str | None) -> InputRef:
         path = os.path.abspath(os.fspath(source))
         try:
             stat = os.stat(path)
+        except ValueError:  # a NUL character: no file can have that name
+            raise InvalidInputError(f"a path cannot hold a NUL character: {path!r}") from None
         except OSError:
             fingerprint = "missing"
         else:
@@ -410,6 +417,8 @@ class Journal(Protocol):
         expires_at: float | None = None,
         error: ErrorInfo | None = None,
         path: str | None = None,
+        saved_size: int | None = None,
+        saved_sha256: str | None = None,
     ) -> JobRecord:
         """Move a job from one of the ``expected`` states to ``state``, setting the fields given.
 

@@ -1,12 +1,15 @@
 """The local journal: one SQLite file, driven from one worker thread.
 
-The file is created readable by its owner only (0600) and opened in WAL mode with
-``synchronous=FULL``: a commit that returned is on disk, so a power cut cannot roll back an
-intent ("submitting") and let the next run pay again. One thread owns the connection and runs
-calls in order; it groups the commits of free changes (uploads, results) for up to
-``group_delay`` seconds, and commits at once, together with whatever is waiting, any change
-that ``is_durable``. An exclusive ``flock`` on the file keeps two batches from running on one
-journal; ``journal status`` reads it without the lock.
+The file is created readable by its owner only (0600) and kept with a rollback journal
+(``journal_mode=TRUNCATE``) and ``synchronous=FULL``: a commit that returned is in the file
+itself, on disk. A power cut cannot roll back an intent ("submitting") and let the next run pay
+again, and the file alone (copied, moved or backed up without its neighbours) holds every
+committed record; in WAL mode they would live in a ``-wal`` file until a checkpoint.
+
+One thread owns the connection and runs calls in order; it groups the commits of free changes
+(uploads, results) for up to ``group_delay`` seconds, and commits at once, together with whatever
+is waiting, any change that ``is_durable``. An exclusive ``flock`` on the file keeps two batches
+from running on one journal; ``journal status`` reads it without the lock.
 """
 
 from __future__ import annotations
@@ -61,13 +64,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at REAL,
     error TEXT,
     path TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    saved_size INTEGER,
+    saved_sha256 TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, expires_at, idx);
 """
 _COLUMNS = (
-    "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, updated_at"
+    "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, "
+    "updated_at, saved_size, saved_sha256"
 )
+#: Columns a journal written by an earlier version lacks: added when it is opened.
+_ADDED = {"saved_size": "INTEGER", "saved_sha256": "TEXT"}
+#: SQLite's journal mode: a rollback journal, so that every commit lands in the file itself
+#: (benchmarks/journal.py measured it against WAL with a checkpoint after each commit).
+JOURNAL_MODE = "TRUNCATE"
 #: Rows per page of ``records`` and per query of ``register``.
 _PAGE = 500
 
@@ -141,6 +152,8 @@ class SQLiteJournal:
         expires_at: float | None = None,
         error: ErrorInfo | None = None,
         path: str | None = None,
+        saved_size: int | None = None,
+        saved_sha256: str | None = None,
     ) -> JobRecord:
         allowed = frozenset({expected} if isinstance(expected, JobState) else expected)
         changes: dict[str, Any] = {"state": state.value}
@@ -151,6 +164,8 @@ class SQLiteJournal:
             ("expires_at", expires_at),
             ("error", None if error is None else json.dumps(attrs.asdict(error))),
             ("path", path),
+            ("saved_size", saved_size),
+            ("saved_sha256", saved_sha256),
         ):
             if value is not None:
                 changes[name] = value
@@ -382,12 +397,31 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA busy_timeout = 5000")
         if not readonly:
-            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}")
             db.execute("PRAGMA synchronous = FULL")
+        elif _needs_recovery(db):
+            # A batch killed mid-transaction left a hot rollback journal, which a read-only
+            # connection cannot roll back: a writable one does it (SQLite's locks keep a live
+            # batch safe), then only reads.
+            db.close()
+            db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None
+            )
+            db.execute("PRAGMA busy_timeout = 5000")
     except sqlite3.Error as exc:
         db.close()  # not a database: leave no open connection for the GC to report
         raise JournalError(f"cannot open the journal {path}: {exc}") from None
     return db
+
+
+def _needs_recovery(db: sqlite3.Connection) -> bool:
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc):
+            return True
+        raise
+    return False
 
 
 def _init(db: sqlite3.Connection, meta: JournalMeta, path: Path) -> None:
@@ -395,6 +429,10 @@ def _init(db: sqlite3.Connection, meta: JournalMeta, path: Path) -> None:
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path} is not a journal: {exc}") from None
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for column, kind in _ADDED.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
     stored = dict(db.execute("SELECT name, value FROM meta").fetchall())
     if stored:
         _meta_of(stored).check(meta, f"the journal {path}")
@@ -440,7 +478,10 @@ def _read_meta(db: sqlite3.Connection) -> JournalMeta:
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
-    job_id, idx, state, fingerprint, label, kind, task_id, result, expires, error, path, at = row
+    job_id, idx, state, fingerprint, label, kind, task_id, result, expires, error, path, at = row[
+        :12
+    ]
+    size, sha256 = row[12:]
     return JobRecord(
         id=job_id,
         index=idx,
@@ -454,6 +495,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
         error=ErrorInfo(**json.loads(error)) if error else None,
         path=path,
         updated_at=at,
+        saved_size=size,
+        saved_sha256=sha256,
     )
 
 
@@ -530,14 +573,24 @@ def _page(
         where += f" AND ({order}) > (?, ?, ?)"
         params += after
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, size]
+        f"SELECT {_readable(db)} FROM jobs WHERE {where} ORDER BY {order} LIMIT ?",
+        [*params, size],
     ).fetchall()
     return [_record(row) for row in rows]
 
 
 def _all_without_results(db: sqlite3.Connection) -> list[JobRecord]:
-    columns = _COLUMNS.replace("result,", "NULL,")
+    columns = _readable(db).replace("result,", "NULL,")
     return [_record(row) for row in db.execute(f"SELECT {columns} FROM jobs ORDER BY idx")]
+
+
+def _readable(db: sqlite3.Connection) -> str:
+    """``_COLUMNS``, with NULL for those a journal of an earlier version (read, not opened)
+    lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    return ", ".join(
+        name if name in present or name not in _ADDED else "NULL" for name in _COLUMNS.split(", ")
+    )
 
 
 def _counts(db: sqlite3.Connection) -> Summary:

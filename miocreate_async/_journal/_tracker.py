@@ -16,6 +16,7 @@ batch has one code path. The rules of resuming live here:
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import os
 import time
@@ -57,7 +58,16 @@ from ._interface import (
     job_identity,
 )
 
-__all__ = ["Action", "BatchJournal", "JobEntry", "JobLike", "ResultFetcher", "identify"]
+__all__ = [
+    "Action",
+    "BatchJournal",
+    "JobEntry",
+    "JobLike",
+    "ResultFetcher",
+    "identify",
+    "is_saved_result",
+    "saved_file",
+]
 
 logger = logging.getLogger("miocreate_async")
 
@@ -145,7 +155,7 @@ class JobEntry:
 
     async def refused(self) -> None:
         """The creation was refused and provably created nothing: back to be submitted."""
-        if self.state is S.SUBMITTING:
+        if self.state is S.SUBMITTING and self.task_id is None:
             await self.owner.move(self, S.PENDING)
 
     async def succeeded(self, result: SwapResult) -> SwapResult:
@@ -163,19 +173,50 @@ class JobEntry:
             await self.owner.move(self, S.UNCERTAIN)
         elif _is_final(error) and self.state in (S.PENDING, S.UPLOADED, S.SUBMITTING, S.SUBMITTED):
             await self.owner.move(self, S.FAILED, error=ErrorInfo.of(error))
-        elif self.state is S.SUBMITTING:
-            # An error that is neither a refusal nor a doubt was answered by the service:
-            # nothing was created. A later run submits it again.
+        elif self.state is S.SUBMITTING and _answered_without_task(error, self.task_id):
+            # The service answered the creation with an error code: nothing was created. A
+            # later run submits it again.
             await self.owner.move(self, S.PENDING)
-        # Otherwise (a timeout while waiting, no credits, a transient upload failure) the
-        # record stays where it is: a later run picks the job up from there.
+        # Otherwise the record stays where it is and a later run picks the job up from there: a
+        # timeout while waiting, no credits, a transient upload failure; and, while
+        # "submitting", any local failure (the journal, a bug): a task may exist, so the record
+        # stays "submitting" and the next open makes it "uncertain", never "pending".
 
     async def expired(self) -> None:
         await self.owner.move(self, S.EXPIRED)
 
 
+def saved_file(path: str | PathLike[str]) -> tuple[int, str]:
+    """A saved result's size and sha256, as the journal records them (run it off the loop)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def is_saved_result(path: str | PathLike[str], size: int | None, sha256: str | None) -> bool:
+    """Whether the file at ``path`` is the recorded result: its size and its sha256 match."""
+    if size is None or sha256 is None:
+        return False
+    try:
+        if os.stat(path).st_size != size:
+            return False
+        return saved_file(path) == (size, sha256)
+    except OSError:
+        return False
+
+
 def _absolute(path: str | PathLike[str]) -> str:
     return os.path.abspath(path)
+
+
+def _answered_without_task(error: MioCreateError, task_id: int | None) -> bool:
+    """The at-most-once rule's one way back to "pending": the service itself answered the
+    creation with an error code, and no reply ever gave this job a task id."""
+    return task_id is None and isinstance(error, APIError)
 
 
 def _is_final(error: MioCreateError) -> bool:
@@ -269,6 +310,12 @@ class BatchJournal:
             except MioCreateError as error:
                 answers.append(error)
                 continue
+            except (ValueError, TypeError, OSError) as exc:
+                # One job's input the journal cannot describe ends that job, never the batch.
+                refused = InvalidInputError(f"job {index}: its input cannot be journaled: {exc}")
+                refused.__cause__ = exc
+                answers.append(refused)
+                continue
             first = self._seen.setdefault(job_id, index)
             if first != index:
                 answers.append(
@@ -354,8 +401,13 @@ class BatchJournal:
         record = await self.journal.get(job_id)
         if record is None or record.state is not S.SUCCEEDED:
             return
+        size, sha256 = await anyio.to_thread.run_sync(saved_file, path)
         await self.move(
-            JobEntry(self, job_id, S.SUCCEEDED, Action.DONE), S.DOWNLOADED, path=_absolute(path)
+            JobEntry(self, job_id, S.SUCCEEDED, Action.DONE),
+            S.DOWNLOADED,
+            path=_absolute(path),
+            saved_size=size,
+            saved_sha256=sha256,
         )
 
     async def move(self, entry: JobEntry, state: JobState, **fields: Any) -> None:

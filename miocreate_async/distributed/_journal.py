@@ -95,6 +95,7 @@ class RedisJournal:
         self._release = redis.register_script(_scripts.RELEASE)
         self._move = redis.register_script(_scripts.MOVE)
         self._reap = redis.register_script(_scripts.REAP)
+        self._attach = redis.register_script(_scripts.ATTACH)
 
     def __repr__(self) -> str:
         return f"RedisJournal(batch={self.batch!r})"
@@ -168,12 +169,18 @@ class RedisJournal:
         expires_at: float | None = None,
         error: ErrorInfo | None = None,
         path: str | None = None,
+        saved_size: int | None = None,
+        saved_sha256: str | None = None,
     ) -> JobRecord:
         """An unfenced change (the driver's: "downloaded", or a resubmission by choice)."""
         expected_states = {expected} if isinstance(expected, JobState) else set(expected)
         if not all(state in TRANSITIONS[old] for old in expected_states):
             raise JournalStateError(f"job {job_id}: no change from {expected} to {state.value}")
         fields = _fields(kind, task_id, result, expires_at, error, path)
+        if saved_size is not None:
+            fields["saved_size"] = saved_size
+        if saved_sha256 is not None:
+            fields["saved_sha256"] = saved_sha256
         reply = await self.move(job_id, "*", expected_states, state, lease=0, fields=fields)
         record = await self.get(job_id)
         if reply != "ok" or record is None:
@@ -256,6 +263,15 @@ class RedisJournal:
         )
         return bool(renewed)
 
+    async def attach(self, job_id: str, task_id: int) -> bool:
+        """Record a created task on a job this worker no longer owns (unfenced): the job is
+        then waited for by whoever claims it, never created again. False when the job has a
+        task already or ended otherwise."""
+        attached = await self._attach(
+            keys=[self.job_key(job_id), self.leases_key, self.counts_key], args=[job_id, task_id]
+        )
+        return bool(attached)
+
     async def release(self, job_id: str, epoch: int) -> bool:
         """Give a job back (a draining worker): its lease ends now. Never while submitting."""
         released = await self._release(
@@ -329,6 +345,8 @@ def _record(job_id: str, fields: Mapping[str, str]) -> JobRecord:
         expires_at=float(fields["expires_at"]) if fields.get("expires_at") else None,
         error=ErrorInfo(**json.loads(error)) if error else None,
         path=fields.get("path") or None,
+        saved_size=int(fields["saved_size"]) if fields.get("saved_size") else None,
+        saved_sha256=fields.get("saved_sha256") or None,
         updated_at=float(fields.get("updated_at", "0")),
         epoch=int(fields.get("epoch", "0")),
     )

@@ -8,7 +8,7 @@ now owns. Times come from the Redis server's clock (``TIME``), never from a work
 
 from __future__ import annotations
 
-__all__ = ["ADD", "CLAIM", "GCRA", "MOVE", "REAP", "RELEASE", "RENEW"]
+__all__ = ["ADD", "ATTACH", "CLAIM", "GCRA", "MOVE", "REAP", "RELEASE", "RENEW"]
 
 _PRELUDE = """
 local FINAL = {succeeded=true, failed=true, uncertain=true, expired=true, downloaded=true}
@@ -142,6 +142,28 @@ else
   end
 end
 return 'ok'
+"""
+)
+
+#: KEYS: job, leases, counts. ARGV: id, task_id. Unfenced: a creation's reply that came to a
+#: worker which no longer owns the job (paused past its lease) is still recorded. A job without a
+#: task that is "submitting" or "uncertain" (its owner's lease ended mid-creation) becomes
+#: "submitted" with that task, owned by nobody and due now: whoever claims it next polls it.
+#: 1 if attached, 0 if the job has a task already or is elsewhere.
+ATTACH = (
+    _PRELUDE
+    + """
+local h = redis.call('HMGET', KEYS[1], 'state', 'task_id')
+local state = h[1]
+if not state or (h[2] and h[2] ~= '') then return 0 end
+if state ~= 'submitting' and state ~= 'uncertain' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'submitted', 'task_id', ARGV[2], 'owner', '', 'lease', 0,
+           'updated_at', now_ms() / 1000)
+redis.call('HDEL', KEYS[1], 'error')
+redis.call('HINCRBY', KEYS[3], state, -1)
+redis.call('HINCRBY', KEYS[3], 'submitted', 1)
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
 """
 )
 

@@ -3,6 +3,12 @@
 One ``MioCreate`` and one shared poller per worker process; taskiq runs the jobs on its loop,
 ``concurrency`` at a time. Every change of a job's state is a journal script checked against
 the worker's epoch, so a worker that lost its lease can never create a second task.
+
+A worker also keeps its leases on its own monotonic clock (from the moment it asked for each
+renewal): a creation goes out only while at least ``SEND_LEASE_SHARE`` of the lease is left
+(``send_by``, checked just before the request is sent), so a worker paused past its lease (a
+SIGSTOP, a long GC) does not send it. A creation's reply that comes after the job was taken over
+is still recorded (``RedisJournal.attach``): the task is waited for, never lost nor re-created.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -30,6 +37,7 @@ from .._errors import (
     InsufficientCreditsError,
     InvalidInputError,
     MioCreateError,
+    NotSentError,
     SubmissionUncertainError,
     TaskTimeoutError,
 )
@@ -60,6 +68,9 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("miocreate_async.distributed")
 
+#: The share of a lease that must be left when a creation is sent (else it is not sent).
+SEND_LEASE_SHARE = 1 / 3
+
 #: Taskiq hands the task its context (to acknowledge by hand) through this default.
 _CONTEXT: Context = TaskiqDepends()
 
@@ -74,6 +85,8 @@ class _Lease:
 
     journal: RedisJournal
     epoch: int
+    #: When the lease ends (``time.monotonic()``), counted from when its last renewal was asked.
+    until: float
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     #: Only polling: a draining worker may give the job back (polls are free to redo).
     waiting: bool = False
@@ -206,9 +219,12 @@ class Worker:
         while True:
             await anyio.sleep(self.lease / 3)
             for key, lease in list(self._owned.items()):
+                asked = time.monotonic()
                 renewed = await lease.journal.renew(key[1], lease.epoch, self.lease)
+                if renewed:
+                    lease.until = max(lease.until, asked + self.lease)
                 # A job that finished meanwhile has no lease to renew: not a loss.
-                if not renewed and self._owned.get(key) is lease:
+                elif self._owned.get(key) is lease:
                     logger.warning("lost the lease of job %s of %s", key[1], key[0])
                     lease.scope.cancel()
 
@@ -248,6 +264,7 @@ class Worker:
             # Not acknowledged: a worker of the right account takes it after ``claim_idle``.
             logger.error("job %s of %s refused: %s", job_id, batch, error)
             return
+        asked = time.monotonic()
         claim = await journal.claim(job_id, self.name, self.lease)
         # The claim is durable: the message has done its work (a redelivery would find the job
         # owned or finished).
@@ -261,13 +278,13 @@ class Worker:
         # The job runs in this worker's own task group, not in taskiq's task: cancelling a scope
         # in a task whose repr is taskiq's (it names every running task) costs milliseconds.
         done = anyio.Event()
-        self._jobs.start_soon(self._run, journal, job_id, claim, done)
+        self._jobs.start_soon(self._run, journal, job_id, claim, asked + self.lease, done)
         await done.wait()
 
     async def _run(
-        self, journal: RedisJournal, job_id: str, claim: Claim, done: anyio.Event
+        self, journal: RedisJournal, job_id: str, claim: Claim, until: float, done: anyio.Event
     ) -> None:
-        lease = self._owned[(journal.batch, job_id)] = _Lease(journal, claim.epoch)
+        lease = self._owned[(journal.batch, job_id)] = _Lease(journal, claim.epoch, until)
         try:
             with lease.scope:
                 await _Job(self, journal, job_id, lease).run(claim.state, claim.task_id)
@@ -297,6 +314,7 @@ class _Job:
     async def _move(
         self, expected: JobState, to: JobState, *, max_tasks: int = 0, stop: str = "", **fields: Any
     ) -> str:
+        asked = time.monotonic()
         reply = await self.journal.move(
             self.id,
             self.epoch,
@@ -309,6 +327,8 @@ class _Job:
         )
         if reply == "fenced":
             raise _Fenced
+        if reply == "ok":  # a change renews the lease
+            self.lease.until = max(self.lease.until, asked + self.worker.lease)
         return reply
 
     async def _fail(
@@ -430,11 +450,25 @@ class _Job:
             )
             await self._fail(JobState.PENDING, budget)
             return None
+        # Sent only while enough of the lease is left, on this worker's own clock.
+        send_by = self.lease.until - self.worker.lease * SEND_LEASE_SHARE
         try:
             if is_video:
-                task: TaskHandle[Any] = await client.create_video_swap(image_key, face_key, hd=hd)
+                task: TaskHandle[Any] = await client.create_video_swap(
+                    image_key, face_key, hd=hd, send_by=send_by
+                )
             else:
-                task = await client.create_image_swap(image_key, face_key, hd=hd)
+                task = await client.create_image_swap(image_key, face_key, hd=hd, send_by=send_by)
+        except NotSentError:
+            logger.warning(
+                "job %s of %s: too little of its lease was left to send its creation (paused?): "
+                "not sent; handed back",
+                self.id,
+                self.journal.batch,
+            )
+            await self._move(JobState.SUBMITTING, JobState.PENDING)
+            await self.hand_back()
+            return None
         except InsufficientCreditsError as error:
             # The first 801 stops submissions on every worker at once.
             await self._fail(JobState.SUBMITTING, error, stop=True)
@@ -449,8 +483,36 @@ class _Job:
                 raise  # the retry loop waits, then tries again
             await self._fail(JobState.SUBMITTING, error)
             return None
-        await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
+        # Paid: recorded even if the lease is found lost meanwhile (its scope cancelled).
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
+            except _Fenced:
+                await self._attach(task.id)
+                raise
         return task
+
+    async def _attach(self, task_id: int) -> None:
+        """The reply came after another worker took the job over: record the task anyway, and
+        queue the job, so that its owner waits for the task instead of losing it."""
+        if await self.journal.attach(self.id, task_id):
+            logger.warning(
+                "job %s of %s: its task %d was created after the job was taken over; recorded, "
+                "to be waited for",
+                self.id,
+                self.journal.batch,
+                task_id,
+            )
+            await kick(self.worker.broker, self.journal.batch, self.id)
+        else:
+            logger.error(
+                "job %s of %s: task %d was created after the job was taken over and ended "
+                "otherwise; the task exists (collect it with `miocreate task %d --wait`)",
+                self.id,
+                self.journal.batch,
+                task_id,
+                task_id,
+            )
 
     # --- waiting ------------------------------------------------------------------------------
 
