@@ -499,7 +499,9 @@ class _Batch:
         failures: ConnectionFailures | None = None,
     ) -> None:
         self.client = client
-        self.failures = failures if failures is not None else ConnectionFailures()
+        self.failures: ConnectionFailures = (
+            failures if failures is not None else ConnectionFailures()
+        )
         #: Set when the circuit breaker trips: nothing more is submitted.
         self.unreachable: ServiceUnreachableError | None = None
         self.jobs = jobs

@@ -65,7 +65,7 @@ class ConnectionFailures:
     __slots__ = ("in_a_row",)
 
     def __init__(self) -> None:
-        self.in_a_row = 0
+        self.in_a_row: int = 0
 
 
 #: Retries are logged at INFO; at most one of them per this many seconds also at WARNING, so

@@ -20,6 +20,8 @@ import pytest
 from miocreate_async import ImageSwapResult, SwapInterrupted
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 #: Seconds a task takes: long enough to interrupt it, short enough to collect it.
 TASK_SECONDS = 2.0

@@ -7,6 +7,7 @@ recorded with its result, or the job is reported uncertain."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from miocreate_async import Key, PollPolicy, SwapJob
 from miocreate_async.distributed import DistributedBatch, Worker
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CHILD = Path(__file__).with_name("crash_point_worker.py")
 FINAL = {"succeeded", "failed", "uncertain"}
 
@@ -36,8 +39,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Emulator]:
+@contextlib.contextmanager
+def fresh_emulator() -> Iterator[Emulator]:
+    """An emulator for one point: a creation still out when its worker was killed must not land
+    in the next point's count."""
     with Emulator(latency=0.02, seed=5).run_in_thread() as emulator:
         yield emulator
 
@@ -144,43 +149,52 @@ def stop(worker: subprocess.Popen[bytes]) -> int:
 
 
 def test_every_crash_point_of_a_distributed_job(
-    served: Emulator, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def upload() -> tuple[str, str]:
-        photo = write_sample_photo(tmp_path / "photo.jpg", seed=2, size=(160, 120))
-        face = write_sample_face(tmp_path / "face.png", seed=1)
-        async with served.client() as client:
-            return await client.upload(photo), await client.upload(face)
+    photo = write_sample_photo(tmp_path / "photo.jpg", seed=2, size=(160, 120))
+    face = write_sample_face(tmp_path / "face.png", seed=1)
 
-    keys = anyio.run(upload)
-    clean = Point(served, redis_url, tmp_path, "clean")
-    worker = clean.start(keys)
-    wait_for(lambda: clean.job().get("state") in FINAL, 30, "the clean run")
-    stop(worker)
-    clean.check("no crash")
+    def upload(emulator: Emulator) -> tuple[str, str]:
+        async def both() -> tuple[str, str]:
+            async with emulator.client() as client:
+                return await client.upload(photo), await client.upload(face)
+
+        return anyio.run(both)
+
+    with fresh_emulator() as emulator:
+        keys = upload(emulator)
+        clean = Point(emulator, redis_url, tmp_path, "clean")
+        worker = clean.start(keys)
+        wait_for(lambda: clean.job().get("state") in FINAL, 30, "the clean run")
+        stop(worker)
+        clean.check("no crash")
     points = clean.points()
     assert any("before submitting" in point for point in points)
     writes = [n for n, point in enumerate(points, 1) if point.split()[1] == "before"]
     killed = failed = 0
     for number, point in enumerate(points, 1):
-        crash = Point(served, redis_url, tmp_path, f"kill-{number}")
-        if point.endswith("after submitting"):
-            served.scenario("image_swap", fault="slow", delay=0.5)  # out while the kill comes
-        worker = crash.start(keys, "--kill-at", str(number))
-        wait_for(lambda: worker.poll() is not None, 30, f"the kill at {point}")  # noqa: B023
-        killed += worker.returncode == -9
-        crash.take_over(keys)
-        crash.check(f"killed at {point}")
+        with fresh_emulator() as emulator:
+            keys = upload(emulator)
+            crash = Point(emulator, redis_url, tmp_path, f"kill-{number}")
+            if point.endswith("after submitting"):
+                emulator.scenario("image_swap", fault="slow", delay=0.5)  # out at the kill
+            worker = crash.start(keys, "--kill-at", str(number))
+            wait_for(lambda: worker.poll() is not None, 30, f"the kill at {point}")  # noqa: B023
+            killed += worker.returncode == -9
+            crash.take_over(keys)
+            crash.check(f"killed at {point}")
     for number in writes:
-        crash = Point(served, redis_url, tmp_path, f"fail-{number}")
-        worker = crash.start(keys, "--fail-at", str(number))
-        wait_for(lambda: len(crash.points()) >= number, 30, f"the failure at {number}")  # noqa: B023
-        # What the worker makes of it: it goes on, or it stops; then it is stopped.
-        time.sleep(0.5)
-        stop(worker)
-        crash.take_over(keys)
-        crash.check(f"write failed at {points[number - 1]}")
-        failed += 1
+        with fresh_emulator() as emulator:
+            keys = upload(emulator)
+            crash = Point(emulator, redis_url, tmp_path, f"fail-{number}")
+            worker = crash.start(keys, "--fail-at", str(number))
+            wait_for(lambda: len(crash.points()) >= number, 30, f"the failure at {number}")  # noqa: B023
+            # What the worker makes of it: it goes on, or it stops; then it is stopped.
+            time.sleep(0.5)
+            stop(worker)
+            crash.take_over(keys)
+            crash.check(f"write failed at {points[number - 1]}")
+            failed += 1
     with capsys.disabled():
         print(
             f"\ncrash points explored (Redis journal): {len(points)} kill points "

@@ -22,6 +22,8 @@ from miocreate_async.distributed import DistributedBatch
 from miocreate_async.distributed._journal import RedisJournal
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 LEASE = 2.0
 BATCH = "paused"

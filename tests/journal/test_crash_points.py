@@ -7,6 +7,7 @@ task created ends on disk or is reported uncertain."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,11 +20,15 @@ import pytest
 
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CHILD = Path(__file__).with_name("crash_point_child.py")
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Emulator]:
+@contextlib.contextmanager
+def fresh_emulator() -> Iterator[Emulator]:
+    """An emulator for one point: a creation still out when its child was killed must not land
+    in the next point's count."""
     with Emulator(latency=0.02, seed=5).run_in_thread() as emulator:
         yield emulator
 
@@ -76,27 +81,30 @@ class Life:
 
 
 def test_every_crash_point_of_a_journaled_job(
-    served: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    clean = Life(served, tmp_path / "clean")
-    assert clean.run()[0] == 0
+    with fresh_emulator() as emulator:
+        clean = Life(emulator, tmp_path / "clean")
+        assert clean.run()[0] == 0
     points = clean.points()
     assert any("before submitting" in point for point in points)
     assert any("request image_swap" in point for point in points)
     writes = [n for n, point in enumerate(points, 1) if point.split()[1] == "before"]
     killed = failed = 0
     for number, point in enumerate(points, 1):
-        life = Life(served, tmp_path / f"kill-{number}")
-        if "request image_swap" in point:
-            served.scenario("image_swap", fault="slow", delay=0.5)  # out while the kill comes
-        code, _ = life.run("--kill-at", str(number))
-        killed += code == -9
-        life.check(f"killed at {point}")
+        with fresh_emulator() as emulator:
+            life = Life(emulator, tmp_path / f"kill-{number}")
+            if "request image_swap" in point:
+                emulator.scenario("image_swap", fault="slow", delay=0.5)  # out at the kill
+            code, _ = life.run("--kill-at", str(number))
+            killed += code == -9
+            life.check(f"killed at {point}")
     for number in writes:
-        life = Life(served, tmp_path / f"fail-{number}")
-        life.run("--fail-at", str(number))
-        life.check(f"write failed at {points[number - 1]}")
-        failed += 1
+        with fresh_emulator() as emulator:
+            life = Life(emulator, tmp_path / f"fail-{number}")
+            life.run("--fail-at", str(number))
+            life.check(f"write failed at {points[number - 1]}")
+            failed += 1
     with capsys.disabled():
         print(
             f"\ncrash points explored (SQLite journal): {len(points)} kill points "

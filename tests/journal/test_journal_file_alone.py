@@ -58,6 +58,7 @@ async def test_a_journal_of_an_earlier_version_is_read_and_opened(tmp_path: Path
         assert record.state is JobState.PENDING
 
 
+@pytest.mark.processes
 def test_a_journal_killed_mid_transaction_is_still_read(tmp_path: Path) -> None:
     """A kill mid-transaction leaves a hot rollback journal (pages already spilled into the
     file): reading the journal (``journal status``, the CLI's resume) rolls it back."""

@@ -14,6 +14,8 @@ import pytest
 
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
+pytestmark = pytest.mark.processes
+
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 
 

@@ -21,7 +21,7 @@ from miocreate_async import (
 from miocreate_async._journal import JobState, JournalError, SQLiteJournal
 from miocreate_async.emulator import Emulator, write_sample_face, write_sample_photo
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 FAST = PollPolicy(first=0.02, minimum=0.02, ratio=0.15, maximum=0.1)
 
