@@ -3,34 +3,20 @@ the batch script. (mypy --strict checks them with the rest of the project.)"""
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
-import warnings
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
+from example_programs import EXAMPLES, example
 from PIL import Image
 
 from miocreate_async import Key, MioCreate
 from miocreate_async.emulator import Emulator, write_sample_photo
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import batch_folder  # noqa: E402
-
 pytestmark = pytest.mark.anyio
 
-
-def example(name: str) -> ModuleType:
-    """An example program, imported by the tests that use it: aiogram, discord.py and FastAPI
-    take seconds to import, which every test process would otherwise pay at collection."""
-    with warnings.catch_warnings():  # discord.py imports audioop, deprecated in Python 3.11+
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return importlib.import_module(name)
+batch_folder = example("batch_folder")  # light: imported at once
 
 
 def image_of(data: bytes) -> Image.Image:

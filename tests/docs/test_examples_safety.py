@@ -6,30 +6,18 @@ the web app names the wrong file and refuses a too-large upload while it streams
 from __future__ import annotations
 
 import itertools
-import sys
 import time
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiogram import Dispatcher
-from aiogram.types import Update
 from aiohttp import web
+from example_programs import example
 
 from miocreate_async import MioCreate
 from miocreate_async.emulator import Emulator
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-
-import aiogram_bot
-import fastapi_app
-
-with warnings.catch_warnings():  # discord.py imports audioop, deprecated in Python 3.11+
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import discord_bot
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +98,9 @@ class Chat:
     """A user talking to the bot through the real aiogram dispatcher."""
 
     def __init__(self, telegram: FakeTelegram, client: MioCreate) -> None:
+        from aiogram import Dispatcher
+
+        aiogram_bot = example("aiogram_bot")
         self.telegram = telegram
         self.bot = aiogram_bot.make_bot(TOKEN, api_url=telegram.url)
         self.dispatcher = Dispatcher(miocreate=client)
@@ -123,6 +114,8 @@ class Chat:
                 **{"from": {"id": USER, "is_bot": False, "first_name": "U"}}, **message
             ),
         }
+        from aiogram.types import Update
+
         update = Update.model_validate(data, context={"bot": self.bot})
         await self.dispatcher.feed_update(self.bot, update)
 
@@ -144,6 +137,7 @@ class Chat:
 async def chat(
     telegram: FakeTelegram, client: MioCreate, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Chat]:
+    aiogram_bot = example("aiogram_bot")
     monkeypatch.setattr(aiogram_bot, "faces", {})
     monkeypatch.setattr(aiogram_bot, "allowance", aiogram_bot.Allowance(per_day=2))
     chat = Chat(telegram, client)
@@ -176,8 +170,11 @@ async def test_refused_photos_and_failed_swaps_use_up_no_allowance(
     assert all(LEAK not in text and "10.0.0.5" not in text for text in telegram.texts())
 
 
-@pytest.mark.parametrize("bot", [aiogram_bot, discord_bot], ids=["aiogram", "discord"])
-async def test_users_never_see_an_errors_own_text_and_failures_are_given_back(bot: Any) -> None:
+@pytest.mark.parametrize("bot_name", ["aiogram_bot", "discord_bot"], ids=["aiogram", "discord"])
+async def test_users_never_see_an_errors_own_text_and_failures_are_given_back(
+    bot_name: str,
+) -> None:
+    bot = example(bot_name)
     from miocreate_async import NoFaceDetectedError, ServerError, UnsupportedFormatError
 
     errors = [
@@ -197,7 +194,7 @@ async def test_users_never_see_an_errors_own_text_and_failures_are_given_back(bo
 
 
 async def post(emulator: Emulator, files: Any, **options: Any) -> httpx.Response:
-    app = fastapi_app.create_app(emulator.client, **options)
+    app = example("fastapi_app").create_app(emulator.client, **options)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -237,7 +234,7 @@ async def test_the_web_app_refuses_a_too_large_upload_while_it_streams(
             sent += len(chunk)
             yield chunk
 
-    app = fastapi_app.create_app(emulator.client, max_upload_bytes=1 << 20)
+    app = example("fastapi_app").create_app(emulator.client, max_upload_bytes=1 << 20)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
