@@ -132,8 +132,8 @@ def _proposals(image: _Rgb, min_face: int, max_face: int | None) -> _Array:
             corner = np.stack([cols, rows], axis=1).astype(np.float64)
             boxes = np.hstack(
                 [
-                    np.fix((_STRIDE * corner + 1) / scale),
-                    np.fix((_STRIDE * corner + _CELL) / scale),
+                    np.trunc((_STRIDE * corner + 1) / scale),
+                    np.trunc((_STRIDE * corner + _CELL) / scale),
                     heat[rows, cols][:, None],
                     shifts[rows, cols],
                 ]
@@ -151,7 +151,7 @@ def _proposals(image: _Rgb, min_face: int, max_face: int | None) -> _Array:
 
 def _stage(image: _Rgb, boxes: _Array, size: int) -> _Array:
     """R-Net: the proposals it keeps, tightened and squared (x1, y1, x2, y2, score)."""
-    squares = np.asarray(np.fix(boxes[:, :4]), np.float64)
+    squares = np.asarray(np.trunc(boxes[:, :4]), np.float64)
     regression, scores = _forward("rnet", _crops(image, squares, size), ["dense_2", "softmax_1"])
     keep = scores[:, 1] > _THRESHOLDS[1]
     squares, regression, score = squares[keep], regression[keep], scores[keep, 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
 import subprocess
@@ -171,7 +172,7 @@ async def test_an_expired_result_ends_expired_with_its_task_id(
     journal = tmp_path / "photos.journal"
     async with running(tmp_path) as (_, client):
         first = await run(client, jobs[:2], journal)
-        with sqlite3.connect(journal) as db:
+        with contextlib.closing(sqlite3.connect(journal)) as db, db:
             db.execute("UPDATE jobs SET expires_at = 1000 WHERE idx = 0")
         db.close()
         async with client.swap_many(jobs[:2], journal=journal, poll=FAST) as results:

@@ -3,6 +3,7 @@ that file, taken while the batch still runs (or after it was killed), resumes.""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ META = JournalMeta(base_url="http://127.0.0.1:1", client="", library_version="1.
 
 
 def states_in(path: Path) -> dict[str, str]:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         return dict(db.execute("SELECT id, state FROM jobs").fetchall())
 
 
@@ -45,10 +46,10 @@ async def test_a_journal_of_an_earlier_version_is_read_and_opened(tmp_path: Path
     async with SQLiteJournal(path) as journal:
         await journal.open(META)
         await journal.register([NewJob("a", 0, "fp-a")])
-    with sqlite3.connect(path) as db:  # the layout before saved files were recorded
+    # The layout before saved files were recorded:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("ALTER TABLE jobs DROP COLUMN saved_size")
         db.execute("ALTER TABLE jobs DROP COLUMN saved_sha256")
-    db.close()
     _, records = await SQLiteJournal.read(path)
     assert [(r.id, r.saved_size) for r in records] == [("a", None)]
     async with SQLiteJournal(path) as journal:

@@ -4,6 +4,7 @@ temporary files of a download cut short. Each is built by hand here, as the kill
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -52,7 +53,7 @@ def count(emulator: Emulator, *operations: str) -> int:
 def lose_the_result(journal: Path, image: str) -> None:
     """The job back to ``submitted``, as a SIGKILL leaves it after its result was saved but
     before the grouped commit of that result."""
-    with sqlite3.connect(journal) as db:
+    with contextlib.closing(sqlite3.connect(journal)) as db, db:
         changed = db.execute(
             "UPDATE jobs SET state = 'submitted', result = NULL, expires_at = NULL, path = NULL "
             "WHERE label LIKE ?",

@@ -3,6 +3,7 @@ user's own file of the same size at that name is never taken as the result, nor 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -78,7 +79,7 @@ def test_a_result_saved_before_its_record_is_taken_only_by_its_content(
     result, journal = first_output(batch)
     original = result.read_bytes()
     # As if the run was killed after saving the file, before recording it: "succeeded".
-    with sqlite3.connect(journal) as db:
+    with contextlib.closing(sqlite3.connect(journal)) as db, db:
         db.execute(
             "UPDATE jobs SET state = 'succeeded', path = NULL WHERE path = ?",
             (str(result.resolve()),),

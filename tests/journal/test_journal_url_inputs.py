@@ -4,6 +4,7 @@ finds its jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -82,7 +83,7 @@ async def test_no_signed_query_is_stored_or_printed(
     async with client.swap_many([SwapJob(photo, face)], journal=journal, poll=FAST) as results:
         (outcome,) = [outcome async for outcome in results]
     assert outcome.ok, outcome.error
-    with sqlite3.connect(journal) as db:
+    with contextlib.closing(sqlite3.connect(journal)) as db, db:
         stored = json.dumps([list(row) for row in db.execute("SELECT * FROM jobs")])
     status = ["--json", "journal", "status", str(journal)]
     assert await anyio.to_thread.run_sync(main, status) == 0  # the CLI runs its own loop
