@@ -45,7 +45,7 @@ from ._retry import (
     parse_retry_after,
     refused_without_effect,
 )
-from ._telemetry import count
+from ._telemetry import count, retried
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -299,6 +299,7 @@ class Session:
                 on=safe, until=until, what=operation.value, failed=failed
             ):
                 with attempt:
+                    retried(attempt.number)
                     try:
                         data = await self._send(
                             guard, operation, method, body, params, authenticated, send_by

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._errors import InsufficientCreditsError, SubmissionUncertainError
 
-__all__ = ["Span", "carrier", "count", "outcome_of", "span"]
+__all__ = ["Span", "carrier", "count", "outcome_of", "retried", "span"]
 
 #: None: not looked up yet; False: no API; else the instruments.
 _state: Any = None
@@ -102,6 +102,18 @@ def count(name: str, value: int = 1, **attributes: str) -> None:
         state.counters[name].add(value, attributes)
 
 
+def retried(attempt: int) -> None:
+    """A retry loop's try ``attempt`` (2 and up) begins: the current span says which try it
+    ended on (``miocreate.attempt``, 1 unless a retry came)."""
+    state = _state if _state is not None else _instruments()
+    if state:
+        state.trace.get_current_span().set_attribute("miocreate.attempt", attempt)
+
+
+#: The steps that retry: their spans carry the try they ended on.
+_RETRIED_STEPS = frozenset({"miocreate.upload", "miocreate.create", "miocreate.download"})
+
+
 def outcome_of(error: BaseException | None) -> str:
     if error is None:
         return "ok"
@@ -126,6 +138,8 @@ def span(
         return
     started = time.monotonic()
     named = {f"miocreate.{key}": value for key, value in attributes.items()}
+    if name in _RETRIED_STEPS:
+        named["miocreate.attempt"] = 1
     context = None
     if parent:
         from opentelemetry import propagate

@@ -27,6 +27,7 @@ from .._models import ProgressCallback
 from .._proxy import proxy_for
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
+from .._telemetry import retried
 from ._progress import ProgressMeter
 from ._replies import (
     ERROR_BODY_LIMIT,
@@ -88,6 +89,8 @@ async def download(
     # A broken connection, a stall (MioCreateTimeoutError) or a 5xx may pass on retry.
     async for attempt in config.retry.retrying(on=is_transient, what=_OPERATION):
         with attempt:
+            if attempt.number > 1:
+                retried(attempt.number)
             async with limiter:
                 error = await _download_once(
                     http, url, target, overwrite, config, progress, expected_size

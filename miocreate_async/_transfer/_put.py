@@ -35,6 +35,7 @@ from .._presigned import url_expires_at
 from .._proxy import proxy_for
 from .._redact import redact_url
 from .._retry import is_transient, parse_retry_after
+from .._telemetry import retried
 from ._inputs import LocalFile, PreparedUpload, source_failure
 from ._progress import ProgressMeter
 from ._replies import (
@@ -233,6 +234,7 @@ async def put_object(
     async for attempt in config.retry.retrying(on=retryable, what=_OPERATION):
         with attempt:
             if attempt.number > 1:
+                retried(attempt.number)
                 await meter.restart()
             key = await _put_until_not_expired(http, upload, targets, config, limiter, meter)
     await meter.finish(upload.size)

@@ -120,6 +120,28 @@ async def test_a_swap_is_a_job_span_with_its_steps_and_metrics(
     assert grew(before, after, "miocreate.poll.requests") >= 1
 
 
+async def test_each_step_says_the_try_it_ended_on(
+    client: MioCreate,
+    emulator: Emulator,
+    sample_photo: Path,
+    sample_face: Path,
+    tmp_path: Path,
+    spans: InMemorySpanExporter,
+) -> None:
+    emulator.scenario("storage_put", fault="http", http_status=503)  # one upload tried twice
+    emulator.scenario("image_swap", code=802)  # the quota: refused, nothing created, retried
+    emulator.scenario("storage_get", fault="http", http_status=503)
+    result = await client.swap_image(sample_photo, sample_face)
+    await result.download(tmp_path / "out.jpg")
+    finished = spans.get_finished_spans()
+    uploads = sorted(attribute(span, "attempt") for span in named(finished, "miocreate.upload"))
+    assert uploads == [1, 2]
+    (create,) = named(finished, "miocreate.create")
+    assert attribute(create, "attempt") == 2
+    (download,) = named(finished, "miocreate.download")
+    assert attribute(download, "attempt") == 2
+
+
 async def test_a_refusal_for_credits_is_its_outcome(
     client: MioCreate,
     emulator: Emulator,
