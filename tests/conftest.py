@@ -154,7 +154,7 @@ SERVER_FIXTURES = frozenset(
     {
         *("emulator", "client", "api", "fake", "redis_url"),
         *("miocreate_emulator", "miocreate_client"),
-        # Module-scoped emulators of the CLI and docs tests.
+        # The per-process emulator of the CLI tests, the docs samples' own.
         *("served", "emulated"),
     }
 )
@@ -168,14 +168,13 @@ def _mark_kinds(items: list[pytest.Item]) -> None:
         uses_a_server = not SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
         is_e2e_kind = any(item.get_closest_marker(kind) for kind in _KINDS_THAT_ARE_E2E)
         in_an_e2e_folder = item.path.parent.name in _E2E_FOLDERS
-        if (uses_a_server or is_e2e_kind or in_an_e2e_folder) and item.get_closest_marker(
-            "e2e"
-        ) is None:
+        marked = item.get_closest_marker("e2e") is not None
+        if not marked and (uses_a_server or is_e2e_kind or in_an_e2e_folder):
             item.add_marker(pytest.mark.e2e)
 
 
 class _KindGuard:
-    """Fails a test that does what its markers do not say, while the test itself runs."""
+    """Fails a test that does what its markers do not say, in its set-up or its run."""
 
     def __init__(self) -> None:
         self.nodeid: str | None = None
