@@ -29,7 +29,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 import attrs
@@ -49,23 +49,21 @@ from ._errors import (
     ProtocolError,
     ServiceUnreachableError,
     SubmissionUncertainError,
-    TaskTimeoutError,
 )
 from ._formats import MediaType, is_video_name
-from ._journal import Journal, Summary, as_journal
+from ._journal import JobState, Journal, Summary, as_journal
 from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
 from ._models import (
-    ImageSwapResult,
     ProgressCallback,
     TaskHandle,
     TaskInfo,
     TaskStatus,
-    VideoSwapResult,
 )
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._redact import redact_url
-from ._retry import ConnectionFailures, refused_without_effect, retries_stopped
+from ._retry import ConnectionFailures, retries_stopped
+from ._runner import Creator, Inputs, JobKind, Runner, SwapResult
 from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
@@ -84,26 +82,13 @@ __all__ = [
     "swap_many",
 ]
 
-JobKind = Literal["image", "video"]
-
 logger = logging.getLogger("miocreate_async")
 
 
-class BatchClient(TaskReader, ResultFetcher, Protocol):
+class BatchClient(TaskReader, ResultFetcher, Creator, Protocol):
     """What the batch uses of the client (``MioCreate``), so that it never imports it."""
 
     config: Config
-
-    async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
-    ) -> TaskHandle[ImageSwapResult]: ...
-
-    async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
-    ) -> TaskHandle[VideoSwapResult]: ...
-
-
-SwapResult = ImageSwapResult | VideoSwapResult
 
 
 def _short_repr(source: object) -> str:
@@ -657,31 +642,42 @@ class _Batch:
 
 
 class _Job:
-    """One job through upload, creation and waiting, against its own deadline."""
+    """One job of the batch: the runner's ``Steps`` over its ``JobEntry`` (the SQLite journal,
+    or none), and the batch's own books (created, pending and uncertain tasks, counters, events,
+    the circuit breaker, credits running out)."""
 
     def __init__(self, batch: _Batch, index: int, job: SwapJob, entry: JobEntry) -> None:
         self.batch = batch
         self.index = index
         self.job = job
         self.entry = entry
-        self.task: TaskHandle[Any] | None = None
+        task: TaskHandle[Any] | None = None
         if entry.action is Action.WAIT:
             assert entry.task_id is not None
-            self.task = TaskHandle(entry.task_id, _TASK_KINDS[entry.kind == "video"])
-        self.deadline = 0.0
+            task = TaskHandle(entry.task_id, _TASK_KINDS[entry.kind == "video"])
+        self.runner = Runner(
+            self,
+            batch.client,
+            batch.client.config.retry,
+            upload=self._upload,
+            watch=self._watch,
+            deadline=0.0,
+            hd=job.hd,
+            task=task,
+            submissions=batch.submissions,
+            resubmit_uncertain=batch.options.resubmit_uncertain,
+            rerun_unsent=batch.service_unreachable,
+        )
 
     def _outcome(
         self, result: SwapResult | None = None, error: MioCreateError | None = None
     ) -> SwapOutcome:
-        if self.task is not None:
-            self.entry.task_id = self.task.id
+        if self.runner.task is not None:
+            self.entry.task_id = self.runner.task.id
         if error is not None:
             error.operation = "swap_many"
         self.entry.result, self.entry.error = result, error
         return _outcome(self.job, self.index, self.entry)
-
-    def _remaining(self) -> float:
-        return self.deadline - anyio.current_time()
 
     async def run_safely(self) -> SwapOutcome:
         """``run()``, with any other exception made this job's typed error: one bad job (a
@@ -697,9 +693,10 @@ class _Job:
                     current.outcome = outcome_of(outcome.error)
                 return outcome
         except Exception as exc:
+            task = self.runner.task
             error = ProtocolError(
                 f"the job failed unexpectedly: {type(exc).__name__}: {exc}",
-                task_id=self.task.id if self.task is not None else None,
+                task_id=task.id if task is not None else None,
             )
             error.__cause__ = exc
             with contextlib.suppress(Exception):
@@ -713,30 +710,17 @@ class _Job:
         if timeout is None:
             # Until the upload tells an image from a video, the longer deadline; shortened then.
             timeout = IMAGE_TIMEOUT if self.job.kind == "image" else VIDEO_TIMEOUT
-        self.deadline = anyio.current_time() + timeout
-        while True:
-            try:
-                result = await (self._wait() if self.task is not None else self._swap())
-                result = await self.entry.succeeded(result)
-                return self._outcome(result)
-            except ConnectError as error:
-                # Nothing was sent: try the job again, unless the service seems down.
-                unreachable = self.batch.service_unreachable(error)
-                if unreachable is None and self.task is None and self._remaining() > 0:
-                    continue
-                failure: MioCreateError = unreachable or error
-                await self.entry.ended(failure)
-                return self._outcome(error=failure)
-            except MioCreateError as error:
-                await self.entry.ended(error)
-                return self._outcome(error=error)
+        self.runner.deadline = anyio.current_time() + timeout
+        ended = await self.runner.run()
+        if isinstance(ended, MioCreateError):
+            return self._outcome(error=ended)
+        return self._outcome(ended)
 
-    async def _swap(self) -> SwapResult:
-        job, batch = self.job, self.batch
-        stop = batch.no_credits_left() or batch.service_unreachable()
-        if stop is not None:
-            raise stop
-        with anyio.move_on_after(self._remaining()) as scope:
+    # --- what the runner does here --------------------------------------------------------------
+
+    async def _upload(self) -> Inputs:
+        job, batch, runner = self.job, self.batch, self.runner
+        with anyio.move_on_after(runner.remaining()) as scope:
             face_key, _ = await batch.uploads.key_of(job.face, video=False, role="face")
             want = None if job.kind is None else job.kind == "video"
             image_key, media = await batch.uploads.key_of(job.media, video=want, role="media")
@@ -745,96 +729,69 @@ class _Job:
                 "the job's deadline passed while uploading", operation="upload"
             )
         is_video = want if want is not None else _is_video(image_key, media)
-        if self.batch.options.timeout is None and job.kind is None and not is_video:
-            self.deadline -= VIDEO_TIMEOUT - IMAGE_TIMEOUT
-        await self.entry.uploaded()
-        self.task = await self._create(image_key, face_key, is_video)
-        return await self._wait()
+        if batch.options.timeout is None and job.kind is None and not is_video:
+            runner.deadline -= VIDEO_TIMEOUT - IMAGE_TIMEOUT
+        return Inputs(image_key, face_key, is_video)
 
-    async def _wait(self) -> SwapResult:
-        assert self.task is not None
-        waiting = span("miocreate.wait", task_id=self.task.id)
-        with waiting, anyio.move_on_after(self._remaining()) as scope:
-            info = await self.batch.poller.watch(self.task, on_poll=self._polled)
-        if scope.cancelled_caught:
-            raise TaskTimeoutError(
-                "the job's deadline passed before the task ended; it may still finish: "
-                "wait for it again",
-                task_id=self.task.id,
-            )
-        result: SwapResult | None = info.result
-        assert result is not None  # a succeeded task always has one (or get_task raised)
-        return result
+    async def _watch(self, task: TaskHandle[Any]) -> TaskInfo[Any]:
+        return await self.batch.poller.watch(task, on_poll=self._polled)
 
     def _polled(self, info: TaskInfo[Any]) -> None:
         if self.batch.events is not None:
             _tell(self.batch.events, TaskPolled(self.index, self.job, info.id, info.status))
 
-    async def _create(self, image_key: str, face_key: str, is_video: bool) -> TaskHandle[Any]:
-        batch, client = self.batch, self.batch.client
-        # Refused, nothing created (802, 429, no connection): try again while time is left.
-        # A doubt (the request may have reached the service) only by the user's choice.
-        resubmit = batch.options.resubmit_uncertain
-        doubts = 0
+    # --- the runner's Steps -----------------------------------------------------------------------
 
-        def again(error: MioCreateError) -> bool:
-            nonlocal doubts
-            if isinstance(error, ServiceUnreachableError):
-                return False  # the circuit breaker tripped: no more tries
-            if resubmit and isinstance(error, SubmissionUncertainError):
-                # By the user's choice, which may pay twice; and not endlessly.
-                doubts += 1
-                return doubts < client.config.retry.attempts
-            return refused_without_effect(error)
+    async def begin(self) -> None:
+        stop = self.batch.no_credits_left() or self.batch.service_unreachable()
+        if stop is not None:
+            raise stop
 
-        retrying = client.config.retry.retrying(on=again, until=self.deadline, what="task creation")
-        async for attempt in retrying:
-            with attempt:
-                async with batch.submissions:
-                    stop = batch.no_credits_left() or batch.service_unreachable()
-                    if stop is not None:
-                        raise stop
-                    # The intent, durably on disk before the request: a crash now means
-                    # uncertain.
-                    await self.entry.intent("video" if is_video else "image")
-                    # The session's own retries of refusals stop at the job's deadline too.
-                    create = client.create_video_swap if is_video else client.create_image_swap
-                    try:
-                        task: TaskHandle[Any] = await create(
-                            image_key, face_key, hd=self.job.hd, retry_until=self.deadline
-                        )
-                    except InsufficientCreditsError as error:
-                        if batch.out_of_credits is None:
-                            batch.out_of_credits = error
-                        raise
-                    except SubmissionUncertainError as error:
-                        # A task may exist; the API cannot list tasks to tell.
-                        batch.uncertain.append(self.job)
-                        if resubmit:
-                            await self.entry.ended(error)
-                        raise
-                    except MioCreateError as error:
-                        if refused_without_effect(error):
-                            await self.entry.refused()
-                        raise
-                    except anyio.get_cancelled_exc_class():
-                        # The block was left while the request was out: a task may exist.
-                        batch.uncertain.append(self.job)
-                        raise
-                    # Paid: known to the batch before the journal write, which may fail (the
-                    # outcome then carries the task id, and the record stays "submitting").
-                    self.task = task
-                    batch.created.append(task.id)
-                    batch.pending[task.id] = self.job
-                    try:
-                        await self.entry.created(task.id)
-                    finally:
-                        # Counted once recorded (or once the record failed): the summary
-                        # agrees with the counter.
-                        batch.stats.tasks_created += 1
-                        if batch.events is not None:
-                            _tell(batch.events, TaskCreated(self.index, self.job, task.id))
-        return task
+    async def uploaded(self) -> None:
+        await self.entry.uploaded()
+
+    async def intent(self, kind: JobKind) -> float | None:
+        await self.begin()  # again: the credits may have run out during the uploads
+        # The intent, durably on disk before the request: a crash now means uncertain.
+        await self.entry.intent(kind)
+        return None
+
+    async def created(self, task: TaskHandle[Any]) -> None:
+        # Paid: known to the batch before the journal write, which may fail (the outcome then
+        # carries the task id, and the record stays "submitting").
+        batch = self.batch
+        batch.created.append(task.id)
+        batch.pending[task.id] = self.job
+        try:
+            await self.entry.created(task.id)
+        finally:
+            # Counted once recorded (or once the record failed): the summary agrees with the
+            # counter.
+            batch.stats.tasks_created += 1
+            if batch.events is not None:
+                _tell(batch.events, TaskCreated(self.index, self.job, task.id))
+
+    async def refused(self, error: MioCreateError) -> None:
+        await self.entry.refused()
+
+    async def uncertain(self, error: SubmissionUncertainError | None) -> None:
+        # A task may exist; the API cannot list tasks to tell.
+        self.batch.uncertain.append(self.job)
+        if error is not None and self.batch.options.resubmit_uncertain:
+            await self.entry.ended(error)  # recorded before it is sent again
+
+    async def succeeded(self, result: SwapResult) -> SwapResult:
+        return await self.entry.succeeded(result)
+
+    async def ended(self, error: MioCreateError) -> None:
+        creating = self.entry.state is JobState.SUBMITTING
+        if (
+            creating
+            and isinstance(error, InsufficientCreditsError)
+            and not self.batch.out_of_credits
+        ):
+            self.batch.out_of_credits = error  # the creation's 801: nothing more is submitted
+        await self.entry.ended(error)
 
 
 def _tell(events: Callable[[BatchEvent], object], event: BatchEvent) -> None:
