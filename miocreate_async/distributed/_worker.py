@@ -5,15 +5,13 @@ One ``MioCreate`` and one shared poller per worker process; taskiq runs the jobs
 the worker's epoch, so a worker that lost its lease can never create a second task.
 
 A worker also keeps its leases on its own monotonic clock (from the moment it asked for each
-renewal): a creation goes out only while at least ``SEND_LEASE_SHARE`` of the lease is left
-(``send_by``, checked just before the request is sent), so a worker paused past its lease (a
-SIGSTOP, a long GC) does not send it. A creation's reply that comes after the job was taken over
-is still recorded (``RedisJournal.attach``): the task is waited for, never lost nor re-created.
+renewal). Each job runs the one job runner (``_runner``) over the fenced Redis journal's steps
+(``_steps``): a creation goes out only while enough of the lease is left, and a creation's
+reply that comes after the job was taken over is still recorded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -30,53 +28,22 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
-from .._batch import SwapResult
 from .._client import MioCreate
 from .._config import Config, PollPolicy
-from .._errors import (
-    InsufficientCreditsError,
-    InvalidInputError,
-    MioCreateError,
-    NotSentError,
-    SubmissionUncertainError,
-    TaskTimeoutError,
-)
-from .._formats import media_type_of_name
-from .._journal import (
-    ErrorInfo,
-    InputChangedError,
-    JobState,
-    JournalMeta,
-    JournalMismatchError,
-    client_fingerprint,
-)
-from .._journal._tracker import stored_result
-from .._models import TaskHandle, TaskInfo
-from .._operations import TaskKind
+from .._journal import JournalMeta, JournalMismatchError, client_fingerprint
 from .._poller import Poller
-from .._retry import refused_without_effect
-from .._telemetry import span
-from .._transfer._inputs import Key, is_url
 from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker
-from ._codec import describe, input_of
-from ._errors import TaskBudgetError
 from ._journal import BATCHES, Claim, RedisJournal
-from ._limits import SharedRateLimiter, SharedUploads, file_digest
+from ._limits import SharedRateLimiter, SharedUploads
+from ._steps import Fenced, hand_back, run_job
 
 __all__ = ["Worker"]
 
 logger = logging.getLogger("miocreate_async.distributed")
 
-#: The share of a lease that must be left when a creation is sent (else it is not sent).
-SEND_LEASE_SHARE = 1 / 3
-
 #: Taskiq hands the task its context (to acknowledge by hand) through this default.
 _CONTEXT: Context = TaskiqDepends()
-
-
-class _Fenced(Exception):
-    """The journal refused a change: another worker owns the job now."""
 
 
 @attrs.define(eq=False)
@@ -287,10 +254,10 @@ class Worker:
         lease = self._owned[(journal.batch, job_id)] = _Lease(journal, claim.epoch, until)
         try:
             with lease.scope:
-                await _Job(self, journal, job_id, lease).run(claim.state, claim.task_id)
+                await run_job(self, journal, job_id, lease, claim)
             if lease.drained:
-                await _Job(self, journal, job_id, lease).hand_back()
-        except _Fenced:
+                await hand_back(self, journal, job_id, lease.epoch)
+        except Fenced:
             logger.warning("job %s of %s now belongs to another worker", job_id, journal.batch)
         finally:
             del self._owned[(journal.batch, job_id)]
@@ -301,267 +268,3 @@ class Worker:
         if uploads is None:
             uploads = self._uploads[journal.batch] = SharedUploads(self.redis, journal.prefix, ttl)
         return uploads
-
-
-class _Job:
-    def __init__(self, worker: Worker, journal: RedisJournal, job_id: str, lease: _Lease) -> None:
-        self.worker = worker
-        self.journal = journal
-        self.id = job_id
-        self.lease = lease
-        self.epoch = lease.epoch
-
-    async def _move(
-        self, expected: JobState, to: JobState, *, max_tasks: int = 0, stop: str = "", **fields: Any
-    ) -> str:
-        asked = time.monotonic()
-        reply = await self.journal.move(
-            self.id,
-            self.epoch,
-            (expected,),
-            to,
-            lease=self.worker.lease,
-            max_tasks=max_tasks,
-            stop=stop,
-            fields=fields,
-        )
-        if reply == "fenced":
-            raise _Fenced
-        if reply == "ok":  # a change renews the lease
-            self.lease.until = max(self.lease.until, asked + self.worker.lease)
-        return reply
-
-    async def _fail(
-        self, expected: JobState, error: MioCreateError, *, stop: bool = False, **fields: Any
-    ) -> None:
-        if error.task_id is not None:
-            fields["task_id"] = error.task_id
-        info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
-        await self._move(expected, JobState.FAILED, stop="1" if stop else "", error=info, **fields)
-
-    async def run(self, state: JobState, task_id: int | None) -> None:
-        options = await self.journal.options()
-        self.deadline = anyio.current_time() + float(options.get("timeout", "1800"))
-        if state is JobState.SUBMITTED:
-            assert task_id is not None
-            record = await self.journal.get(self.id)
-            video = record is not None and record.kind == "video"
-            kind = TaskKind.VIDEO_SWAP if video else TaskKind.IMAGE_SWAP
-            await self._wait(TaskHandle(task_id, kind))
-            return
-        if state is JobState.UPLOADED:  # uploads are free: redone
-            await self._move(JobState.UPLOADED, JobState.PENDING)
-        spec = await self.journal.spec(self.id)
-        # The job's span continues the trace of whoever submitted it (carried in its spec).
-        with span("miocreate.job", parent=spec.get("trace"), kind=spec.get("kind") or "unknown"):
-            await self._swap(spec, options)
-
-    async def _swap(self, spec: dict[str, Any], options: dict[str, str]) -> None:
-        if await self.journal.stopped():
-            await self._fail(JobState.PENDING, _no_credits())
-            return
-        if self.worker.draining.is_set():
-            await self.hand_back()
-            return
-        try:
-            ttl = float(options.get("upload_ttl", "3600"))
-            face_key = await self._face(spec["face"], ttl)
-            image_key = await self._upload(spec["image"], "image")
-            is_video = _is_video(image_key, spec.get("kind"))
-        except MioCreateError as error:
-            await self._fail(JobState.PENDING, error)
-            return
-        max_tasks = int(options.get("max_tasks", "0"))
-        task = await self._create(image_key, face_key, is_video, bool(spec.get("hd")), max_tasks)
-        if task is not None:
-            await self._wait(task)
-
-    async def hand_back(self) -> None:
-        """Draining: give the job back to the queue for another worker."""
-        if await self.journal.release(self.id, self.epoch):
-            await kick(self.worker.broker, self.journal.batch, self.id)
-
-    # --- inputs -------------------------------------------------------------------------------
-
-    async def _upload(self, spec: dict[str, Any], role: str) -> str:
-        source = input_of(spec)
-        if isinstance(source, Key):
-            return source
-        if is_url(source):  # streamed from its source into the PUT by the client
-            return await self.worker.client.upload(source)
-        # The driver saw this file (size and mtime): a change since is refused, not swapped.
-        seen = spec.get("fingerprint")
-        if seen and seen != "missing":
-            now = await anyio.to_thread.run_sync(describe, source, role)
-            if now.fingerprint != seen:
-                raise InputChangedError(
-                    f"the {role} {source} changed since the job was submitted (size or "
-                    "modification time): refused rather than swapped as if it were the same"
-                )
-        return await self.worker.client.upload(source)
-
-    async def _face(self, spec: dict[str, Any], ttl: float) -> str:
-        source = input_of(spec)
-        if isinstance(source, Key) or is_url(source):
-            return await self._upload(spec, "face")
-        try:
-            digest = await anyio.to_thread.run_sync(file_digest, source)
-        except OSError:
-            return await self._upload(spec, "face")  # the upload gives the typed error
-        uploads = self.worker.shared_uploads(self.journal, ttl)
-        return await uploads.key_of(digest, lambda: self._upload(spec, "face"))
-
-    # --- the paid step ------------------------------------------------------------------------
-
-    async def _create(
-        self, image_key: str, face_key: str, is_video: bool, hd: bool, max_tasks: int
-    ) -> TaskHandle[Any] | None:
-        """The task, or None when the job ended (or went back to the queue) without one."""
-        # Refused, nothing created (802, 429, no connection): try again while time is left.
-        retrying = self.worker.client.config.retry.retrying(
-            on=refused_without_effect, until=self.deadline, what="task creation"
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._create_once(image_key, face_key, is_video, hd, max_tasks)
-        except MioCreateError as refusal:  # still refused when the deadline came
-            await self._fail(JobState.PENDING, refusal)
-        return None
-
-    async def _create_once(
-        self, image_key: str, face_key: str, is_video: bool, hd: bool, max_tasks: int
-    ) -> TaskHandle[Any] | None:
-        client = self.worker.client
-        if self.worker.draining.is_set():
-            await self.hand_back()
-            return None
-        # The intent is durable (Redis with appendfsync always) before the request goes.
-        kind = "video" if is_video else "image"
-        reply = await self._move(
-            JobState.PENDING, JobState.SUBMITTING, max_tasks=max_tasks, kind=kind
-        )
-        if reply == "stopped":
-            await self._fail(JobState.PENDING, _no_credits())
-            return None
-        if reply == "budget":
-            budget = TaskBudgetError(
-                f"the batch's max_tasks budget ({max_tasks}) is used up: not submitted"
-            )
-            await self._fail(JobState.PENDING, budget)
-            return None
-        # Sent only while enough of the lease is left, on this worker's own clock.
-        send_by = self.lease.until - self.worker.lease * SEND_LEASE_SHARE
-        try:
-            if is_video:
-                task: TaskHandle[Any] = await client.create_video_swap(
-                    image_key, face_key, hd=hd, send_by=send_by
-                )
-            else:
-                task = await client.create_image_swap(image_key, face_key, hd=hd, send_by=send_by)
-        except NotSentError:
-            logger.warning(
-                "job %s of %s: too little of its lease was left to send its creation (paused?): "
-                "not sent; handed back",
-                self.id,
-                self.journal.batch,
-            )
-            await self._move(JobState.SUBMITTING, JobState.PENDING)
-            await self.hand_back()
-            return None
-        except InsufficientCreditsError as error:
-            # The first 801 stops submissions on every worker at once.
-            await self._fail(JobState.SUBMITTING, error, stop=True)
-            return None
-        except SubmissionUncertainError as error:
-            info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
-            await self._move(JobState.SUBMITTING, JobState.UNCERTAIN, error=info)
-            return None
-        except MioCreateError as error:
-            if refused_without_effect(error):
-                await self._move(JobState.SUBMITTING, JobState.PENDING)
-                raise  # the retry loop waits, then tries again
-            await self._fail(JobState.SUBMITTING, error)
-            return None
-        # Paid: recorded even if the lease is found lost meanwhile (its scope cancelled).
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._move(JobState.SUBMITTING, JobState.SUBMITTED, task_id=task.id)
-            except _Fenced:
-                await self._attach(task.id)
-                raise
-        return task
-
-    async def _attach(self, task_id: int) -> None:
-        """The reply came after another worker took the job over: record the task anyway, and
-        queue the job, so that its owner waits for the task instead of losing it."""
-        if await self.journal.attach(self.id, task_id):
-            logger.warning(
-                "job %s of %s: its task %d was created after the job was taken over; recorded, "
-                "to be waited for",
-                self.id,
-                self.journal.batch,
-                task_id,
-            )
-            await kick(self.worker.broker, self.journal.batch, self.id)
-        else:
-            logger.error(
-                "job %s of %s: task %d was created after the job was taken over and ended "
-                "otherwise; the task exists (collect it with `miocreate task %d --wait`)",
-                self.id,
-                self.journal.batch,
-                task_id,
-                task_id,
-            )
-
-    # --- waiting ------------------------------------------------------------------------------
-
-    async def _wait(self, task: TaskHandle[Any]) -> None:
-        if self.worker.draining.is_set():
-            await self.hand_back()
-            return
-        info: TaskInfo[Any] | None = None
-        failure: MioCreateError | None = None
-        self.lease.waiting = True  # a draining worker may cancel this wait and hand it back
-        try:
-            with anyio.move_on_after(max(0.0, self.deadline - anyio.current_time())):
-                info = await self.worker.poller.watch(task)
-        except MioCreateError as error:
-            failure = error
-        finally:
-            self.lease.waiting = False
-        if failure is not None:
-            await self._fail(JobState.SUBMITTED, failure, task_id=task.id)
-        elif info is not None:
-            result = cast(SwapResult, info.result)
-            # Keys and sizes, not signed URLs: a driver fetches a fresh URL to download.
-            data = json.dumps(stored_result(result), separators=(",", ":"))
-            expires = result.expires_at.timestamp() if result.expires_at else ""
-            await self._move(
-                JobState.SUBMITTED, JobState.SUCCEEDED, result=data, expires_at=expires
-            )
-        else:
-            timeout = TaskTimeoutError(
-                "the job's deadline passed before the task ended; it may still finish: wait "
-                "for it again",
-                task_id=task.id,
-            )
-            await self._fail(JobState.SUBMITTED, timeout)
-
-
-def _no_credits() -> InsufficientCreditsError:
-    return InsufficientCreditsError(
-        "credits ran out (801) during this batch: not submitted",
-        operation="distributed",
-    )
-
-
-def _is_video(image_key: str, kind: str | None) -> bool:
-    if kind is not None:
-        return kind == "video"
-    media = media_type_of_name(image_key)
-    if media is None:
-        raise InvalidInputError(
-            f"cannot tell whether {image_key!r} is an image or a video: give the job a kind"
-        )
-    return media.is_video
