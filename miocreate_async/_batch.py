@@ -3,7 +3,8 @@
 ::
 
     jobs (any iterable or async iterable, read lazily)
-      -> feeder -> [bounded stream] -> ``concurrency`` workers, each one job at a time:
+      -> feeder -> [bounded stream] -> ``concurrency`` workers, each one job at a time, run by
+         the job runner (``_runner.Runner``) over the job's steps (``_Job``):
              upload (the single-flight UploadCache; the client's transfer limiter)
              create (the submission limiter; refusals retried until the job's deadline)
              wait   (the one shared Poller, with its own bound on poll requests)

@@ -181,11 +181,14 @@ class Runner:
         - The intent is recorded durably before the request goes (``steps.intent``); a crash
           from then on leaves the job "submitting", which the next run reads as uncertain.
         - A creation is sent again only when the try before it provably created nothing: the
-          service refused it without effect (802, 429, no connection: ``refused_without_effect``)
-          or it was not sent at all (``NotSentError``). Those tries go on until the deadline.
+          service refused it without effect (802, 429, no connection: ``refused_without_effect``;
+          tried again until the deadline), or it was not sent at all (``NotSentError``: a
+          worker's lease ran short; its steps hand the job back). Both go to ``steps.refused``.
         - A doubt (the request may have reached the service, no usable reply: a
           ``SubmissionUncertainError``) is sent again only by the user's explicit choice
           (``resubmit_uncertain``, which may pay twice), and not endlessly.
+        - Any other error (an error code the service answered with, a typed refusal of
+          ``steps.intent``) ends the job (``steps.ended``): not sent again in this run.
         - A cancellation while the request is out is a doubt too (``steps.uncertain(None)``).
         - Once a creation reply came (``steps.created``), the record never goes back to
           pending: whatever fails after it (the journal write, a cancellation) leaves the job
