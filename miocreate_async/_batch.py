@@ -65,7 +65,7 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._redact import redact_url
-from ._retry import ConnectionFailures, refused_without_effect, retries_stopped
+from ._retry import ConnectionFailures, refused_without_effect
 from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
 from ._transfer._inputs import PreparedUpload, UploadSource
@@ -95,11 +95,23 @@ class BatchClient(TaskReader, ResultFetcher, Protocol):
     config: Config
 
     async def create_image_swap(
-        self, image_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
+        self,
+        image_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[ImageSwapResult]: ...
 
     async def create_video_swap(
-        self, video_key: str, face_key: str, *, hd: bool = False, retry_until: float | None = None
+        self,
+        video_key: str,
+        face_key: str,
+        *,
+        hd: bool = False,
+        retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[VideoSwapResult]: ...
 
 
@@ -347,10 +359,8 @@ class SwapResults:
             raise
         self._context = self._run()
         # The batch's tasks start here, and inherit the name of the call: the client's methods
-        # they use name no error after themselves (the outcome says "swap_many"), and stop
-        # retrying once the circuit breaker tripped.
+        # they use name no error after themselves (the outcome says "swap_many").
         token = CALLED.set("swap_many")
-        stopped = retries_stopped.set(self._batch.tripped)
         try:
             await self._context.__aenter__()
         except BaseException:
@@ -359,7 +369,6 @@ class SwapResults:
             raise
         finally:
             CALLED.reset(token)
-            retries_stopped.reset(stopped)
         return self
 
     async def __aexit__(
@@ -797,11 +806,16 @@ class _Job:
                     # The intent, durably on disk before the request: a crash now means
                     # uncertain.
                     await self.entry.intent("video" if is_video else "image")
-                    # The session's own retries of refusals stop at the job's deadline too.
+                    # The session's own retries of refusals stop at the job's deadline too,
+                    # and at once when the circuit breaker trips.
                     create = client.create_video_swap if is_video else client.create_image_swap
                     try:
                         task: TaskHandle[Any] = await create(
-                            image_key, face_key, hd=self.job.hd, retry_until=self.deadline
+                            image_key,
+                            face_key,
+                            hd=self.job.hd,
+                            retry_until=self.deadline,
+                            stop_retries=batch.tripped,
                         )
                     except InsufficientCreditsError as error:
                         if batch.out_of_credits is None:

@@ -20,7 +20,6 @@ import anyio
 
 from ._auth import Auth
 from ._config import Config
-from ._correlation import last_request_id
 from ._errors import (
     AuthenticationError,
     ClientClosedError,
@@ -273,14 +272,17 @@ class Session:
         authenticated: bool = True,
         send_by: float | None = None,
         retry_until: float | None = None,
-    ) -> Any:
-        """Send one API operation, with retries by the policy; return the envelope's ``data``.
+        stop_retries: Callable[[], bool] | None = None,
+    ) -> tuple[Any, str | None]:
+        """Send one API operation, with retries by the policy; return the envelope's ``data``
+        and the request id of the reply it came in (``Config.request_id_headers``), or None.
 
         A task-creating operation is re-sent only when it provably created nothing; any other
         failure after it may have reached the server is a SubmissionUncertainError. Past
         ``send_by`` (``time.monotonic()``), checked just before each try goes out, nothing is
         sent: ``NotSentError``. ``retry_until`` (``anyio.current_time()``) bounds the retries of
-        a task creation's refusals (a batch job's deadline).
+        a task creation's refusals (a batch job's deadline); once ``stop_retries()`` is true (a
+        batch's circuit breaker tripped) a failed try is not retried.
         """
         creates = operation.creates_task
         safe = refused_without_effect if creates else is_transient
@@ -296,18 +298,18 @@ class Session:
             # A batch job's deadline bounds how long refusals of its creation are retried.
             until = retry_until if creates else None
             async for attempt in self.config.retry.retrying(
-                on=safe, until=until, what=operation.value, failed=failed
+                on=safe, until=until, what=operation.value, failed=failed, stop=stop_retries
             ):
                 with attempt:
                     retried(attempt.number)
                     try:
-                        data = await self._send(
+                        reply = await self._send(
                             guard, operation, method, body, params, authenticated, send_by
                         )
                     except MioCreateError as error:
                         _raise_if_final(error, operation, safe)
                         raise
-        return data
+        return reply
 
     async def _send(
         self,
@@ -318,7 +320,7 @@ class Session:
         params: dict[str, str] | None,
         authenticated: bool,
         send_by: float | None = None,
-    ) -> Any:
+    ) -> tuple[Any, str | None]:
         """One request; sent again with a fresh token while the service refuses each one."""
         refreshes = 0
         while True:
@@ -343,7 +345,7 @@ class Session:
         params: dict[str, str] | None,
         token: str | None,
         send_by: float | None = None,
-    ) -> Any:
+    ) -> tuple[Any, str | None]:
         # The guard checked the loop: the session's own checks are needed only to make it.
         http = self._http if self._http is not None and not self._closed else self.http()
         if self._limiter is not None:
@@ -399,10 +401,10 @@ class Session:
             request_id = response.headers.get(header)
             if request_id is not None:
                 break
-        last_request_id.set(request_id)
         status = response.status
         if logger.isEnabledFor(logging.DEBUG):  # one call instead of two, on every request
-            logger.debug("%s %s -> HTTP %d", method, url, status)
+            extra = {"request_id": request_id}
+            logger.debug("%s %s -> HTTP %d", method, url, status, extra=extra)
         try:
             data = _decode(raw, status, response.reason or "", name, self.secrets, url)
         except MioCreateError as error:
@@ -415,7 +417,7 @@ class Session:
             raise
         if adaptive is not None:
             adaptive.accepted()
-        return data
+        return data, request_id
 
 
 def _decode(
