@@ -53,9 +53,10 @@ from ._models import (
     VideoSwapResult,
 )
 from ._operations import Endpoint, Operation, TaskKind
+from ._pacing import Limiter
 from ._redact import REDACTED
 from ._retry import ConnectionFailures, RetryPolicy
-from ._session import Limiter, Session
+from ._session import Session
 from ._telemetry import count, span
 
 if TYPE_CHECKING:
