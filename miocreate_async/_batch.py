@@ -63,7 +63,7 @@ from ._models import (
 from ._operations import TaskKind
 from ._poller import Learnt, Poller, TaskReader
 from ._redact import redact_url
-from ._retry import ConnectionFailures, retries_stopped
+from ._retry import ConnectionFailures
 from ._runner import Creator, Inputs, JobKind, Runner, SwapResult
 from ._telemetry import outcome_of, span
 from ._transfer._cache import Put, UploadCache
@@ -333,10 +333,8 @@ class SwapResults:
             raise
         self._context = self._run()
         # The batch's tasks start here, and inherit the name of the call: the client's methods
-        # they use name no error after themselves (the outcome says "swap_many"), and stop
-        # retrying once the circuit breaker tripped.
+        # they use name no error after themselves (the outcome says "swap_many").
         token = CALLED.set("swap_many")
-        stopped = retries_stopped.set(self._batch.tripped)
         try:
             await self._context.__aenter__()
         except BaseException:
@@ -345,7 +343,6 @@ class SwapResults:
             raise
         finally:
             CALLED.reset(token)
-            retries_stopped.reset(stopped)
         return self
 
     async def __aexit__(
@@ -668,6 +665,7 @@ class _Job:
             submissions=batch.submissions,
             resubmit_uncertain=batch.options.resubmit_uncertain,
             rerun_unsent=batch.service_unreachable,
+            stop_retries=batch.tripped,
         )
 
     def _outcome(

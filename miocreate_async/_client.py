@@ -24,7 +24,7 @@ import attrs
 from ._auth import Auth, ClientCredentialsAuth, StaticTokenAuth
 from ._checks import check_timeout
 from ._config import IMAGE_TIMEOUT, VIDEO_TIMEOUT, Config, Environment, PollPolicy, log_from_env
-from ._correlation import current_job, last_request_id, log_extra
+from ._correlation import current_job, log_extra
 from ._errors import (
     CALLED,
     ClientClosedError,
@@ -53,9 +53,10 @@ from ._models import (
     VideoSwapResult,
 )
 from ._operations import Endpoint, Operation, TaskKind
+from ._pacing import Limiter
 from ._redact import REDACTED
 from ._retry import ConnectionFailures, RetryPolicy
-from ._session import Limiter, Session
+from ._session import Session
 from ._telemetry import count, span
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ def _public(
             CALLED.reset(token)
         if logger.isEnabledFor(logging.INFO):  # one call instead of two: this runs per poll
             task_id = _task_in(result) or (_task_in(args[0]) if args else None)
-            extra = log_extra(task_id=task_id)
+            # The reply a result came in (a handle's, a task's, a swap result's), if any.
+            extra = log_extra(task_id=task_id, request_id=getattr(result, "request_id", None))
             logger.info("%s done in %.2fs", name, time.monotonic() - started, extra=extra)
         return result
 
@@ -239,25 +241,28 @@ class MioCreate:
         in_query: bool = False,
         send_by: float | None = None,
         retry_until: float | None = None,
-    ) -> A:
-        """Send ``request`` as ``endpoint`` says, and return its typed reply: the one place
-        where the client turns models into JSON and back (``in_query``: as ``GET`` and ``?``)."""
+        stop_retries: Callable[[], bool] | None = None,
+    ) -> tuple[A, str | None]:
+        """Send ``request`` as ``endpoint`` says, and return its typed reply and the reply's
+        request id: the one place where the client turns models into JSON and back
+        (``in_query``: as ``GET`` and ``?``)."""
         body = unstructure(request)
         if in_query:
             params = {name: str(value) for name, value in body.items()}
-            data = await self._session.call(
+            data, request_id = await self._session.call(
                 endpoint.operation, method="GET", params=params, authenticated=authenticated
             )
         else:
-            data = await self._session.call(
+            data, request_id = await self._session.call(
                 endpoint.operation,
                 body,
                 authenticated=authenticated,
                 send_by=send_by,
                 retry_until=retry_until,
+                stop_retries=stop_retries,
             )
         try:
-            return structure(data, endpoint.reply)
+            return structure(data, endpoint.reply), request_id
         except ProtocolError as error:
             if not endpoint.operation.creates_task:
                 raise
@@ -265,7 +270,9 @@ class MioCreate:
             raise SubmissionUncertainError.of(error, endpoint.operation.value) from error
 
     async def _exchange_token(self, request: TokenRequest) -> Token:
-        return await self._call(Operation.TOKEN.endpoint, request, authenticated=False)
+        token: Token
+        token, _ = await self._call(Operation.TOKEN.endpoint, request, authenticated=False)
+        return token
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -317,9 +324,11 @@ class MioCreate:
         _check_key(file_name, "file_name")
         from ._wire import UploadUrlRequest  # request bodies load on first use
 
-        return await self._call(
+        target: UploadTarget
+        target, _ = await self._call(
             Operation.UPLOAD_URL.endpoint, UploadUrlRequest(file_name=file_name)
         )
+        return target
 
     @_public
     async def upload(
@@ -364,7 +373,8 @@ class MioCreate:
         _check_key(key)
         from ._wire import AccessUrlRequest
 
-        data: AccessUrlData = await self._call(Operation.ACCESS_URL.endpoint, AccessUrlRequest(key))
+        data: AccessUrlData
+        data, _ = await self._call(Operation.ACCESS_URL.endpoint, AccessUrlRequest(key))
         return data.url
 
     @_public
@@ -410,15 +420,21 @@ class MioCreate:
         request: object,
         send_by: float | None = None,
         retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[Any]:
         self._call_ready()
         endpoint = Operation.creating(kind).endpoint
+        created: TaskCreated
         with span("miocreate.create", kind=kind.value) as current:
-            created: TaskCreated = await self._call(
-                endpoint, request, send_by=send_by, retry_until=retry_until
+            created, request_id = await self._call(
+                endpoint,
+                request,
+                send_by=send_by,
+                retry_until=retry_until,
+                stop_retries=stop_retries,
             )
             current.set("task_id", created.task_id)
-        return TaskHandle(created.task_id, kind, last_request_id.get())
+        return TaskHandle(created.task_id, kind, request_id)
 
     @_public
     async def create_image_swap(
@@ -429,13 +445,16 @@ class MioCreate:
         hd: bool = False,
         send_by: float | None = None,
         retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[ImageSwapResult]:
         """Put the face of ``face_key`` into the image of ``image_key``.
 
         ``send_by`` (a ``time.monotonic()`` moment): past it, checked just before the request
         goes out, nothing is sent (``NotSentError``); a worker passes its lease's end.
         ``retry_until`` (an ``anyio.current_time()`` moment): refusals that created nothing
-        (802, 429, no connection) are not retried past it; a batch passes its job's deadline."""
+        (802, 429, no connection) are not retried past it; a batch passes its job's deadline.
+        ``stop_retries``: asked before each retry of such a refusal; once it returns True the
+        refusal is raised at once (a batch passes its circuit breaker: the service is down)."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -443,7 +462,7 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.IMAGE_SWAP, request, send_by, retry_until)
+        return await self._create(TaskKind.IMAGE_SWAP, request, send_by, retry_until, stop_retries)
 
     @_public
     async def create_video_swap(
@@ -454,9 +473,10 @@ class MioCreate:
         hd: bool = False,
         send_by: float | None = None,
         retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[VideoSwapResult]:
-        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by`` and
-        ``retry_until``: as for ``create_image_swap``)."""
+        """Put the face of ``face_key`` into the video of ``video_key`` (``send_by``,
+        ``retry_until`` and ``stop_retries``: as for ``create_image_swap``)."""
         from ._wire import FaceSwapRequest
 
         request = FaceSwapRequest(
@@ -464,7 +484,7 @@ class MioCreate:
             target_key=_check_key(face_key, "face_key"),
             is_hd=_hd(hd),
         )
-        return await self._create(TaskKind.VIDEO_SWAP, request, send_by, retry_until)
+        return await self._create(TaskKind.VIDEO_SWAP, request, send_by, retry_until, stop_retries)
 
     @_public
     async def create_face_detection(self, media_key: str) -> TaskHandle[list[DetectedFace]]:
@@ -510,14 +530,13 @@ class MioCreate:
         self._call_ready()
         task_id, kind = _task_ref(task)
         count("miocreate.poll.requests")
-        detail = await self._call(
+        detail, request_id = await self._call(
             Operation.TASK_DETAIL.endpoint,
             TaskDetailRequest(id=task_id),
             in_query=self.config.task_detail_method == "GET",
         )
         status = TaskStatus.from_code(detail.status)
         result = None
-        request_id = last_request_id.get()
         if status is TaskStatus.SUCCEEDED:
             result = self._result(detail.additional_data, kind, task_id, request_id)
         # id, status, status_code, message, kind, result, request_id (by position: half the cost)

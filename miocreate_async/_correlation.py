@@ -13,15 +13,13 @@ import logging
 from contextvars import ContextVar
 from typing import Protocol
 
-__all__ = ["FIELDS", "current_job", "last_request_id", "log_extra"]
+__all__ = ["FIELDS", "current_job", "log_extra"]
 
 #: The attributes every record of the library's loggers has.
 FIELDS = ("task_id", "job_id", "request_id")
 
 #: The batch job being run in this context (its journal id).
 current_job: ContextVar[str | None] = ContextVar("miocreate_job", default=None)
-#: The request id of the last API reply in this context.
-last_request_id: ContextVar[str | None] = ContextVar("miocreate_request", default=None)
 
 
 class _Correlated(Protocol):
@@ -30,15 +28,21 @@ class _Correlated(Protocol):
     request_id: str | None
 
 
-def log_extra(error: _Correlated | None = None, *, task_id: int | None = None) -> dict[str, object]:
-    """``extra=`` for a record about ``error`` (its ids) or about ``task_id``."""
+def log_extra(
+    error: _Correlated | None = None,
+    *,
+    task_id: int | None = None,
+    request_id: str | None = None,
+) -> dict[str, object]:
+    """``extra=`` for a record about ``error`` (its ids), or about ``task_id`` and the reply
+    of ``request_id``."""
     if error is not None:
         return {
             "task_id": error.task_id,
             "job_id": error.job_id or current_job.get(),
             "request_id": error.request_id,
         }
-    return {"task_id": task_id, "job_id": current_job.get(), "request_id": last_request_id.get()}
+    return {"task_id": task_id, "job_id": current_job.get(), "request_id": request_id}
 
 
 class _Fill(logging.Filter):
@@ -46,11 +50,10 @@ class _Fill(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         fields = record.__dict__
-        if "request_id" not in fields:
-            fields["request_id"] = last_request_id.get()
         if "job_id" not in fields:
             fields["job_id"] = current_job.get()
         fields.setdefault("task_id", None)
+        fields.setdefault("request_id", None)  # a record about a reply is given its id
         return True
 
 

@@ -22,7 +22,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import TracebackType
 
@@ -51,7 +50,6 @@ __all__ = [
     "is_transient",
     "parse_retry_after",
     "refused_without_effect",
-    "retries_stopped",
 ]
 
 logger = logging.getLogger("miocreate_async")
@@ -72,10 +70,6 @@ class ConnectionFailures:
 #: that a service in trouble shows where users look without flooding the log.
 RETRY_WARNING_INTERVAL = 5.0
 _last_warning = -RETRY_WARNING_INTERVAL
-
-#: Whether retries in this context (and the tasks it starts) must stop now: a batch's circuit
-#: breaker tripped, the service is down, and each retry would only delay the verdict.
-retries_stopped: ContextVar[Callable[[], bool] | None] = ContextVar("retries_stopped", default=None)
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -120,6 +114,7 @@ class RetryPolicy:
         until: float | None = None,
         what: str = "request",
         failed: MioCreateError | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Retrying:
         """The retry loop: ``async for attempt in policy.retrying(on=...): with attempt: ...``.
 
@@ -127,9 +122,10 @@ class RetryPolicy:
         With ``until`` (an ``anyio.current_time()`` deadline) retries go on, however many, while
         the wait before the next one ends before it; otherwise ``allows`` decides. ``failed``
         is a retryable error of a first try made before the loop: the loop starts with its
-        backoff, as if that try had been its own.
+        backoff, as if that try had been its own. Once ``stop()`` is true (a batch's circuit
+        breaker tripped: each retry would only delay the verdict) the last error is raised.
         """
-        retrying = Retrying(self, on, until, what)
+        retrying = Retrying(self, on, until, what, stop)
         if failed is not None:
             retrying._failed(failed)
         return retrying
@@ -144,11 +140,13 @@ class Retrying:
         on: Callable[[MioCreateError], bool],
         until: float | None,
         what: str,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self._policy = policy
         self._on = on
         self._until = until
         self._what = what
+        self._stop = stop
         #: Failed tries so far.
         self.failures: int = 0
         self._error: MioCreateError | None = None
@@ -163,8 +161,7 @@ class Retrying:
         error, self._error = self._error, None
         if error is not None:
             self.failures += 1
-            stopped = retries_stopped.get()
-            if stopped is not None and stopped():
+            if self._stop is not None and self._stop():
                 raise error
             delay = self._policy.backoff(self.failures, error.retry_after)
             if self._until is not None:

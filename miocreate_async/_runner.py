@@ -98,6 +98,7 @@ class Creator(Protocol):
         hd: bool = False,
         send_by: float | None = None,
         retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[ImageSwapResult]: ...
 
     async def create_video_swap(
@@ -108,6 +109,7 @@ class Creator(Protocol):
         hd: bool = False,
         send_by: float | None = None,
         retry_until: float | None = None,
+        stop_retries: Callable[[], bool] | None = None,
     ) -> TaskHandle[VideoSwapResult]: ...
 
 
@@ -146,6 +148,9 @@ class Runner:
     #: With a connection failure before a task exists, the error that stops the job (a tripped
     #: circuit breaker), or None to run the job again while time is left. None: it ends the job.
     rerun_unsent: Callable[[ConnectError], MioCreateError | None] | None = None
+    #: Whether retries of the creation (the runner's and the session's) must stop now: a
+    #: tripped circuit breaker, where each retry would only delay the verdict.
+    stop_retries: Callable[[], bool] | None = None
 
     def remaining(self) -> float:
         return self.deadline - anyio.current_time()
@@ -207,7 +212,9 @@ class Runner:
 
         kind: JobKind = "video" if inputs.video else "image"
         create = self.client.create_video_swap if inputs.video else self.client.create_image_swap
-        retrying = self.retry.retrying(on=again, until=self.deadline, what="task creation")
+        retrying = self.retry.retrying(
+            on=again, until=self.deadline, what="task creation", stop=self.stop_retries
+        )
         async for attempt in retrying:
             with attempt:
                 async with self.submissions:
@@ -219,6 +226,7 @@ class Runner:
                             hd=self.hd,
                             send_by=send_by,
                             retry_until=self.deadline if self.retries_until_deadline else None,
+                            stop_retries=self.stop_retries,
                         )
                     except SubmissionUncertainError as error:
                         await self.steps.uncertain(error)  # a task may exist: never silently

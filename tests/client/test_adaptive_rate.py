@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from miocreate_async import Config, RetryPolicy
-from miocreate_async._session import AdaptiveRateLimiter
+from miocreate_async._pacing import AdaptiveRateLimiter
 from miocreate_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from miocreate_async import Config, MioCreate, ProtocolError, __version__
-from miocreate_async._session import _decode
+from miocreate_async._envelope import decode
 from miocreate_async.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -60,12 +60,10 @@ async def test_a_borrowed_session_is_used_and_left_open(emulator: Emulator) -> N
 
 def test_non_envelope_replies_are_typed_errors() -> None:
     with pytest.raises(ProtocolError, match="not an API envelope"):
-        _decode(b"<html>hello</html>", 200, "OK", "task_detail")
+        decode(b"<html>hello</html>", 200, "OK", "task_detail")
     with pytest.raises(ProtocolError, match="not an API envelope"):
-        _decode(b'{"data": 1}', 200, "OK", "task_detail")
-    assert _decode(b'{"code": "200", "message": "ok", "data": {"x": 1}}', 200, "OK", "x") == {
-        "x": 1
-    }
+        decode(b'{"data": 1}', 200, "OK", "task_detail")
+    assert decode(b'{"code": "200", "message": "ok", "data": {"x": 1}}', 200, "OK", "x") == {"x": 1}
 
 
 # --- one client per event loop --------------------------------------------------------------------
