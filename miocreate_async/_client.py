@@ -38,6 +38,7 @@ from ._errors import (
     TaskTimeoutError,
     task_failed_error,
 )
+from ._fairness import Fairness, Lane, Scheduler, Turn, check_key, check_lane
 from ._formats import is_video_name
 from ._models import (
     DetectedFace,
@@ -159,7 +160,8 @@ class MioCreate:
     ``MIOCREATE_CLIENT_ID``/``MIOCREATE_CLIENT_SECRET``; the base URL from ``base_url``, else
     ``MIOCREATE_BASE_URL``. Use it as an async context manager, or call ``aclose()``.
     ``rate_limit`` paces requests: a number of requests a second, or a ``Limiter`` (anything
-    with ``async acquire()``, such as a limiter shared by many processes).
+    with ``async acquire()``, such as a limiter shared by many processes). ``fairness`` sets
+    per-key limits and priority lanes for apps serving many users (see ``Fairness``).
 
     The swap methods share two keyword arguments: ``hd=True`` asks the service for its
     high-quality mode (the API's ``is_hd``: sent as 1, else 2), and ``timeout`` is how many
@@ -178,6 +180,7 @@ class MioCreate:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: float | Limiter | None = None,
+        fairness: Fairness | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
         if base_url is not None:
@@ -207,6 +210,8 @@ class MioCreate:
         self._state = _State.UNOPENED
         #: How long each kind of task takes, learnt by the batch poller, kept across batches.
         self._poll_learnt: Learnt = {}
+        #: Per-key limits and priority lanes, shared by every job of this client.
+        self._scheduler = Scheduler(fairness)
 
     def _make_auth(
         self, client_id: str | None, client_secret: str | None, token: str | None
@@ -574,15 +579,23 @@ class MioCreate:
         *,
         hd: bool = False,
         timeout: float = IMAGE_TIMEOUT,
+        key: str | None = None,
+        lane: Lane = "interactive",
     ) -> ImageSwapResult:
-        """Upload the image and the face (concurrently), swap, and wait for the result."""
+        """Upload the image and the face (concurrently), swap, and wait for the result.
+
+        ``key`` (a user of your app) puts the job under the client's per-key limits, in
+        ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
         check_timeout(timeout)
         _hd(hd)
+        key, lane = check_key(key), check_lane(lane)
         with span("miocreate.job", kind="image"):
             image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
-            task = await self.create_image_swap(image_key, face_key, hd=hd)
-            with _naming_the_task(task.id, "swap_image"):
-                return await self.wait(task, timeout=timeout)
+            deadline = anyio.current_time() + timeout
+            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
+                task = await _sent(turn, lambda: self.create_image_swap(image_key, face_key, hd=hd))
+                with _naming_the_task(task.id, "swap_image"):
+                    return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -592,15 +605,23 @@ class MioCreate:
         *,
         hd: bool = False,
         timeout: float = VIDEO_TIMEOUT,
+        key: str | None = None,
+        lane: Lane = "interactive",
     ) -> VideoSwapResult:
-        """Upload the video and the face (concurrently), swap, and wait for the result."""
+        """Upload the video and the face (concurrently), swap, and wait for the result.
+
+        ``key`` (a user of your app) puts the job under the client's per-key limits, in
+        ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
         check_timeout(timeout)
         _hd(hd)
+        key, lane = check_key(key), check_lane(lane)
         with span("miocreate.job", kind="video"):
             video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
-            task = await self.create_video_swap(video_key, face_key, hd=hd)
-            with _naming_the_task(task.id, "swap_video"):
-                return await self.wait(task, timeout=timeout)
+            deadline = anyio.current_time() + timeout
+            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
+                task = await _sent(turn, lambda: self.create_video_swap(video_key, face_key, hd=hd))
+                with _naming_the_task(task.id, "swap_video"):
+                    return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -655,6 +676,8 @@ class MioCreate:
         resubmit_uncertain: bool = False,
         events: Callable[[BatchEvent], object] | None = None,
         unreachable_after: int = 10,
+        max_tasks: int | None = None,
+        lane: Lane = "bulk",
     ) -> SwapResults:
         """Run many swaps at once; outcomes come as they finish.
 
@@ -690,6 +713,12 @@ class MioCreate:
         ``docs/guides/resuming.md``).
         A job whose creation request may have reached the service without an answer is
         "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
+
+        ``max_tasks`` caps the creations sent (uncertain ones count): once it is used up, the
+        remaining jobs end with ``TaskBudgetError`` and stay to do (a journaled batch run again
+        with a larger budget does them). Each job's ``SwapJob(key=...)`` puts it under the
+        client's per-key limits, in ``lane`` ("bulk" by default: after one-call jobs).
+        ``estimate(jobs)`` tells what a batch will cost before it runs.
         """
         from ._batch import SwapOptions, swap_many
 
@@ -704,6 +733,8 @@ class MioCreate:
             resubmit_uncertain=resubmit_uncertain,
             events=events,
             unreachable_after=unreachable_after,
+            max_tasks=max_tasks,
+            lane=lane,
         )
         return swap_many(
             self,
@@ -713,7 +744,13 @@ class MioCreate:
             client_id=getattr(self._session.auth, "client_id", None),
             learnt=self._poll_learnt,
             failures=self._failures,
+            scheduler=self._scheduler,
         )
+
+    def allowance_left(self, key: str) -> int | None:
+        """Creations ``key`` may still send under the client's ``Fairness`` (None: no
+        allowance)."""
+        return self._scheduler.remaining(key)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -868,6 +905,19 @@ _DAY = timedelta(days=1)
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _sent(turn: Turn, create: Callable[[], Awaitable[TaskHandle[R]]]) -> TaskHandle[R]:
+    """Send a creation in ``turn``: it counts against the key's allowance unless it was
+    refused with nothing created (an uncertain or cancelled one counts: it may be paid)."""
+    turn.spent = True
+    try:
+        return await create()
+    except SubmissionUncertainError:
+        raise
+    except MioCreateError:
+        turn.spent = False
+        raise
 
 
 @contextlib.contextmanager
