@@ -8,7 +8,15 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from os import PathLike
@@ -60,8 +68,9 @@ from ._session import Limiter, Session
 from ._telemetry import count, span
 
 if TYPE_CHECKING:
-    from ._batch import BatchEvent, Jobs, SwapResults
+    from ._batch import BatchEvent, Jobs, SwapJob, SwapResults
     from ._converter import structure, structure_result, unstructure
+    from ._estimate import Estimate, Prices
     from ._journal import Journal
     from ._poller import Learnt
     from ._presigned import url_expiry
@@ -745,6 +754,35 @@ class MioCreate:
             learnt=self._poll_learnt,
             failures=self._failures,
             scheduler=self._scheduler,
+        )
+
+    async def estimate(
+        self,
+        jobs: Iterable[SwapJob],
+        *,
+        prices: Prices | None = None,
+        journal: str | PathLike[str] | None = None,
+        concurrency: int = 16,
+        max_tasks: int | None = None,
+        resubmit_uncertain: bool = False,
+    ) -> Estimate:
+        """What ``swap_many(jobs, ...)`` would cost, with nothing uploaded or created.
+
+        Jobs by kind, seconds of video (read from local MP4 files), what ``journal`` (a path)
+        says is done already, the credits by ``prices`` (default ``Prices.from_env()``: each
+        price unknown until you set it) and the tasks' time from the durations this client
+        learnt. See the guide "Spend and fairness".
+        """
+        from ._estimate import estimate_jobs
+
+        return await estimate_jobs(
+            jobs,
+            prices=prices,
+            journal=journal,
+            concurrency=concurrency,
+            max_tasks=max_tasks,
+            resubmit_uncertain=resubmit_uncertain,
+            learnt=self._poll_learnt,
         )
 
     def allowance_left(self, key: str) -> int | None:
