@@ -24,7 +24,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import attrs
@@ -128,6 +128,18 @@ class KeyLimits:
     window: float | None = None
 
 
+def _limits(_: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, KeyLimits):
+        raise InvalidInputError(f"{attribute.name} must be a KeyLimits, got {value!r}")
+
+
+def _keys(_: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(limits, KeyLimits) for key, limits in value.items()
+    ):
+        raise InvalidInputError(f"{attribute.name} must map keys (str) to KeyLimits")
+
+
 @attrs.frozen(kw_only=True)
 class Fairness:
     """The client's fairness settings (``MioCreate(fairness=...)``).
@@ -140,8 +152,8 @@ class Fairness:
     slots: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(at_least(1, error=InvalidInputError))
     )
-    per_key: KeyLimits = attrs.field(factory=KeyLimits)
-    keys: Mapping[str, KeyLimits] = attrs.field(factory=dict)
+    per_key: KeyLimits = attrs.field(factory=KeyLimits, validator=_limits)
+    keys: Mapping[str, KeyLimits] = attrs.field(factory=dict, validator=_keys)
 
     def limits(self, key: str | None) -> KeyLimits:
         if key is None:
