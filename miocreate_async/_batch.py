@@ -515,7 +515,9 @@ class _Batch:
     ) -> None:
         self.client = client
         #: The budget (``max_tasks``) and the jobs' turns in the client's scheduler.
-        self.turns = BatchTurns(scheduler, lane=options.lane, max_tasks=options.max_tasks)
+        self.turns: BatchTurns = BatchTurns(
+            scheduler, lane=options.lane, max_tasks=options.max_tasks
+        )
         self.failures: ConnectionFailures = (
             failures if failures is not None else ConnectionFailures()
         )

@@ -79,8 +79,8 @@ class Allowance:
             raise InvalidInputError(f"an allowance is a whole number >= 0, got {limit!r}")
         if window is not None and (not isinstance(window, (int, float)) or window <= 0):
             raise InvalidInputError(f"window must be a positive number of seconds, got {window!r}")
-        self.limit = limit
-        self.window = window
+        self.limit: int = limit
+        self.window: float | None = window
         self._clock = clock
         self._taken: dict[str, deque[float]] = {}
 
@@ -183,7 +183,7 @@ class Scheduler:
     """The client-wide scheduler of turns (see the module's docstring)."""
 
     def __init__(self, fairness: Fairness | None = None) -> None:
-        self.fairness = fairness or Fairness()
+        self.fairness: Fairness = fairness or Fairness()
         self._allowances: dict[str | None, Allowance] = {}
         self._running: Counter[str | None] = Counter()
         self._total = 0
@@ -326,10 +326,10 @@ class BatchTurns:
     def __init__(
         self, scheduler: Scheduler | None, *, lane: Lane = "bulk", max_tasks: int | None = None
     ) -> None:
-        self.scheduler = scheduler
-        self.lane = lane
-        self.max_tasks = max_tasks
-        self.budget = None if max_tasks is None else Allowance(max_tasks)
+        self.scheduler: Scheduler | None = scheduler
+        self.lane: Lane = lane
+        self.max_tasks: int | None = max_tasks
+        self.budget: Allowance | None = None if max_tasks is None else Allowance(max_tasks)
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
             "miocreate_batch_turn", default=None
         )
