@@ -51,7 +51,7 @@ from ._errors import (
     SubmissionUncertainError,
     TaskTimeoutError,
 )
-from ._fairness import BatchTurns, Lane, Scheduler, check_key, check_lane
+from ._fairness import BatchTurns, Lane, Scheduler, check_key, check_lane, in_turns_of_keys
 from ._formats import MediaType, is_video_name
 from ._journal import Journal, Summary, as_journal
 from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
@@ -595,8 +595,9 @@ class _Batch:
                         if len(chunk) >= size:
                             await self._admit(chunk, send, outcomes)
                 else:
-                    for job in self.jobs:
-                        chunk.append((len(chunk) + self.fed, _checked(job)))
+                    # A list of many keys' jobs is read in turns of its keys (the indexes stay).
+                    for index, job in in_turns_of_keys(self.jobs):
+                        chunk.append((index, _checked(job)))
                         if len(chunk) >= size:
                             await self._admit(chunk, send, outcomes)
                 await self._admit(chunk, send, outcomes)

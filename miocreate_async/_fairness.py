@@ -22,7 +22,15 @@ import contextvars
 import math
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
@@ -37,9 +45,19 @@ from ._errors import (
     TaskBudgetError,
 )
 
-__all__ = ["Allowance", "BatchTurns", "Fairness", "KeyLimits", "Lane", "Scheduler", "Turn"]
+__all__ = [
+    "Allowance",
+    "BatchTurns",
+    "Fairness",
+    "KeyLimits",
+    "Lane",
+    "Scheduler",
+    "Turn",
+    "in_turns_of_keys",
+]
 
 Outcome = TypeVar("Outcome")
+T = TypeVar("T")
 
 #: A priority lane: "interactive" (a user waits: one-call jobs) goes before "bulk" (swap_many).
 Lane = Literal["interactive", "bulk"]
@@ -374,3 +392,25 @@ class BatchTurns:
                     "submitted (run the batch again with a larger budget to do it)"
                 )
             held.budgeted = True
+
+
+def in_turns_of_keys(jobs: Iterable[T]) -> Iterator[tuple[int, T]]:
+    """``(index, job)`` pairs: a list or tuple of jobs of several keys in turns of its keys
+    (the first job of each key, then the second of each...), so that one key's 200 jobs listed
+    first do not come before another key's 5; anything else (a generator, one key) in order."""
+    if not isinstance(jobs, Sequence):
+        yield from enumerate(jobs)
+        return
+    queues: dict[object, deque[int]] = {}
+    for index, job in enumerate(jobs):
+        queues.setdefault(getattr(job, "key", None), deque()).append(index)
+    if len(queues) < 2:
+        yield from enumerate(jobs)
+        return
+    while queues:
+        for key in list(queues):
+            queue = queues[key]
+            index = queue.popleft()
+            if not queue:
+                del queues[key]
+            yield index, jobs[index]

@@ -132,3 +132,25 @@ async def test_refusals_before_creation_use_no_allowance(
     assert client.allowance_left("flood") == FLOOD_ALLOWANCE
     await client.swap_image(photo, face, key="flood", timeout=30)
     assert client.allowance_left("flood") == FLOOD_ALLOWANCE - 1
+
+
+async def test_in_one_batch_a_key_listed_last_is_not_served_last(
+    shared: tuple[Emulator, MioCreate], keys: tuple[Key, Key]
+) -> None:
+    emulator, client = shared
+    photo, face = keys
+    jobs = [SwapJob(image=photo, face=face, key="flood") for _ in range(200)]
+    jobs += [SwapJob(image=photo, face=face, key="few") for _ in range(5)]
+    with anyio.fail_after(120):
+        async with client.swap_many(jobs, concurrency=16) as results:
+            outcomes = [outcome async for outcome in results]
+    assert len(creations(emulator)) == FLOOD_ALLOWANCE + 5
+    few = {o.task_id for o in outcomes if o.index >= 200}
+    assert None not in few
+    assert all(o.index < 200 for o in outcomes if o.error is not None)
+    order = sorted(task["id"] for task in emulator.ledger["tasks"])
+    ranks = [rank for rank, task in enumerate(order) if task in few]
+    assert ranks[-1] < 2 * SLOTS + 5, ranks
+    # Handed out in completion order: the few's ended among the first.
+    ended = [o.index >= 200 for o in outcomes if o.ok]
+    assert sum(ended[: 2 * SLOTS + 5]) == 5

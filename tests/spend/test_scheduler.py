@@ -108,3 +108,18 @@ def test_an_allowance_window_forgets_old_units() -> None:
 def test_bad_settings_are_typed_errors(settings: dict[str, object]) -> None:
     with pytest.raises((InvalidInputError, TypeError)):
         Fairness(**settings)  # type: ignore[arg-type]
+
+
+def test_a_list_of_many_keys_jobs_is_read_in_turns_of_its_keys() -> None:
+    from miocreate_async._fairness import in_turns_of_keys
+
+    class Job:
+        def __init__(self, key: str | None) -> None:
+            self.key = key
+
+    jobs = [Job("a"), Job("a"), Job("a"), Job("b"), Job(None)]
+    assert [index for index, _ in in_turns_of_keys(jobs)] == [0, 3, 4, 1, 2]
+    one_key = [Job("a"), Job("a")]
+    assert [index for index, _ in in_turns_of_keys(one_key)] == [0, 1]
+    lazy = (job for job in jobs)
+    assert [index for index, _ in in_turns_of_keys(lazy)] == [0, 1, 2, 3, 4]
