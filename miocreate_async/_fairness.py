@@ -381,9 +381,14 @@ class BatchTurns:
         """Wait for the job's turn, then count it: raises ``TaskBudgetError`` (the budget is
         used up), ``AllowanceExceededError`` or ``MioCreateTimeoutError`` (nothing sent)."""
         held = self._held.get()
-        if held is None:  # not run through ``run``: nothing to hold it for
+        if held is None:
+            # Not run through ``run``: no turn could be given back, so none is taken (the
+            # allowance is still checked) and the budget unit counts as spent.
             held = _Held()
-        if held.turn is None and self.scheduler is not None:
+            refusal = None if self.scheduler is None else self.scheduler.refusal(key)
+            if refusal is not None:
+                raise refusal
+        elif held.turn is None and self.scheduler is not None:
             held.turn = await self.scheduler.acquire(key, self.lane, deadline=until)
         if self.budget is not None and not held.budgeted:
             if not self.budget.take(""):
