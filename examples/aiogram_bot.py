@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -39,11 +38,14 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.filters import CommandStart
 from aiogram.types import BufferedInputFile, Document, Message, PhotoSize
 
+from miocreate_async import Allowance as KeyAllowance
 from miocreate_async import (
     ContentPolicyError,
+    Fairness,
     InsufficientCreditsError,
     InvalidInputError,
     Key,
+    KeyLimits,
     KeyNotFoundError,
     MioCreate,
     MioCreateError,
@@ -81,11 +83,16 @@ class UserFace:
 
 @dataclass
 class Allowance:
-    """At most ``per_day`` swaps per user in 24 hours; only ``allowed`` users if that is set."""
+    """At most ``per_day`` swaps per user in 24 hours; only ``allowed`` users if that is set.
+
+    The counting is the library's per-key ``Allowance`` (the one ``Fairness`` uses)."""
 
     per_day: int = 10
     allowed: frozenset[int] | None = None
-    used: dict[int, list[float]] = field(default_factory=dict)
+    swaps: KeyAllowance = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.swaps = KeyAllowance(self.per_day, window=24 * 3600)
 
     @classmethod
     def from_env(cls) -> Allowance:
@@ -102,37 +109,40 @@ class Allowance:
     def refusal(self, user_id: int) -> str | None:
         """Why ``user_id`` may not swap now, or None (and the swap is counted: ``refund`` it
         if it fails)."""
-        if not self.admits(user_id):
+        if self.allowed is not None and user_id not in self.allowed:
             return "Sorry, this bot is private."
-        now = time.time()
-        recent = [at for at in self.used.get(user_id, []) if now - at < 86400]
-        if len(recent) >= self.per_day:
+        if not self.swaps.take(str(user_id)):
             return f"You have used your {self.per_day} swaps for today. Come back tomorrow!"
-        self.used[user_id] = [*recent, now]
         return None
 
     def refund(self, user_id: int) -> None:
         """Give back the swap last counted for ``user_id`` (it failed)."""
-        if self.used.get(user_id):
-            self.used[user_id].pop()
+        self.swaps.give_back(str(user_id))
 
 
 #: Faces by Telegram user id, and the swaps they used (in memory: an example, not a database).
 faces: dict[int, UserFace] = {}
 allowance = Allowance.from_env()
 MAX_BYTES = int(float(os.environ.get("BOT_MAX_MB", "10")) * 1024 * 1024)
+#: One client serves every user: at most 2 swaps of one user at once, 8 in all (the others
+#: wait their turn, each user's first), per the guide "Spend and fairness".
+FAIRNESS = Fairness(slots=8, per_key=KeyLimits(concurrency=2))
 
 
-async def swap_photo(client: MioCreate, photo: bytes, face: UserFace, *, hd: bool = False) -> bytes:
-    """Swap ``face`` into ``photo``; the swapped image's bytes, with no temporary file."""
+async def swap_photo(
+    client: MioCreate, photo: bytes, face: UserFace, *, hd: bool = False, key: str | None = None
+) -> bytes:
+    """Swap ``face`` into ``photo``; the swapped image's bytes, with no temporary file.
+
+    ``key`` (the user) puts the swap under the client's per-user limits (``FAIRNESS``)."""
     if face.key is None:
         face.key = Key(await client.upload(face.data, file_name="face.jpg"))
     try:
-        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300, key=key)
     except KeyNotFoundError:
         # The service forgot the uploaded face (702): upload it again, once, and retry.
         face.key = Key(await client.upload(face.data, file_name="face.jpg"))
-        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300, key=key)
     return await result.read()
 
 
@@ -236,7 +246,7 @@ async def swap(message: Message, bot: Bot, miocreate: MioCreate) -> None:
         return
     note = await message.reply("Swapping...")
     try:
-        swapped = await swap_photo(miocreate, data, face)
+        swapped = await swap_photo(miocreate, data, face, key=str(user.id))
     except MioCreateError as error:
         allowance.refund(user.id)  # only swaps made count
         logger.warning("a swap failed: %r", error)
@@ -268,7 +278,7 @@ def make_bot(token: str, api_url: str | None = None) -> Bot:
 
 async def main() -> None:
     bot = make_bot(os.environ["TELEGRAM_BOT_TOKEN"], os.environ.get("TELEGRAM_API_URL"))
-    async with MioCreate() as client:
+    async with MioCreate(fairness=FAIRNESS) as client:
         dispatcher = Dispatcher(miocreate=client)  # handlers receive it as `miocreate`
         dispatcher.include_router(router)
         await dispatcher.start_polling(bot)

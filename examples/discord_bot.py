@@ -26,17 +26,19 @@ import asyncio
 import io
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 
 import discord
 from discord import app_commands
 
+from miocreate_async import Allowance as KeyAllowance
 from miocreate_async import (
     ContentPolicyError,
+    Fairness,
     InsufficientCreditsError,
     InvalidInputError,
     Key,
+    KeyLimits,
     KeyNotFoundError,
     MioCreate,
     MioCreateError,
@@ -58,6 +60,9 @@ __all__ = [
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 MAX_BYTES = int(float(os.environ.get("BOT_MAX_MB", "10")) * 1024 * 1024)
+#: One client serves every user: at most 2 swaps of one user at once, 8 in all (the others
+#: wait their turn, each user's first), per the guide "Spend and fairness".
+FAIRNESS = Fairness(slots=8, per_key=KeyLimits(concurrency=2))
 
 
 @dataclass
@@ -70,11 +75,16 @@ class UserFace:
 
 @dataclass
 class Allowance:
-    """At most ``per_day`` swaps per user in 24 hours; only ``allowed`` users if that is set."""
+    """At most ``per_day`` swaps per user in 24 hours; only ``allowed`` users if that is set.
+
+    The counting is the library's per-key ``Allowance`` (the one ``Fairness`` uses)."""
 
     per_day: int = 10
     allowed: frozenset[int] | None = None
-    used: dict[int, list[float]] = field(default_factory=dict)
+    swaps: KeyAllowance = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.swaps = KeyAllowance(self.per_day, window=24 * 3600)
 
     @classmethod
     def from_env(cls) -> Allowance:
@@ -85,20 +95,17 @@ class Allowance:
         )
 
     def refusal(self, user_id: int) -> str | None:
-        """Why ``user_id`` may not swap now, or None (and the swap is counted)."""
+        """Why ``user_id`` may not swap now, or None (and the swap is counted: ``refund`` it
+        if it fails)."""
         if self.allowed is not None and user_id not in self.allowed:
             return "Sorry, this bot is private."
-        now = time.time()
-        recent = [at for at in self.used.get(user_id, []) if now - at < 86400]
-        if len(recent) >= self.per_day:
+        if not self.swaps.take(str(user_id)):
             return f"You have used your {self.per_day} swaps for today. Come back tomorrow!"
-        self.used[user_id] = [*recent, now]
         return None
 
     def refund(self, user_id: int) -> None:
         """Give back the swap last counted for ``user_id`` (it failed)."""
-        if self.used.get(user_id):
-            self.used[user_id].pop()
+        self.swaps.give_back(str(user_id))
 
 
 #: What users are told, by kind of error: never ``error.message`` (it may hold internal URLs).
@@ -120,17 +127,19 @@ def user_message(error: MioCreateError) -> str:
 
 
 async def swap_attachment(
-    client: MioCreate, photo: bytes, face: UserFace, *, hd: bool = False
+    client: MioCreate, photo: bytes, face: UserFace, *, hd: bool = False, key: str | None = None
 ) -> bytes:
-    """Swap ``face`` into ``photo``; the swapped image's bytes, with no temporary file."""
+    """Swap ``face`` into ``photo``; the swapped image's bytes, with no temporary file.
+
+    ``key`` (the user) puts the swap under the client's per-user limits (``FAIRNESS``)."""
     if face.key is None:
         face.key = Key(await client.upload(face.data, file_name="face.jpg"))
     try:
-        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300, key=key)
     except KeyNotFoundError:
         # The service forgot the uploaded face (702): upload it again, once, and retry.
         face.key = Key(await client.upload(face.data, file_name="face.jpg"))
-        result = await client.swap_image(photo, face.key, hd=hd, timeout=300)
+        result = await client.swap_image(photo, face.key, hd=hd, timeout=300, key=key)
     return await result.read()
 
 
@@ -193,7 +202,9 @@ async def swap(
     if face is not None:
         bot.faces[user] = UserFace(await face.read())
     try:
-        swapped = await swap_attachment(bot.miocreate, await photo.read(), bot.faces[user], hd=hd)
+        swapped = await swap_attachment(
+            bot.miocreate, await photo.read(), bot.faces[user], hd=hd, key=str(user)
+        )
     except MioCreateError as error:
         bot.allowance.refund(user)  # only swaps made count
         logging.getLogger("discord_bot").warning("a swap failed: %r", error)
@@ -203,7 +214,7 @@ async def swap(
 
 
 async def main() -> None:
-    async with MioCreate() as miocreate, FaceSwapBot(miocreate) as bot:
+    async with MioCreate(fairness=FAIRNESS) as miocreate, FaceSwapBot(miocreate) as bot:
         await bot.start(os.environ["DISCORD_BOT_TOKEN"])
 
 

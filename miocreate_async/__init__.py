@@ -13,6 +13,7 @@ import typing as _typing
 from ._client import MioCreate, TaskRef
 from ._config import DEFAULT_BASE_URL, Config, PollPolicy, PollSchedule
 from ._errors import (
+    AllowanceExceededError,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -43,6 +44,7 @@ from ._errors import (
     SubmissionUncertainError,
     SwapInterrupted,
     TargetPolicyError,
+    TaskBudgetError,
     TaskExceptionError,
     TaskFailedError,
     TaskTimeoutError,
@@ -50,6 +52,7 @@ from ._errors import (
     UnsupportedFormatError,
     UrlExpiredError,
 )
+from ._fairness import Allowance, Fairness, KeyLimits
 from ._formats import MAX_UPLOAD_BYTES, MediaType
 from ._models import (
     DetectedFace,
@@ -82,6 +85,7 @@ if _typing.TYPE_CHECKING:
         TaskPolled,
         UploadProgress,
     )
+    from ._estimate import Estimate, Prices
     from ._journal import (
         InputChangedError,
         JobState,
@@ -90,6 +94,7 @@ if _typing.TYPE_CHECKING:
         JournalMismatchError,
         SQLiteJournal,
     )
+    from ._journal._report import SpendReport
     from ._transfer._inputs import Key, MediaInput, StreamSource, UploadSource
 
 # The batch machinery loads on first use, so a plain ``import miocreate_async`` stays light.
@@ -121,6 +126,9 @@ _LAZY.update(
         "._journal",
     )
 )
+# And what comes before and after a batch: its estimate, its spend report.
+_LAZY.update(dict.fromkeys(("Estimate", "Prices"), "._estimate"))
+_LAZY["SpendReport"] = "._journal._report"
 # And the input types with the upload code they belong to (named mostly in annotations).
 _LAZY.update(
     dict.fromkeys(("Key", "MediaInput", "StreamSource", "UploadSource"), "._transfer._inputs")
@@ -143,6 +151,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "APIError",
+    "Allowance",
+    "AllowanceExceededError",
     "AuthenticationError",
     "BadRequestError",
     "BatchEvent",
@@ -156,7 +166,9 @@ __all__ = [
     "DEFAULT_PATHS",
     "DetectedFace",
     "EmptySourceError",
+    "Estimate",
     "FacePair",
+    "Fairness",
     "FileError",
     "FileTooLargeError",
     "HTTPStatusError",
@@ -171,6 +183,7 @@ __all__ = [
     "JournalError",
     "JournalMismatchError",
     "Key",
+    "KeyLimits",
     "KeyNotFoundError",
     "Keypoints",
     "MAX_UPLOAD_BYTES",
@@ -186,6 +199,7 @@ __all__ = [
     "Point",
     "PollPolicy",
     "PollSchedule",
+    "Prices",
     "ProgressCallback",
     "ProtocolError",
     "RequestQuotaError",
@@ -196,6 +210,7 @@ __all__ = [
     "ServiceUnreachableError",
     "SourceNotFoundError",
     "SourceTooSlowError",
+    "SpendReport",
     "StorageError",
     "StreamSource",
     "SubmissionUncertainError",
@@ -204,6 +219,7 @@ __all__ = [
     "SwapOutcome",
     "SwapResults",
     "TargetPolicyError",
+    "TaskBudgetError",
     "TaskCreated",
     "TaskExceptionError",
     "TaskFailedError",

@@ -51,6 +51,7 @@ from ._errors import (
     ServiceUnreachableError,
     SubmissionUncertainError,
 )
+from ._fairness import BatchTurns, Lane, Scheduler, check_key, check_lane, in_turns_of_keys
 from ._formats import MediaType, is_video_name
 from ._journal import JobState, Journal, Summary, as_journal
 from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
@@ -128,6 +129,9 @@ class SwapJob:
         kw_only=True,
         validator=attrs.validators.optional(attrs.validators.instance_of(str)),
     )
+    #: Who the job is for (a user of your app): the client's per-key limits apply to it
+    #: (``Fairness``, see the guide "Spend and fairness"). Not part of the job's identity.
+    key: str | None = attrs.field(default=None, kw_only=True, converter=check_key)
 
     def __init__(
         self,
@@ -138,6 +142,7 @@ class SwapJob:
         *,
         image: UploadSource | None = None,
         id: str | None = None,
+        key: str | None = None,
     ) -> None:
         if (media is None) == (image is None):
             raise TypeError("SwapJob takes the media to edit once: media=... (or image=...)")
@@ -145,7 +150,7 @@ class SwapJob:
             raise TypeError("SwapJob needs a face")
         chosen = media if media is not None else image
         assert chosen is not None
-        self.__attrs_init__(chosen, face, hd, kind, id=id)
+        self.__attrs_init__(chosen, face, hd, kind, id=id, key=key)
 
     @property
     def image(self) -> UploadSource:
@@ -274,6 +279,13 @@ class SwapOptions:
     unreachable_after: int = attrs.field(
         default=UNREACHABLE_AFTER, validator=at_least(1, error=InvalidInputError)
     )
+    #: At most this many creations sent (uncertain ones count); the rest end with
+    #: ``TaskBudgetError`` and stay to do. None: no budget.
+    max_tasks: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(at_least(0, error=InvalidInputError))
+    )
+    #: The priority lane of the batch's jobs in the client's scheduler.
+    lane: Lane = attrs.field(default="bulk", converter=check_lane)
 
 
 @attrs.define
@@ -455,16 +467,18 @@ def swap_many(
     client_id: str | None = None,
     learnt: Learnt | None = None,
     failures: ConnectionFailures | None = None,
+    scheduler: Scheduler | None = None,
 ) -> SwapResults:
     """See ``MioCreate.swap_many``; ``put`` is the client's streamed PUT, ``client_id`` names the
     account in a journal, ``learnt`` is what the client's poller learnt in earlier batches,
     ``failures`` is where the client's session reports connection failures in a row (the
-    circuit breaker trips at ``options.unreachable_after``)."""
+    circuit breaker trips at ``options.unreachable_after``), ``scheduler`` is the client's
+    (per-key limits and lanes, shared by every batch and one-call job of the client)."""
     if not isinstance(jobs, (Iterable, AsyncIterable)):
         raise TypeError(f"jobs must be an iterable of SwapJob, not {type(jobs).__name__}")
     if options.poll is None:
         options = attrs.evolve(options, poll=client.config.poll)
-    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, failures))
+    return SwapResults(_Batch(client, put, jobs, options, client_id, learnt, failures, scheduler))
 
 
 # --- the machinery ----------------------------------------------------------------------------
@@ -480,8 +494,13 @@ class _Batch:
         client_id: str | None = None,
         learnt: Learnt | None = None,
         failures: ConnectionFailures | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.client = client
+        #: The budget (``max_tasks``) and the jobs' turns in the client's scheduler.
+        self.turns: BatchTurns = BatchTurns(
+            scheduler, lane=options.lane, max_tasks=options.max_tasks
+        )
         self.failures: ConnectionFailures = (
             failures if failures is not None else ConnectionFailures()
         )
@@ -559,8 +578,9 @@ class _Batch:
                         if len(chunk) >= size:
                             await self._admit(chunk, send, outcomes)
                 else:
-                    for job in self.jobs:
-                        chunk.append((len(chunk) + self.fed, _checked(job)))
+                    # A list of many keys' jobs is read in turns of its keys (the indexes stay).
+                    for index, job in in_turns_of_keys(self.jobs):
+                        chunk.append((index, _checked(job)))
                         if len(chunk) >= size:
                             await self._admit(chunk, send, outcomes)
                 await self._admit(chunk, send, outcomes)
@@ -598,12 +618,17 @@ class _Batch:
         async with jobs, outcomes:
             async for index, job, entry in jobs:
                 self.stats.jobs_started += 1
-                outcome = await _Job(self, index, job, entry).run_safely()
+                outcome = await self.turns.run(_Job(self, index, job, entry).run_safely, _spent)
                 if outcome.error is not None:
                     self.stats.failures += 1
                 if self.events is not None:
                     _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
+
+    async def before_creation(self, job: SwapJob, *, until: float) -> None:
+        """Right before a job's creation is recorded and sent: its turn, the budget and its
+        key's allowance (``TaskBudgetError``, ``AllowanceExceededError``: nothing sent)."""
+        await self.turns.before_creation(job.key, until=until)
 
     def service_unreachable(
         self, cause: ConnectError | None = None
@@ -751,6 +776,8 @@ class _Job:
 
     async def intent(self, kind: JobKind) -> float | None:
         await self.begin()  # again: the credits may have run out during the uploads
+        # Its turn, the batch's budget and its key's allowance: refused here, nothing is sent.
+        await self.batch.before_creation(self.job, until=self.runner.deadline)
         # The intent, durably on disk before the request: a crash now means uncertain.
         await self.entry.intent(kind)
         return None
@@ -824,6 +851,11 @@ def _outcome(job: SwapJob, index: int, entry: JobEntry) -> SwapOutcome:
         resumed=entry.resumed,
         job_id=entry.job_id,
     )
+
+
+def _spent(outcome: SwapOutcome) -> bool:
+    """Whether a job's creation was sent, or may have been (it counts against the budget)."""
+    return outcome.task_id is not None or isinstance(outcome.error, SubmissionUncertainError)
 
 
 def _checked(job: object) -> SwapJob:

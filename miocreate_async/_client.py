@@ -8,7 +8,15 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from os import PathLike
@@ -38,6 +46,7 @@ from ._errors import (
     TaskTimeoutError,
     task_failed_error,
 )
+from ._fairness import Fairness, Lane, Scheduler, Turn, check_key, check_lane
 from ._formats import is_video_name
 from ._models import (
     DetectedFace,
@@ -60,8 +69,9 @@ from ._session import Session
 from ._telemetry import count, span
 
 if TYPE_CHECKING:
-    from ._batch import BatchEvent, Jobs, SwapResults
+    from ._batch import BatchEvent, Jobs, SwapJob, SwapResults
     from ._converter import structure, structure_result, unstructure
+    from ._estimate import Estimate, Prices
     from ._journal import Journal
     from ._poller import Learnt
     from ._presigned import url_expiry
@@ -161,7 +171,8 @@ class MioCreate:
     ``MIOCREATE_CLIENT_ID``/``MIOCREATE_CLIENT_SECRET``; the base URL from ``base_url``, else
     ``MIOCREATE_BASE_URL``. Use it as an async context manager, or call ``aclose()``.
     ``rate_limit`` paces requests: a number of requests a second, or a ``Limiter`` (anything
-    with ``async acquire()``, such as a limiter shared by many processes).
+    with ``async acquire()``, such as a limiter shared by many processes). ``fairness`` sets
+    per-key limits and priority lanes for apps serving many users (see ``Fairness``).
 
     The swap methods share two keyword arguments: ``hd=True`` asks the service for its
     high-quality mode (the API's ``is_hd``: sent as 1, else 2), and ``timeout`` is how many
@@ -180,6 +191,7 @@ class MioCreate:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: float | Limiter | None = None,
+        fairness: Fairness | None = None,
     ) -> None:
         overrides: dict[str, Any] = {}
         if base_url is not None:
@@ -209,6 +221,8 @@ class MioCreate:
         self._state = _State.UNOPENED
         #: How long each kind of task takes, learnt by the batch poller, kept across batches.
         self._poll_learnt: Learnt = {}
+        #: Per-key limits and priority lanes, shared by every job of this client.
+        self._scheduler = Scheduler(fairness)
 
     def _make_auth(
         self, client_id: str | None, client_secret: str | None, token: str | None
@@ -593,15 +607,23 @@ class MioCreate:
         *,
         hd: bool = False,
         timeout: float = IMAGE_TIMEOUT,
+        key: str | None = None,
+        lane: Lane = "interactive",
     ) -> ImageSwapResult:
-        """Upload the image and the face (concurrently), swap, and wait for the result."""
+        """Upload the image and the face (concurrently), swap, and wait for the result.
+
+        ``key`` (a user of your app) puts the job under the client's per-key limits, in
+        ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
         check_timeout(timeout)
         _hd(hd)
+        key, lane = check_key(key), check_lane(lane)
         with span("miocreate.job", kind="image"):
             image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
-            task = await self.create_image_swap(image_key, face_key, hd=hd)
-            with _naming_the_task(task.id, "swap_image"):
-                return await self.wait(task, timeout=timeout)
+            deadline = anyio.current_time() + timeout
+            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
+                task = await _sent(turn, lambda: self.create_image_swap(image_key, face_key, hd=hd))
+                with _naming_the_task(task.id, "swap_image"):
+                    return await self.wait(task, timeout=timeout)
 
     @_public
     async def swap_video(
@@ -611,15 +633,23 @@ class MioCreate:
         *,
         hd: bool = False,
         timeout: float = VIDEO_TIMEOUT,
+        key: str | None = None,
+        lane: Lane = "interactive",
     ) -> VideoSwapResult:
-        """Upload the video and the face (concurrently), swap, and wait for the result."""
+        """Upload the video and the face (concurrently), swap, and wait for the result.
+
+        ``key`` (a user of your app) puts the job under the client's per-key limits, in
+        ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
         check_timeout(timeout)
         _hd(hd)
+        key, lane = check_key(key), check_lane(lane)
         with span("miocreate.job", kind="video"):
             video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
-            task = await self.create_video_swap(video_key, face_key, hd=hd)
-            with _naming_the_task(task.id, "swap_video"):
-                return await self.wait(task, timeout=timeout)
+            deadline = anyio.current_time() + timeout
+            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
+                task = await _sent(turn, lambda: self.create_video_swap(video_key, face_key, hd=hd))
+                with _naming_the_task(task.id, "swap_video"):
+                    return await self.wait(task, timeout=timeout)
 
     @_public
     async def detect_faces(
@@ -674,6 +704,8 @@ class MioCreate:
         resubmit_uncertain: bool = False,
         events: Callable[[BatchEvent], object] | None = None,
         unreachable_after: int = 10,
+        max_tasks: int | None = None,
+        lane: Lane = "bulk",
     ) -> SwapResults:
         """Run many swaps at once; outcomes come as they finish.
 
@@ -709,6 +741,12 @@ class MioCreate:
         ``docs/guides/resuming.md``).
         A job whose creation request may have reached the service without an answer is
         "uncertain": it is re-sent only with ``resubmit_uncertain=True`` (which may pay twice).
+
+        ``max_tasks`` caps the creations sent (uncertain ones count): once it is used up, the
+        remaining jobs end with ``TaskBudgetError`` and stay to do (a journaled batch run again
+        with a larger budget does them). Each job's ``SwapJob(key=...)`` puts it under the
+        client's per-key limits, in ``lane`` ("bulk" by default: after one-call jobs).
+        ``estimate(jobs)`` tells what a batch will cost before it runs.
         """
         from ._batch import SwapOptions, swap_many
 
@@ -723,6 +761,8 @@ class MioCreate:
             resubmit_uncertain=resubmit_uncertain,
             events=events,
             unreachable_after=unreachable_after,
+            max_tasks=max_tasks,
+            lane=lane,
         )
         return swap_many(
             self,
@@ -732,7 +772,42 @@ class MioCreate:
             client_id=getattr(self._session.auth, "client_id", None),
             learnt=self._poll_learnt,
             failures=self._failures,
+            scheduler=self._scheduler,
         )
+
+    async def estimate(
+        self,
+        jobs: Iterable[SwapJob],
+        *,
+        prices: Prices | None = None,
+        journal: str | PathLike[str] | None = None,
+        concurrency: int = 16,
+        max_tasks: int | None = None,
+        resubmit_uncertain: bool = False,
+    ) -> Estimate:
+        """What ``swap_many(jobs, ...)`` would cost, with nothing uploaded or created.
+
+        Jobs by kind, seconds of video (read from local MP4 files), what ``journal`` (a path)
+        says is done already, the credits by ``prices`` (default ``Prices.from_env()``: each
+        price unknown until you set it) and the tasks' time from the durations this client
+        learnt. See the guide "Spend and fairness".
+        """
+        from ._estimate import estimate_jobs
+
+        return await estimate_jobs(
+            jobs,
+            prices=prices,
+            journal=journal,
+            concurrency=concurrency,
+            max_tasks=max_tasks,
+            resubmit_uncertain=resubmit_uncertain,
+            learnt=self._poll_learnt,
+        )
+
+    def allowance_left(self, key: str) -> int | None:
+        """Creations ``key`` may still send under the client's ``Fairness`` (None: no
+        allowance)."""
+        return self._scheduler.remaining(key)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -887,6 +962,19 @@ _DAY = timedelta(days=1)
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _sent(turn: Turn, create: Callable[[], Awaitable[TaskHandle[R]]]) -> TaskHandle[R]:
+    """Send a creation in ``turn``: it counts against the key's allowance unless it was
+    refused with nothing created (an uncertain or cancelled one counts: it may be paid)."""
+    turn.spent = True
+    try:
+        return await create()
+    except SubmissionUncertainError:
+        raise
+    except MioCreateError:
+        turn.spent = False
+        raise
 
 
 @contextlib.contextmanager

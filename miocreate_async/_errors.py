@@ -39,6 +39,8 @@
     ├── SubmissionUncertainError    a task-creating request may have reached the server
     ├── SwapInterrupted             a swap was interrupted after its task was created
     ├── NotSentError                not sent: its send_by moment had passed (nothing reached it)
+    ├── TaskBudgetError             not sent: a batch's max_tasks budget is used up
+    │   └── AllowanceExceededError  not sent: a key's allowance (Fairness) is used up
     ├── TaskFailedError             the task ended in failure; with a documented code, the
     │                               error is also that code's class (602: NoFaceDetectedError)
     └── StorageError                presigned storage refused a transfer
@@ -59,6 +61,7 @@ from typing import cast
 __all__ = [
     "CALLED",
     "APIError",
+    "AllowanceExceededError",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
@@ -88,6 +91,7 @@ __all__ = [
     "SubmissionUncertainError",
     "SwapInterrupted",
     "TargetPolicyError",
+    "TaskBudgetError",
     "TaskExceptionError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -355,6 +359,19 @@ class NotSentError(MioCreateError):
     """A request was not sent: the moment it had to go by (``send_by``) had passed. Nothing
     reached the service. (A distributed worker's creation when too little of its lease is
     left.)"""
+
+
+class TaskBudgetError(MioCreateError):
+    """Not submitted: the batch's ``max_tasks`` budget was used up (nothing was sent for this
+    job; it stays to do: run the batch again with a larger budget)."""
+
+
+class AllowanceExceededError(TaskBudgetError):
+    """Not submitted: the job's key used up its allowance (``Fairness(allowance=...)``);
+    ``key`` names it. Nothing was sent for this job."""
+
+    #: The key whose allowance is used up.
+    key: str | None = None
 
 
 class SwapInterrupted(MioCreateError):

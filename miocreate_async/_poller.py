@@ -64,6 +64,13 @@ class KindDurations:
         self._shortest = min(self._shortest, seconds)
         self._fresh += 1
 
+    def typical(self) -> float | None:
+        """The median duration of the ended tasks (None before any ended): an estimate's."""
+        if not self._ended:
+            return None
+        ordered = sorted(self._ended)
+        return ordered[len(ordered) // 2]
+
     def forget(self, task_id: int) -> None:
         """The task is no longer watched (abandoned): it proves nothing more."""
         self._running.pop(task_id, None)

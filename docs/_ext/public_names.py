@@ -40,6 +40,7 @@ PRIVATE_ALIASES = (
     "JobState",  # DistributedOutcome.state: a job's state name in the journal (an enum)
     "UrlSources",  # Config.url_sources: networks and hosts, or "any" (as Config's table says)
     "IPNetwork",  # an ipaddress network, among Config(url_sources=...)'s forms
+    "Lane",  # a priority lane: "interactive" or "bulk" (the guide "Spend and fairness")
 )
 
 

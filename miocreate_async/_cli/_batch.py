@@ -55,6 +55,7 @@ from ._common import (
 from ._console import log_sink, stderr_console, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
+from ._spend import add_spend_options, dry_run, max_tasks_of
 from ._steps import Interrupt
 from ._worker import add_redis, check_extra
 
@@ -335,6 +336,7 @@ class _Run:
         self.concurrency = options.count("concurrency")
         self.timeout = options.number("timeout")
         self.resubmit = options.flag("resubmit_uncertain")
+        self.max_tasks = max_tasks_of(options)
         #: Tasks created whose result is not saved (for the report of an interruption).
         self.unsaved: dict[int, Row] = {}
         #: Rows to run: those a journal knows to be saved are done already.
@@ -388,6 +390,7 @@ class _Run:
                 journal=journal,
                 resubmit_uncertain=self.resubmit,
                 events=self.event,
+                max_tasks=self.max_tasks,
             ) as results,
             anyio.create_task_group() as group,
         ):
@@ -730,6 +733,7 @@ def register(commands: Subcommands) -> None:
         help="send again the jobs whose creation request may have been paid for without an "
         "answer (may pay twice)",
     )
+    add_spend_options(parser)
 
 
 async def run_batch(options: Options) -> int:
@@ -737,6 +741,9 @@ async def run_batch(options: Options) -> int:
     distributed = bool(options.optional_text("redis"))
     # A distributed batch keeps its journal in the Redis.
     journal = None if distributed else _journal_path(options, output)
+    if options.flag("dry_run"):
+        jobs = [SwapJob(media=row.image, face=row.face, hd=row.hd) for row in rows]
+        return await dry_run(jobs, journal, options)
     client = make_client(options)
     ordered = await _resume(rows, journal, options, client.config.base_url)
     started = time.monotonic()

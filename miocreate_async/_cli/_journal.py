@@ -1,7 +1,8 @@
 """``miocreate journal status PATH``: what a batch's journal holds, even while the batch runs.
 
 Counts by state (the resume line: done, in flight, uncertain, to do), then the uncertain jobs
-(a creation request that may have been paid for) and the results that expire within 24 hours.
+(a creation request that may have been paid for) and the results that expire within 24 hours,
+then the spend report: tasks created by kind and day, how they ended, the results to save.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._journal import JobRecord, JobState, SQLiteJournal, Summary
+from .._journal._spend import spend_report
 from ._args import Options, add_command
 from ._common import CliError, Json, print_json
 from ._console import stdout_console
+from ._spend import print_spend
 
 if TYPE_CHECKING:
     from ._args import Subcommands
@@ -56,6 +59,7 @@ async def journal_status(options: Options) -> int:
     summary = Summary(
         found.counts, downloads=path.name == DEFAULT_NAME or bool(found["downloaded"])
     )
+    spend = spend_report(await SQLiteJournal.read_records(path))
     soon = time.time() + _SOON
     expiring = [r for r in succeeded if r.expires_at is not None and r.expires_at <= soon]
     if options.json:
@@ -68,6 +72,7 @@ async def journal_status(options: Options) -> int:
                 "summary": dict(summary.as_dict()),
                 "uncertain": [_job(record) for record in uncertain],
                 "expiring": [_job(record) for record in expiring],
+                "spend": spend.as_dict(),
             }
         )
         return 0
@@ -92,6 +97,7 @@ async def journal_status(options: Options) -> int:
         )
         for record in expiring:
             console.print(f"  task {record.task_id}  {_when(record.expires_at)}  {record.label}")
+    print_spend(spend, path)
     return 0
 
 

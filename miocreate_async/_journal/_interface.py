@@ -48,12 +48,15 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from .._errors import InvalidInputError, MioCreateError
 from .._redact import unsigned_url
+
+if TYPE_CHECKING:
+    from ._report import SpendReport
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -253,6 +256,9 @@ class Summary:
     downloads: bool = False
     #: Jobs the caller knows of that the journal has no record of yet.
     unrecorded: int = 0
+    #: What was spent: tasks created by kind and day, how they ended, results to save
+    #: (``results.summary().spend``; None where it was not read).
+    spend: SpendReport | None = attrs.field(default=None, eq=False, kw_only=True)
 
     def __getitem__(self, state: JobState | str) -> int:
         return self.counts.get(JobState(state), 0)

@@ -244,6 +244,18 @@ class SQLiteJournal:
             await worker.stop()
         return meta, summary, uncertain, expiring
 
+    @classmethod
+    async def read_records(cls, path: str | os.PathLike[str]) -> list[JobRecord]:
+        """Every record of a journal, read-only, even one in use (a dry run, a spend report)."""
+        worker = _Worker(lambda: _connect(Path(path), readonly=True), 0.0)
+        try:
+            rows = await worker.call(
+                lambda db: db.execute(f"SELECT {_COLUMNS} FROM jobs").fetchall()
+            )
+        finally:
+            await worker.stop()
+        return [_record(row) for row in rows]
+
 
 # --- the worker thread ----------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from ._interface import (
     describe_input,
     job_identity,
 )
+from ._spend import SpendTally
 
 __all__ = [
     "Action",
@@ -253,6 +254,8 @@ class BatchJournal:
         self._seen: dict[str, int] = {}
         #: What killed downloads of earlier runs left, removed as their results are fetched.
         self._partials = StalePartials()
+        #: The spend report, kept live (earlier runs' records are read at ``open``).
+        self._spend = SpendTally()
 
     @property
     def enabled(self) -> bool:
@@ -264,6 +267,7 @@ class BatchJournal:
         found = await self.journal.open(self._meta)
         self._opened = True
         self._counts = Counter({state: n for state, n in found.counts.items() if n})
+        self._spend.load([record async for record in self.journal.records(list(JobState))])
         await self._warn_expiring()
         return found
 
@@ -273,7 +277,7 @@ class BatchJournal:
             await self.journal.close()
 
     def summary(self) -> Summary:
-        return Summary(dict(self._counts))
+        return Summary(dict(self._counts), spend=self._spend.report())
 
     async def _warn_expiring(self) -> None:
         assert self.journal is not None
@@ -413,6 +417,8 @@ class BatchJournal:
     async def move(self, entry: JobEntry, state: JobState, **fields: Any) -> None:
         if self.journal is not None and entry.job_id is not None:
             await self.journal.transition(entry.job_id, entry.state, state, **fields)
+        known = {"kind": entry.kind, "task_id": entry.task_id, **fields}
+        self._spend.moved(entry.job_id if entry.job_id is not None else entry, state, known)
         self._counts[entry.state] -= 1
         self._counts[state] += 1
         entry.state = state

@@ -1,11 +1,8 @@
-"""Errors of the distributed edge."""
+"""Errors of the distributed edge (``TaskBudgetError`` now lives with the others, in
+``miocreate_async._errors``: local batches have a budget too)."""
 
 from __future__ import annotations
 
-from .._errors import MioCreateError
+from .._errors import TaskBudgetError
 
 __all__ = ["TaskBudgetError"]
-
-
-class TaskBudgetError(MioCreateError):
-    """The batch's ``max_tasks`` budget was used up: this job was not submitted."""

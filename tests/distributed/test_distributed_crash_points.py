@@ -148,6 +148,9 @@ def stop(worker: subprocess.Popen[bytes]) -> int:
         return worker.wait()
 
 
+# Some thirty runs of a child process, one per point: more than the default 120 s on a
+# loaded machine.
+@pytest.mark.timeout(360)
 def test_every_crash_point_of_a_distributed_job(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

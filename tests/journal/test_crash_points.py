@@ -80,6 +80,9 @@ class Life:
             assert final["error"] == "SubmissionUncertainError", f"{point}: {final}"
 
 
+# Some thirty runs of a child process, one per point: more than the default 120 s on a
+# loaded machine.
+@pytest.mark.timeout(360)
 def test_every_crash_point_of_a_journaled_job(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
