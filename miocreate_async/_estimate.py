@@ -132,7 +132,7 @@ class Estimate:
         if self.videos_without_length:
             seconds += f" (+{self.videos_without_length} of unknown length)"
         credits = "unknown (set prices)" if self.credits is None else f"{self.credits:g}"
-        wall = "unknown" if self.wall_time is None else f"about {self.wall_time:.0f}s"
+        wall = "unknown" if self.wall_time is None else f"about {_duration(self.wall_time)}"
         return [
             f"jobs: {self.jobs} ({kinds or 'none'}); {seconds}",
             f"in the journal: {self.done} done, {self.waiting} waited for, "
@@ -142,6 +142,15 @@ class Estimate:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, second = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{second:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 # --- reading jobs locally ---------------------------------------------------------------------
