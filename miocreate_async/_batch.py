@@ -51,7 +51,7 @@ from ._errors import (
     ServiceUnreachableError,
     SubmissionUncertainError,
 )
-from ._fairness import BatchTurns, Lane, Scheduler, check_key, check_lane, in_turns_of_keys
+from ._fairness import BatchTurns, Held, Lane, Scheduler, check_key, check_lane, in_turns_of_keys
 from ._formats import MediaType, is_video_name
 from ._journal import JobState, Journal, Summary, as_journal
 from ._journal._tracker import Action, BatchJournal, JobEntry, ResultFetcher
@@ -618,17 +618,13 @@ class _Batch:
         async with jobs, outcomes:
             async for index, job, entry in jobs:
                 self.stats.jobs_started += 1
-                outcome = await self.turns.run(_Job(self, index, job, entry).run_safely, _spent)
+                running = _Job(self, index, job, entry)
+                outcome = await self.turns.run(running.held, running.run_safely, _spent)
                 if outcome.error is not None:
                     self.stats.failures += 1
                 if self.events is not None:
                     _tell(self.events, JobDone(outcome))
                 await outcomes.send(outcome)
-
-    async def before_creation(self, job: SwapJob, *, until: float) -> None:
-        """Right before a job's creation is recorded and sent: its turn, the budget and its
-        key's allowance (``TaskBudgetError``, ``AllowanceExceededError``: nothing sent)."""
-        await self.turns.before_creation(job.key, until=until)
 
     def service_unreachable(
         self, cause: ConnectError | None = None
@@ -674,6 +670,8 @@ class _Job:
         self.index = index
         self.job = job
         self.entry = entry
+        #: Its turn and budget unit (``max_tasks``), taken right before its creation.
+        self.held = Held()
         task: TaskHandle[Any] | None = None
         if entry.action is Action.WAIT:
             assert entry.task_id is not None
@@ -767,7 +765,12 @@ class _Job:
     # --- the runner's Steps -----------------------------------------------------------------------
 
     async def begin(self) -> None:
-        stop = self.batch.no_credits_left() or self.batch.service_unreachable()
+        batch = self.batch
+        stop = (
+            batch.no_credits_left()
+            or batch.service_unreachable()
+            or batch.turns.refusal(self.held, self.job.key)
+        )
         if stop is not None:
             raise stop
 
@@ -777,7 +780,7 @@ class _Job:
     async def intent(self, kind: JobKind) -> float | None:
         await self.begin()  # again: the credits may have run out during the uploads
         # Its turn, the batch's budget and its key's allowance: refused here, nothing is sent.
-        await self.batch.before_creation(self.job, until=self.runner.deadline)
+        await self.batch.turns.before_creation(self.held, self.job.key, until=self.runner.deadline)
         # The intent, durably on disk before the request: a crash now means uncertain.
         await self.entry.intent(kind)
         return None

@@ -18,7 +18,6 @@ without creating anything, gives the allowance back.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import time
 from collections import Counter, deque
@@ -329,8 +328,9 @@ class Scheduler:
 
 
 @attrs.define
-class _Held:
-    """What a batch job holds: its turn, its unit of the batch's budget, whether it spent."""
+class Held:
+    """What one batch job holds: its turn, its unit of the batch's budget. Made by the job and
+    handed to ``BatchTurns.run`` and ``before_creation`` (explicitly: no ambient state)."""
 
     turn: Turn | None = None
     budgeted: bool = False
@@ -348,9 +348,6 @@ class BatchTurns:
         self.lane: Lane = lane
         self.max_tasks: int | None = max_tasks
         self.budget: Allowance | None = None if max_tasks is None else Allowance(max_tasks)
-        self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
-            "miocreate_batch_turn", default=None
-        )
 
     @property
     def spent(self) -> int:
@@ -358,45 +355,49 @@ class BatchTurns:
         return 0 if self.budget is None else self.budget.used("")
 
     async def run(
-        self, job: Callable[[], Awaitable[Outcome]], spent: Callable[[Outcome], bool]
+        self,
+        held: Held,
+        job: Callable[[], Awaitable[Outcome]],
+        spent: Callable[[Outcome], bool],
     ) -> Outcome:
         """Run ``job``; then free its turn, and keep its budget and allowance only if
         ``spent(outcome)`` (a task was created or may have been: an exception counts)."""
-        held = _Held()
-        token = self._held.set(held)
         spent_it = True
         try:
             outcome = await job()
             spent_it = spent(outcome)
             return outcome
         finally:
-            self._held.reset(token)
             if held.budgeted and not spent_it and self.budget is not None:
                 self.budget.give_back("")
             if held.turn is not None and self.scheduler is not None:
                 held.turn.spent = spent_it
                 self.scheduler.release(held.turn)
 
-    async def before_creation(self, key: str | None, *, until: float | None) -> None:
+    def refusal(self, held: Held, key: str | None) -> TaskBudgetError | None:
+        """The error a job would get now (budget or allowance used up), nothing counted: asked
+        before its uploads too, so that a job sure to be refused spends no bandwidth."""
+        if self.budget is not None and not held.budgeted and self.budget.remaining("") <= 0:
+            return self._budget_error()
+        if held.turn is None and self.scheduler is not None:
+            return self.scheduler.refusal(key)
+        return None
+
+    async def before_creation(self, held: Held, key: str | None, *, until: float | None) -> None:
         """Wait for the job's turn, then count it: raises ``TaskBudgetError`` (the budget is
         used up), ``AllowanceExceededError`` or ``MioCreateTimeoutError`` (nothing sent)."""
-        held = self._held.get()
-        if held is None:
-            # Not run through ``run``: no turn could be given back, so none is taken (the
-            # allowance is still checked) and the budget unit counts as spent.
-            held = _Held()
-            refusal = None if self.scheduler is None else self.scheduler.refusal(key)
-            if refusal is not None:
-                raise refusal
-        elif held.turn is None and self.scheduler is not None:
+        if held.turn is None and self.scheduler is not None:
             held.turn = await self.scheduler.acquire(key, self.lane, deadline=until)
         if self.budget is not None and not held.budgeted:
             if not self.budget.take(""):
-                raise TaskBudgetError(
-                    f"the batch's max_tasks budget ({self.max_tasks}) is used up: not "
-                    "submitted (run the batch again with a larger budget to do it)"
-                )
+                raise self._budget_error()
             held.budgeted = True
+
+    def _budget_error(self) -> TaskBudgetError:
+        return TaskBudgetError(
+            f"the batch's max_tasks budget ({self.max_tasks}) is used up: not submitted (run "
+            "the batch again with a larger budget to do it)"
+        )
 
 
 def in_turns_of_keys(jobs: Iterable[T]) -> Iterator[tuple[int, T]]:

@@ -117,3 +117,16 @@ async def test_two_batches_on_one_client_share_its_slots(
             other for other in tasks if other["created_at"] <= task["created_at"] < other["ends_at"]
         ]
         assert len(running) <= 2
+
+
+async def test_jobs_past_the_budget_upload_nothing(
+    service: tuple[Emulator, MioCreate], jobs: list[SwapJob]
+) -> None:
+    # One job at a time: once the budget's two creations were sent, the other four jobs are
+    # refused before their uploads (only the shared face and two photos went to storage).
+    emulator, mc = service
+    outcomes, _ = await run(mc, jobs, max_tasks=2, concurrency=1)
+    assert creations(emulator) == 2
+    assert sum(isinstance(o.error, TaskBudgetError) for o in outcomes) == 4
+    uploads = [r for r in emulator.ledger["requests"] if r["operation"] == "upload_url"]
+    assert len(uploads) == 3
