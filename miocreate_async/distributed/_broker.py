@@ -7,10 +7,14 @@ created. A worker acknowledges a message once the journal has recorded its claim
 
 from __future__ import annotations
 
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
-__all__ = ["QUEUE", "TASK_NAME", "kick", "make_broker"]
+__all__ = ["GROUP", "QUEUE", "TASK_NAME", "kick", "make_broker", "requeue_idle"]
 
 QUEUE = "miocreate:queue"
 GROUP = "miocreate"
@@ -38,3 +42,22 @@ def make_broker(
 async def kick(broker: RedisStreamBroker, batch: str, job_id: str) -> None:
     kicker: AsyncKicker[[str, str], None] = AsyncKicker(TASK_NAME, broker, {})
     await kicker.kiq(batch, job_id)
+
+
+async def requeue_idle(redis: Redis, consumer: str, idle: float, count: int = 100) -> list[str]:
+    """Append again, and acknowledge, the messages left unacknowledged for ``idle`` seconds (by
+    a reader that died): the ids of those moved. XAUTOCLAIM gives each to one caller only."""
+    claimed = cast(
+        "list[object]",
+        await redis.xautoclaim(QUEUE, GROUP, consumer, int(idle * 1000), "0-0", count=count),
+    )
+    messages = cast("list[tuple[str, dict[FieldT, EncodableT] | None]]", claimed[1])
+    moved = []
+    for message_id, fields in messages:
+        async with redis.pipeline(transaction=True) as pipe:
+            if fields:  # (an entry deleted meanwhile has none: only acknowledged)
+                pipe.xadd(QUEUE, fields)
+            pipe.xack(QUEUE, GROUP, message_id)
+            await pipe.execute()
+        moved.append(message_id)
+    return moved

@@ -58,7 +58,7 @@ from .._retry import refused_without_effect
 from .._telemetry import span
 from .._transfer._inputs import Key, is_url
 from .._version import __version__
-from ._broker import TASK_NAME, kick, make_broker
+from ._broker import TASK_NAME, kick, make_broker, requeue_idle
 from ._codec import describe, input_of
 from ._errors import TaskBudgetError
 from ._journal import BATCHES, Claim, RedisJournal
@@ -175,6 +175,7 @@ class Worker:
                     group.start_soon(self.poller.run)
                     group.start_soon(self._renew_leases)
                     group.start_soon(self._reap)
+                    group.start_soon(self._reclaim)
                     group.start_soon(self._listen, finish)
                     await (drain or anyio.Event()).wait()
                     logger.info(
@@ -240,6 +241,25 @@ class Worker:
                 for job_id in await journal.reap(self.lease):
                     logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
                     await kick(self.broker, batch, job_id)
+
+    async def _reclaim(self) -> None:
+        """Queue again the messages a dead worker read and never acknowledged.
+
+        taskiq-redis reclaims them (XAUTOCLAIM) only after a read that returned new messages:
+        once the stream is otherwise drained, the messages a SIGKILLed worker had read before
+        claiming their jobs would stay pending for ever, and the batch would never end. So on
+        this worker's own clock, busy stream or not, messages idle for ``claim_idle`` are
+        queued once more and acknowledged (a duplicate is harmless: the journal decides).
+        """
+        while True:
+            await anyio.sleep(max(0.2, self.claim_idle / 2))
+            for message_id in await requeue_idle(
+                self.redis, self.broker.consumer_name, self.claim_idle
+            ):
+                logger.info(
+                    "message %s: its reader stopped before acknowledging it; queued again",
+                    message_id,
+                )
 
     async def _journal(self, batch: str) -> RedisJournal:
         """The batch's journal, once this worker's host and account are checked against it."""
