@@ -147,14 +147,23 @@ class DistributedBatch:
             self._summary = await journal.counts()
             for _, entries in reply:
                 for entry_id, fields in entries:
-                    yield await self._outcome(entry_id, fields["id"])
+                    resumed = int(entry_id.split("-")[0]) < self._started_ms
+                    outcome = await self._outcome(fields["id"], resumed)
+                    assert outcome is not None  # records are never deleted
+                    yield outcome
                     read += 1
                     cursor = entry_id
                     await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
 
-    async def _outcome(self, entry_id: str, job_id: str) -> DistributedOutcome:
+    async def outcome(self, job_id: str) -> DistributedOutcome | None:
+        """The job's outcome if it has one (whether ``outcomes()`` handed it out or not), else
+        None: how a rerun finds the results an earlier run read and did not save."""
+        return await self._outcome(job_id, resumed=True)
+
+    async def _outcome(self, job_id: str, resumed: bool) -> DistributedOutcome | None:
         record = await self.journal.get(job_id)
-        assert record is not None  # records are never deleted
+        if record is None or record.state not in _FINAL:
+            return None
         spec = await self.journal.spec(job_id)
         result = None
         if record.result:
@@ -168,7 +177,7 @@ class DistributedBatch:
             index=record.index,
             job_id=job_id,
             state=record.state,
-            resumed=int(entry_id.split("-")[0]) < self._started_ms,
+            resumed=resumed,
         )
 
     def summary(self) -> Summary:
@@ -194,6 +203,17 @@ def _checked(job: object) -> SwapJob:
     if not isinstance(job, SwapJob):
         raise TypeError(f"submit takes SwapJob items, got {type(job).__name__}")
     return job
+
+
+_FINAL = frozenset(
+    {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.UNCERTAIN,
+        JobState.EXPIRED,
+        JobState.DOWNLOADED,
+    }
+)
 
 
 class _Unbound:

@@ -125,13 +125,12 @@ class RedisJournal:
         """``JournalMismatchError`` unless ``meta`` (a worker's client) may work on this batch."""
         if stored is None:
             stored = cast(dict[str, str], await self.redis.hgetall(self.meta_key))
-        recorded = JournalMeta(
-            base_url=stored.get("base_url", ""),
-            client=stored.get("client", ""),
-            library_version=stored.get("library_version", ""),
-            schema_version=int(stored.get("schema_version", "0")),
-        )
-        recorded.check(meta, f"batch {self.batch!r} in Redis")
+        _meta(stored).check(meta, f"batch {self.batch!r} in Redis")
+
+    async def meta(self) -> JournalMeta | None:
+        """Who the batch belongs to; None when Redis has no such batch."""
+        stored = cast(dict[str, str], await self.redis.hgetall(self.meta_key))
+        return _meta(stored) if stored else None
 
     async def close(self) -> None:
         """Nothing to commit: every change was durable when its script returned."""
@@ -190,6 +189,21 @@ class RedisJournal:
     async def get(self, job_id: str) -> JobRecord | None:
         fields = cast(dict[str, str], await self.redis.hgetall(self.job_key(job_id)))
         return _record(job_id, fields) if fields else None
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """The records of these jobs (None for each one the batch does not have)."""
+        found: list[JobRecord | None] = []
+        for start in range(0, len(job_ids), 500):
+            page = job_ids[start : start + 500]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in page:
+                    pipe.hgetall(self.job_key(job_id))
+                replies = cast(list[dict[str, str]], await pipe.execute())
+            found += [
+                _record(job_id, fields) if fields else None
+                for job_id, fields in zip(page, replies, strict=True)
+            ]
+        return found
 
     async def records(
         self, states: Collection[JobState], *, limit: int | None = None
@@ -329,6 +343,15 @@ def _fields(
     if path is not None:
         fields["path"] = path
     return fields
+
+
+def _meta(stored: Mapping[str, str]) -> JournalMeta:
+    return JournalMeta(
+        base_url=stored.get("base_url", ""),
+        client=stored.get("client", ""),
+        library_version=stored.get("library_version", ""),
+        schema_version=int(stored.get("schema_version", "0")),
+    )
 
 
 def _record(job_id: str, fields: Mapping[str, str]) -> JobRecord:
