@@ -56,7 +56,7 @@ from ._console import log_sink, stderr_console, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
 from ._steps import Interrupt
-from ._worker import add_redis, check_extra
+from ._worker import add_redis, check_extra, durability
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -471,6 +471,7 @@ async def _run_distributed(
         base_url=client.config.base_url,
         timeout=options.number("timeout"),
         client=client,
+        durability=durability(options),
     ) as batch:
 
         async def fetch(job_id: str, row: Row, outcome: DistributedOutcome) -> None:

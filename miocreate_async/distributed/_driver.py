@@ -19,6 +19,7 @@ from .._journal._tracker import ResultFetcher, restored_result
 from .._version import __version__
 from ._broker import kick, make_broker
 from ._codec import decode_error, encode_job, input_of
+from ._durability import Durability, check_durability
 from ._journal import RedisJournal
 
 __all__ = ["DistributedBatch", "DistributedOutcome"]
@@ -39,6 +40,12 @@ class DistributedBatch:
     a worker takes it; ``max_tasks`` caps the tasks the batch may create over all machines. The
     base URL and account (``MIOCREATE_BASE_URL``, ``MIOCREATE_CLIENT_ID`` or the arguments) are
     recorded: workers of another host or account refuse the batch.
+
+    The Redis is checked first (``UnsafeRedisError``): ``durability="always"`` (the default)
+    needs ``appendonly yes``, ``appendfsync always`` and ``maxmemory-policy noeviction``;
+    ``"everysec"`` accepts ``appendfsync everysec`` (a crash of the Redis machine may lose the
+    last second: a task may be created twice); ``"unchecked"`` checks nothing. A batch whose
+    records disappear from Redis meanwhile raises ``BatchLostError``, never ends as finished.
     """
 
     def __init__(
@@ -52,8 +59,10 @@ class DistributedBatch:
         max_tasks: int | None = None,
         upload_ttl: float = 3600.0,
         client: ResultFetcher | None = None,
+        durability: Durability = "always",
     ) -> None:
         self.redis_url = redis_url
+        self.durability: Durability = durability
         self.name = batch
         self._client = client
         config = Config.from_env() if base_url is None else Config(base_url=base_url)
@@ -76,6 +85,7 @@ class DistributedBatch:
         self._entered = True
         self._redis = Redis.from_url(self.redis_url, decode_responses=True)
         try:
+            await check_durability(self._redis, self.durability)
             self.journal: RedisJournal = RedisJournal(self._redis, self.name)
             self._summary = await self.journal.open(self._meta)
             await self.journal.set_options(self._options)
@@ -139,7 +149,11 @@ class DistributedBatch:
         reader = await redis.hgetall(journal.reader_key)
         cursor = reader.get("cursor", "0-0")
         read = int(reader.get("read", "0"))
-        while read < await journal.total():
+        while True:
+            # Gone records must not read as a finished batch (total 0).
+            await journal.verify()
+            if read >= await journal.total():
+                return
             reply = cast(
                 "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
                 await redis.xread({journal.outcomes_key: cursor}, count=100, block=1000),
@@ -149,8 +163,8 @@ class DistributedBatch:
                 for entry_id, fields in entries:
                     resumed = int(entry_id.split("-")[0]) < self._started_ms
                     outcome = await self._outcome(fields["id"], resumed)
-                    assert outcome is not None  # records are never deleted
-                    yield outcome
+                    if outcome is not None:
+                        yield outcome
                     read += 1
                     cursor = entry_id
                     await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
@@ -162,6 +176,8 @@ class DistributedBatch:
 
     async def _outcome(self, job_id: str, resumed: bool) -> DistributedOutcome | None:
         record = await self.journal.get(job_id)
+        if record is None:
+            await self.journal.verify()  # records are deleted only with the whole batch
         if record is None or record.state not in _FINAL:
             return None
         spec = await self.journal.spec(job_id)

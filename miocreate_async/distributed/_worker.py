@@ -60,7 +60,8 @@ from .._transfer._inputs import Key, is_url
 from .._version import __version__
 from ._broker import TASK_NAME, kick, make_broker, requeue_idle
 from ._codec import describe, input_of
-from ._errors import TaskBudgetError
+from ._durability import Durability, check_durability
+from ._errors import BatchLostError, TaskBudgetError
 from ._journal import BATCHES, Claim, RedisJournal
 from ._limits import SharedRateLimiter, SharedUploads, file_digest
 
@@ -98,7 +99,7 @@ class Worker:
 
     Credentials and base URL as for ``MioCreate`` (arguments, else the environment). With
     ``rate_limit``, every worker of the same account shares one limiter in Redis: give each the
-    same value.
+    same value. ``durability`` as for ``DistributedBatch``: the Redis is checked at start.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class Worker:
         poll: PollPolicy | None = None,
         name: str | None = None,
         url_sources: str | Sequence[str] | None = None,
+        durability: Durability = "always",
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -124,6 +126,7 @@ class Worker:
         self.lease = lease
         self.claim_idle = claim_idle
         self.rate_limit = rate_limit
+        self.durability: Durability = durability
         self.poll: PollPolicy = poll or PollPolicy()
         self.name: str = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._credentials = (client_id, client_secret, token, base_url)
@@ -138,6 +141,8 @@ class Worker:
         self._owned: dict[tuple[str, str], _Lease] = {}
         self._journals: dict[str, RedisJournal] = {}
         self._uploads: dict[str, SharedUploads] = {}
+        #: Batches whose messages were refused (lost, unknown, another account): logged once.
+        self._refused: set[str] = set()
 
     # --- running ------------------------------------------------------------------------------
 
@@ -145,6 +150,11 @@ class Worker:
         """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
         client_id, client_secret, token, base_url = self._credentials
         self.redis: Redis = Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            await check_durability(self.redis, self.durability)
+        except BaseException:
+            await self.redis.aclose()
+            raise
         limiter = None
         if self.rate_limit:
             key = f"miocreate:rate:{self.account or 'default'}"
@@ -236,7 +246,7 @@ class Worker:
             for batch in cast("set[str]", await self.redis.smembers(BATCHES)):
                 try:
                     journal = await self._journal(batch)
-                except JournalMismatchError:
+                except (JournalMismatchError, BatchLostError):
                     continue
                 for job_id in await journal.reap(self.lease):
                     logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
@@ -262,8 +272,15 @@ class Worker:
                 )
 
     async def _journal(self, batch: str) -> RedisJournal:
-        """The batch's journal, once this worker's host and account are checked against it."""
+        """The batch's journal, once this worker's host and account are checked against it;
+        ``BatchLostError`` when its records are gone."""
         journal = self._journals.get(batch)
+        if journal is not None:
+            try:
+                await journal.verify()
+            except BatchLostError:
+                del self._journals[batch]  # gone, or a new batch of the same name
+                journal = None
         if journal is None:
             journal = RedisJournal(self.redis, batch)
             meta = JournalMeta(
@@ -280,9 +297,14 @@ class Worker:
     async def _handle(self, batch: str, job_id: str, context: Context) -> None:
         try:
             journal = await self._journal(batch)
+        except BatchLostError as error:
+            # Acknowledged: no worker can run a job whose records are gone (none re-creates it).
+            await context.ack()
+            self._refuse(batch, f"job {job_id} of {batch} dropped: {error}")
+            return
         except JournalMismatchError as error:
             # Not acknowledged: a worker of the right account takes it after ``claim_idle``.
-            logger.error("job %s of %s refused: %s", job_id, batch, error)
+            self._refuse(batch, f"job {job_id} of {batch} refused: {error}")
             return
         asked = time.monotonic()
         claim = await journal.claim(job_id, self.name, self.lease)
@@ -300,6 +322,11 @@ class Worker:
         done = anyio.Event()
         self._jobs.start_soon(self._run, journal, job_id, claim, asked + self.lease, done)
         await done.wait()
+
+    def _refuse(self, batch: str, message: str) -> None:
+        if batch not in self._refused:  # once per batch, not once per message
+            self._refused.add(batch)
+            logger.error("%s", message)
 
     async def _run(
         self, journal: RedisJournal, job_id: str, claim: Claim, until: float, done: anyio.Event
