@@ -10,14 +10,13 @@ from typing import Any, cast
 
 import anyio
 import attrs
-from redis.asyncio import Redis
 
 from .._batch import SwapJob, SwapOutcome
 from .._config import Config
 from .._journal import JobState, JournalMeta, NewJob, Summary, client_fingerprint
 from .._journal._tracker import ResultFetcher, restored_result
 from .._version import __version__
-from ._broker import kick, make_broker
+from ._broker import connect, kick, make_broker
 from ._codec import decode_error, encode_job, input_of
 from ._durability import Durability, check_durability
 from ._journal import RedisJournal
@@ -83,7 +82,7 @@ class DistributedBatch:
         if self._entered:
             raise RuntimeError("a DistributedBatch can be entered once")
         self._entered = True
-        self._redis = Redis.from_url(self.redis_url, decode_responses=True)
+        self._redis = connect(self.redis_url)
         try:
             await check_durability(self._redis, self.durability)
             self.journal: RedisJournal = RedisJournal(self._redis, self.name)

@@ -19,12 +19,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import anyio
 import attrs
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import Context, TaskiqDepends
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
@@ -58,7 +61,7 @@ from .._retry import refused_without_effect
 from .._telemetry import span
 from .._transfer._inputs import Key, is_url
 from .._version import __version__
-from ._broker import TASK_NAME, kick, make_broker, requeue_idle
+from ._broker import TASK_NAME, connect, kick, make_broker, requeue_idle
 from ._codec import describe, input_of
 from ._durability import Durability, check_durability
 from ._errors import BatchLostError, TaskBudgetError
@@ -149,7 +152,7 @@ class Worker:
     async def run(self, drain: anyio.Event | None = None) -> None:
         """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
         client_id, client_secret, token, base_url = self._credentials
-        self.redis: Redis = Redis.from_url(self.redis_url, decode_responses=True)
+        self.redis: Redis = connect(self.redis_url)
         try:
             await check_durability(self.redis, self.durability)
         except BaseException:
@@ -229,47 +232,60 @@ class Worker:
     async def _renew_leases(self) -> None:
         while True:
             await anyio.sleep(self.lease / 3)
-            for key, lease in list(self._owned.items()):
-                asked = time.monotonic()
-                renewed = await lease.journal.renew(key[1], lease.epoch, self.lease)
-                if renewed:
-                    lease.until = max(lease.until, asked + self.lease)
-                # A job that finished meanwhile has no lease to renew: not a loss.
-                elif self._owned.get(key) is lease:
-                    logger.warning("lost the lease of job %s of %s", key[1], key[0])
-                    lease.scope.cancel()
+            with _redis_away("renewing leases"):
+                await self._renew_once()
+
+    async def _renew_once(self) -> None:
+        for key, lease in list(self._owned.items()):
+            asked = time.monotonic()
+            renewed = await lease.journal.renew(key[1], lease.epoch, self.lease)
+            if renewed:
+                lease.until = max(lease.until, asked + self.lease)
+            # A job that finished meanwhile has no lease to renew: not a loss.
+            elif self._owned.get(key) is lease:
+                logger.warning("lost the lease of job %s of %s", key[1], key[0])
+                lease.scope.cancel()
 
     async def _reap(self) -> None:
         """Send back to the queue the jobs whose owner stopped renewing its lease."""
         while True:
             await anyio.sleep(self.lease / 2)
-            for batch in cast("set[str]", await self.redis.smembers(BATCHES)):
-                try:
-                    journal = await self._journal(batch)
-                except (JournalMismatchError, BatchLostError):
-                    continue
-                for job_id in await journal.reap(self.lease):
-                    logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
-                    await kick(self.broker, batch, job_id)
+            with _redis_away("looking for stopped workers' jobs"):
+                await self._reap_once()
+
+    async def _reap_once(self) -> None:
+        for batch in cast("set[str]", await self.redis.smembers(BATCHES)):
+            try:
+                journal = await self._journal(batch)
+            except (JournalMismatchError, BatchLostError):
+                continue
+            for job_id in await journal.reap(self.lease):
+                logger.info("job %s of %s: its owner stopped; queued again", job_id, batch)
+                await kick(self.broker, batch, job_id)
 
     async def _reclaim(self) -> None:
         """Queue again the messages a dead worker read and never acknowledged.
 
-        taskiq-redis reclaims them (XAUTOCLAIM) only after a read that returned new messages:
-        once the stream is otherwise drained, the messages a SIGKILLed worker had read before
-        claiming their jobs would stay pending for ever, and the batch would never end. So on
-        this worker's own clock, busy stream or not, messages idle for ``claim_idle`` are
-        queued once more and acknowledged (a duplicate is harmless: the journal decides).
+        taskiq-redis reclaims them (XAUTOCLAIM) only after a read that returned new messages
+        (not used here, see ``_broker``): once the stream was otherwise drained, the messages a
+        SIGKILLed worker had read before claiming their jobs stayed pending for ever, and the
+        batch never ended. So on this worker's own clock, busy stream or not, messages idle for
+        ``claim_idle`` are queued once more and acknowledged (a duplicate is harmless: the
+        journal decides).
         """
         while True:
             await anyio.sleep(max(0.2, self.claim_idle / 2))
-            for message_id in await requeue_idle(
-                self.redis, self.broker.consumer_name, self.claim_idle
-            ):
-                logger.info(
-                    "message %s: its reader stopped before acknowledging it; queued again",
-                    message_id,
-                )
+            with _redis_away("looking for idle messages"):
+                await self._reclaim_once()
+
+    async def _reclaim_once(self) -> None:
+        for message_id in await requeue_idle(
+            self.redis, self.broker.consumer_name, self.claim_idle
+        ):
+            logger.info(
+                "message %s: its reader stopped before acknowledging it; queued again",
+                message_id,
+            )
 
     async def _journal(self, batch: str) -> RedisJournal:
         """The batch's journal, once this worker's host and account are checked against it;
@@ -339,6 +355,11 @@ class Worker:
                 await _Job(self, journal, job_id, lease).hand_back()
         except _Fenced:
             logger.warning("job %s of %s now belongs to another worker", job_id, journal.batch)
+        except REDIS_AWAY as error:
+            # Its lease ends unrenewed: a worker (this one, once Redis is back) takes it over.
+            logger.error(
+                "job %s of %s: Redis is away (%s); left to its lease", job_id, journal.batch, error
+            )
         finally:
             del self._owned[(journal.batch, job_id)]
             done.set()
@@ -594,6 +615,19 @@ class _Job:
                 task_id=task.id,
             )
             await self._fail(JobState.SUBMITTED, timeout)
+
+
+#: Errors of a Redis that is away (restarting), once its client's own retries gave up.
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@contextmanager
+def _redis_away(doing: str) -> Iterator[None]:
+    """A background loop goes on when Redis is away for longer than a command's retries."""
+    try:
+        yield
+    except REDIS_AWAY as error:
+        logger.warning("%s: Redis is away (%s); trying again", doing, error)
 
 
 def _no_credits() -> InsufficientCreditsError:

@@ -49,13 +49,15 @@ def _ping(port: int) -> bool:
         return False
 
 
-def start_redis(folder: Path, *settings: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(folder: Path, *settings: str, port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server on ``port`` (a free one by default) keeping its files in ``folder``."""
     server = shutil.which("redis-server")
     assert server is not None
     folder.mkdir(exist_ok=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     process = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
          "--save", "", "--loglevel", "warning", *settings],
