@@ -28,7 +28,16 @@ from taskiq import AckableMessage
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
-__all__ = ["GROUP", "QUEUE", "TASK_NAME", "connect", "kick", "make_broker", "requeue_idle"]
+__all__ = [
+    "GROUP",
+    "QUEUE",
+    "TASK_NAME",
+    "connect",
+    "kick",
+    "make_broker",
+    "requeue_idle",
+    "trim_queue",
+]
 
 QUEUE = "miocreate:queue"
 GROUP = "miocreate"
@@ -131,3 +140,16 @@ async def requeue_idle(redis: Redis, consumer: str, idle: float, count: int = 10
             await pipe.execute()
         moved.append(message_id)
     return moved
+
+
+async def trim_queue(redis: Redis) -> None:
+    """Drop the messages every worker is done with (delivered and acknowledged): the stream
+    keeps only those still to read or still pending."""
+    groups = await redis.xinfo_groups(QUEUE)
+    group = next((g for g in groups if g["name"] == GROUP), None)
+    if group is None:
+        return
+    pending = await redis.xpending(QUEUE, GROUP)
+    bound = pending["min"] if pending["pending"] else group["last-delivered-id"]
+    if bound and bound != "0-0":
+        await redis.xtrim(QUEUE, minid=bound, approximate=False)

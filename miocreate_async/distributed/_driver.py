@@ -167,6 +167,10 @@ class DistributedBatch:
                     read += 1
                     cursor = entry_id
                     await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
+            # Read entries are dropped (the journal's records stay the truth); the last one is
+            # kept: it is handed out again after a crash.
+            if reply:
+                await redis.xtrim(journal.outcomes_key, minid=cursor, approximate=False)
 
     async def outcome(self, job_id: str) -> DistributedOutcome | None:
         """The job's outcome if it has one (whether ``outcomes()`` handed it out or not), else

@@ -61,7 +61,7 @@ from .._retry import refused_without_effect
 from .._telemetry import span
 from .._transfer._inputs import Key, is_url
 from .._version import __version__
-from ._broker import TASK_NAME, connect, kick, make_broker, requeue_idle
+from ._broker import TASK_NAME, connect, kick, make_broker, requeue_idle, trim_queue
 from ._codec import describe, input_of
 from ._durability import Durability, check_durability
 from ._errors import BatchLostError, TaskBudgetError
@@ -286,6 +286,7 @@ class Worker:
                 "message %s: its reader stopped before acknowledging it; queued again",
                 message_id,
             )
+        await trim_queue(self.redis)  # the queue stays as long as the work left
 
     async def _journal(self, batch: str) -> RedisJournal:
         """The batch's journal, once this worker's host and account are checked against it;

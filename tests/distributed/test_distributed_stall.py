@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 
+from redis.asyncio import Redis
+
 from miocreate_async import PollPolicy, SwapJob
 from miocreate_async.distributed import DistributedBatch, Worker
 from miocreate_async.distributed._broker import GROUP, QUEUE
@@ -83,6 +85,16 @@ async def test_messages_of_a_killed_worker_are_taken_over_when_the_stream_is_idl
                 # the fix the 5 others finish and the batch waits forever for the last 3.
                 with anyio.fail_after(20):
                     outcomes = [outcome async for outcome in batch.outcomes()]
+                    # Both streams stay bounded: read outcomes and finished messages dropped.
+                    redis = Redis.from_url(redis_url)
+                    try:
+                        assert await redis.xlen(batch.journal.outcomes_key) == 1
+                        while True:
+                            if await redis.xlen(QUEUE) <= 1:
+                                break
+                            await anyio.sleep(0.1)
+                    finally:
+                        await redis.aclose()
                 drain.set()
             took = time.monotonic() - started
         tasks = emu.ledger["tasks"]
