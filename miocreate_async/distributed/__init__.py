@@ -21,7 +21,7 @@ from ._driver import DistributedBatch, DistributedOutcome
 from ._durability import Durability
 from ._errors import BatchLostError, TaskBudgetError, UnsafeRedisError
 from ._limits import SharedRateLimiter
-from ._worker import Worker
+from ._worker import Worker, register
 
 __all__ = [
     "BatchLostError",
@@ -32,4 +32,5 @@ __all__ = [
     "TaskBudgetError",
     "UnsafeRedisError",
     "Worker",
+    "register",
 ]

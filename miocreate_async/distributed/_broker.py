@@ -24,7 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
-from taskiq import AckableMessage
+from taskiq import AckableMessage, AsyncBroker
+from taskiq.acks import AcknowledgeType
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
@@ -118,38 +119,47 @@ def make_broker(
     )
 
 
-async def kick(broker: RedisStreamBroker, batch: str, job_id: str) -> None:
-    kicker: AsyncKicker[[str, str], None] = AsyncKicker(TASK_NAME, broker, {})
+async def kick(broker: AsyncBroker, batch: str, job_id: str) -> None:
+    # Acknowledged by the task once the journal recorded its claim (whatever the receiver's
+    # default), so that a message is not lost with a worker killed before that.
+    kicker: AsyncKicker[[str, str], None] = AsyncKicker(
+        TASK_NAME, broker, {"ack_type": AcknowledgeType.MANUAL.value}
+    )
     await kicker.kiq(batch, job_id)
 
 
-async def requeue_idle(redis: Redis, consumer: str, idle: float, count: int = 100) -> list[str]:
-    """Append again, and acknowledge, the messages left unacknowledged for ``idle`` seconds (by
-    a reader that died): the ids of those moved. XAUTOCLAIM gives each to one caller only."""
+async def requeue_idle(
+    redis: Redis, stream: tuple[str, str], consumer: str, idle: float, count: int = 100
+) -> list[str]:
+    """Append again, and acknowledge, the messages of ``stream`` (queue, group) left
+    unacknowledged for ``idle`` seconds (by a reader that died): the ids of those moved.
+    XAUTOCLAIM gives each to one caller only."""
+    queue, group = stream
     claimed = cast(
         "list[object]",
-        await redis.xautoclaim(QUEUE, GROUP, consumer, int(idle * 1000), "0-0", count=count),
+        await redis.xautoclaim(queue, group, consumer, int(idle * 1000), "0-0", count=count),
     )
     messages = cast("list[tuple[str, dict[FieldT, EncodableT] | None]]", claimed[1])
     moved = []
     for message_id, fields in messages:
         async with redis.pipeline(transaction=True) as pipe:
             if fields:  # (an entry deleted meanwhile has none: only acknowledged)
-                pipe.xadd(QUEUE, fields)
-            pipe.xack(QUEUE, GROUP, message_id)
+                pipe.xadd(queue, fields)
+            pipe.xack(queue, group, message_id)
             await pipe.execute()
         moved.append(message_id)
     return moved
 
 
-async def trim_queue(redis: Redis) -> None:
-    """Drop the messages every worker is done with (delivered and acknowledged): the stream
-    keeps only those still to read or still pending."""
-    groups = await redis.xinfo_groups(QUEUE)
-    group = next((g for g in groups if g["name"] == GROUP), None)
-    if group is None:
+async def trim_queue(redis: Redis, stream: tuple[str, str]) -> None:
+    """Drop the messages of ``stream`` (queue, group) every worker is done with (delivered and
+    acknowledged): it keeps only those still to read or still pending. With one group only
+    (another group's readers may not have read them)."""
+    queue, name = stream
+    groups = await redis.xinfo_groups(queue)
+    if len(groups) != 1 or groups[0]["name"] != name:
         return
-    pending = await redis.xpending(QUEUE, GROUP)
-    bound = pending["min"] if pending["pending"] else group["last-delivered-id"]
+    pending = await redis.xpending(queue, name)
+    bound = pending["min"] if pending["pending"] else groups[0]["last-delivered-id"]
     if bound and bound != "0-0":
-        await redis.xtrim(QUEUE, minid=bound, approximate=False)
+        await redis.xtrim(queue, minid=bound, approximate=False)

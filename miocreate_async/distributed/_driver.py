@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import anyio
 import attrs
+from taskiq import AsyncBroker
 
 from .._batch import SwapJob, SwapOutcome
 from .._config import Config
@@ -38,7 +39,8 @@ class DistributedBatch:
     ``batch`` names it: the same name resumes it. ``timeout`` is each job's deadline from when
     a worker takes it; ``max_tasks`` caps the tasks the batch may create over all machines. The
     base URL and account (``MIOCREATE_BASE_URL``, ``MIOCREATE_CLIENT_ID`` or the arguments) are
-    recorded: workers of another host or account refuse the batch.
+    recorded: workers of another host or account refuse the batch. ``broker``: the Taskiq
+    broker the workers listen on when they run on your own (``register``).
 
     The Redis is checked first (``UnsafeRedisError``): ``durability="always"`` (the default)
     needs ``appendonly yes``, ``appendfsync always`` and ``maxmemory-policy noeviction``;
@@ -59,8 +61,13 @@ class DistributedBatch:
         upload_ttl: float = 3600.0,
         client: ResultFetcher | None = None,
         durability: Durability = "always",
+        broker: AsyncBroker | None = None,
     ) -> None:
         self.redis_url = redis_url
+        #: A user's own Taskiq broker the workers listen on (``register``), started and shut
+        #: down by its owner; else one of this batch's own.
+        self._own_broker = broker is None
+        self._broker: AsyncBroker = broker or make_broker(redis_url)
         self.durability: Durability = durability
         self.name = batch
         self._client = client
@@ -90,8 +97,8 @@ class DistributedBatch:
             await self.journal.set_options(self._options)
             seconds, micros = await self._redis.time()
             self._started_ms = seconds * 1000 + micros // 1000
-            self._broker = make_broker(self.redis_url)
-            await self._broker.startup()
+            if self._own_broker:
+                await self._broker.startup()
         except BaseException:
             await self._redis.aclose()
             raise
@@ -104,7 +111,8 @@ class DistributedBatch:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._broker.shutdown()
+            if self._own_broker:
+                await self._broker.shutdown()
         finally:
             await self._redis.aclose()
 

@@ -13,6 +13,7 @@ is still recorded (``RedisJournal.attach``): the task is waited for, never lost 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import attrs
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import Context, TaskiqDepends
+from taskiq import AsyncBroker, Context, TaskiqDepends, TaskiqEvents, TaskiqState
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
@@ -68,7 +69,7 @@ from ._errors import BatchLostError, TaskBudgetError
 from ._journal import BATCHES, Claim, RedisJournal
 from ._limits import SharedRateLimiter, SharedUploads, file_digest
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "register"]
 
 logger = logging.getLogger("miocreate_async.distributed")
 
@@ -151,6 +152,22 @@ class Worker:
 
     async def run(self, drain: anyio.Event | None = None) -> None:
         """Take jobs until ``drain`` is set, then finish or hand back those in flight."""
+        self._use(make_broker(self.redis_url, claim_idle=self.claim_idle))
+        await self._serve(drain or anyio.Event(), own_broker=True)
+
+    def _use(self, broker: AsyncBroker) -> None:
+        self.broker: AsyncBroker = broker
+
+        async def swap_job(batch: str, job_id: str, context: Context = _CONTEXT) -> None:
+            await self._handle(batch, job_id, context)
+
+        broker.register_task(swap_job, task_name=TASK_NAME, ack_type="manual")
+
+    async def _serve(
+        self, drain: anyio.Event, *, own_broker: bool, ready: anyio.Event | None = None
+    ) -> None:
+        """The worker's resources and background loops; with ``own_broker``, its listener too
+        (else the user's Taskiq worker process listens, ``register``)."""
         client_id, client_secret, token, base_url = self._credentials
         self.redis: Redis = connect(self.redis_url)
         try:
@@ -172,25 +189,23 @@ class Worker:
             config=Config.from_env(**settings),
             rate_limit=limiter,
         )
-        self.broker: RedisStreamBroker = make_broker(self.redis_url, claim_idle=self.claim_idle)
-
-        async def swap_job(batch: str, job_id: str, context: Context = _CONTEXT) -> None:
-            await self._handle(batch, job_id, context)
-
-        self.broker.register_task(swap_job, task_name=TASK_NAME, ack_type="manual")
         self.poller: Poller = Poller(self.client, self.poll)
         finish = anyio.Event()
         try:
             async with self.client:
-                await self.broker.startup()
+                if own_broker:
+                    await self.broker.startup()
                 async with anyio.create_task_group() as group:
                     self._jobs = group
                     group.start_soon(self.poller.run)
                     group.start_soon(self._renew_leases)
                     group.start_soon(self._reap)
                     group.start_soon(self._reclaim)
-                    group.start_soon(self._listen, finish)
-                    await (drain or anyio.Event()).wait()
+                    if own_broker:
+                        group.start_soon(self._listen, finish)
+                    if ready is not None:
+                        ready.set()
+                    await drain.wait()
                     logger.info(
                         "draining: no new jobs; finishing or handing back %d", len(self._owned)
                     )
@@ -199,16 +214,38 @@ class Worker:
                         if lease.waiting:
                             lease.drained = True
                             lease.scope.cancel()
-                    await finish.wait()
+                    if own_broker:
+                        await finish.wait()
+                    while True:  # (the user's receiver stopped before its broker's shutdown)
+                        if not self._owned:
+                            break
+                        await anyio.sleep(0.05)
                     group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.broker.shutdown()
+                if own_broker:
+                    await self.broker.shutdown()
                 await self.redis.aclose()
 
-    async def _listen(self, finished: anyio.Event) -> None:
-        import asyncio
+    # --- on a user's own Taskiq broker (``register``) ----------------------------------------
 
+    async def _started(self, state: TaskiqState) -> None:
+        """The user's Taskiq worker process started: open the resources, start the loops."""
+        ready = anyio.Event()
+        self._stop = anyio.Event()
+        self._serving = asyncio.create_task(self._serve(self._stop, own_broker=False, ready=ready))
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if self._serving.done():
+            waiting.cancel()
+            self._serving.result()  # its error (an unsafe Redis...)
+
+    async def _stopped(self, state: TaskiqState) -> None:
+        """The user's Taskiq worker process stops: finish or hand back the jobs in flight."""
+        self._stop.set()
+        await self._serving
+
+    async def _listen(self, finished: anyio.Event) -> None:
         stop = asyncio.Event()
         receiver = Receiver(
             self.broker,
@@ -279,14 +316,18 @@ class Worker:
                 await self._reclaim_once()
 
     async def _reclaim_once(self) -> None:
+        broker = self.broker
+        if not isinstance(broker, RedisStreamBroker):
+            return  # a user's broker of another kind redelivers by its own means
+        stream = (broker.queue_name, broker.consumer_group_name)
         for message_id in await requeue_idle(
-            self.redis, self.broker.consumer_name, self.claim_idle
+            self.redis, stream, broker.consumer_name, self.claim_idle
         ):
             logger.info(
                 "message %s: its reader stopped before acknowledging it; queued again",
                 message_id,
             )
-        await trim_queue(self.redis)  # the queue stays as long as the work left
+        await trim_queue(self.redis, stream)  # the queue stays as long as the work left
 
     async def _journal(self, batch: str) -> RedisJournal:
         """The batch's journal, once this worker's host and account are checked against it;
@@ -325,19 +366,21 @@ class Worker:
             return
         asked = time.monotonic()
         claim = await journal.claim(job_id, self.name, self.lease)
-        # The claim is durable: the message has done its work (a redelivery would find the job
-        # owned or finished).
-        await context.ack()
         if claim.outcome == "uncertain":
             logger.warning(
                 "job %s of %s: its worker died while submitting: uncertain", job_id, batch
             )
-        if claim.outcome != "claimed":
-            return
         # The job runs in this worker's own task group, not in taskiq's task: cancelling a scope
-        # in a task whose repr is taskiq's (it names every running task) costs milliseconds.
+        # in a task whose repr is taskiq's (it names every running task) costs milliseconds. An
+        # error of this task (a retry middleware sends the message again) cannot touch it.
         done = anyio.Event()
-        self._jobs.start_soon(self._run, journal, job_id, claim, asked + self.lease, done)
+        if claim.outcome == "claimed":
+            self._jobs.start_soon(self._run, journal, job_id, claim, asked + self.lease, done)
+        else:
+            done.set()
+        # The claim is durable: the message has done its work (a redelivery, or a retry, finds
+        # the job owned or finished).
+        await context.ack()
         await done.wait()
 
     def _refuse(self, batch: str, message: str) -> None:
@@ -616,6 +659,23 @@ class _Job:
                 task_id=task.id,
             )
             await self._fail(JobState.SUBMITTED, timeout)
+
+
+def register(broker: AsyncBroker, worker: Worker) -> Worker:
+    """Add the swap task to your own Taskiq broker, run by ``taskiq worker module:broker``:
+    its middlewares (Prometheus, OpenTelemetry, retries...) then see every job. ``worker``
+    gives the settings (``Worker(redis_url, concurrency=..., ...)``; its ``concurrency`` is
+    the Taskiq worker's ``--max-async-tasks``). Give the same broker to ``DistributedBatch``
+    (``broker=``) so that the jobs are sent where it listens. The worker's resources open at
+    the Taskiq worker's startup and its jobs finish (or go back to the queue) at its shutdown.
+
+    A message sent again (Taskiq's retry middleware, a redelivery) never creates a second
+    task: the shared journal decides, not the message.
+    """
+    worker._use(broker)
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, worker._started)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, worker._stopped)
+    return worker
 
 
 #: Errors of a Redis that is away (restarting), once its client's own retries gave up.
