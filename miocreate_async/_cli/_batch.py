@@ -459,6 +459,8 @@ async def _run_distributed(
     from ..distributed import DistributedBatch, DistributedOutcome
 
     bars.update(run.uploads, visible=False)  # the workers upload, not this machine
+    name = _redis_batch(options, output)
+    _say(options, f"distributed batch {name} (miocreate journal status --batch {name} --redis ...)")
     if not run.todo:
         return
     jobs = [_remote_job(row) for row in run.todo]
@@ -467,7 +469,7 @@ async def _run_distributed(
 
     async with DistributedBatch(
         options.text("redis"),
-        batch=_redis_batch(options, output),
+        batch=name,
         base_url=client.config.base_url,
         timeout=options.number("timeout"),
         client=client,
