@@ -7,7 +7,7 @@ Asserts, per run: every job has exactly one outcome; nothing was created twice (
 ledger, by image content); every failure is an uncertain creation (``SubmissionUncertainError``)
 whose task id, where the journal has one, is a task of that image. Prints the figures.
 
-    python -m benchmarks.soak_distributed [--jobs 300] [--runs 1] [--seed N]
+    python -m benchmarks.soak_distributed [--jobs 300] [--runs 1] [--seed N] [--burners 2]
 """
 
 from __future__ import annotations
@@ -132,15 +132,17 @@ def chaos(
     """Until the batch is done: every 1.5-4 s, SIGKILL a worker (and start another) or
     SIGSTOP one for 2-6 s (its lease is 3 s); Redis restarted once, at 40 % of the outcomes."""
     restarted = False
-    while not done.wait(rng.uniform(1.5, 4.0)):
+    next_action = time.monotonic() + rng.uniform(1.5, 4.0)
+    while not done.wait(0.1):
         if not restarted and progress[0] >= total * 0.4:
             restarted = True
             redis.restart(away=rng.uniform(0.5, 2.0))
             figures["redis restarts"] += 1
             continue
         alive = [w for w in workers.running if w.poll() is None]
-        if not alive:
+        if time.monotonic() < next_action or not alive:
             continue
+        next_action = time.monotonic() + rng.uniform(1.5, 4.0)
         victim = rng.choice(alive)
         if rng.random() < 0.5:
             victim.kill()
@@ -172,7 +174,7 @@ async def drive(redis_url: str, base_url: str, paths: list[Path], progress: list
     return outcomes
 
 
-def one_run(jobs: int, seed: int) -> dict[str, Any]:
+def one_run(jobs: int, seed: int, burners: int = 2) -> dict[str, Any]:
     from miocreate_async._journal import JobState
 
     rng = random.Random(seed)
@@ -184,7 +186,7 @@ def one_run(jobs: int, seed: int) -> dict[str, Any]:
         (root / "logs").mkdir()
         redis = Redis(root / "redis")
         redis.start()
-        burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(2)]
+        burning = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(burners)]
         try:
             with EmulatorProcess("--latency", "0.5-2", "--seed", str(seed)) as emulator:
                 env = {
@@ -212,7 +214,7 @@ def one_run(jobs: int, seed: int) -> dict[str, Any]:
                     workers.stop_all()
                 book = ledger(emulator.url)
         finally:
-            for burner in burners:
+            for burner in burning:
                 burner.kill()
                 burner.wait()
             redis.stop()
@@ -255,9 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
+    parser.add_argument("--burners", type=int, default=2, help="CPU-burning processes beside")
     args = parser.parse_args(argv)
     for run in range(args.runs):
-        figures = one_run(args.jobs, args.seed + run)
+        figures = one_run(args.jobs, args.seed + run, args.burners)
         line = ", ".join(f"{name} {value}" for name, value in figures.items())
         print(f"run {run + 1} (seed {args.seed + run}): {line}", flush=True)
     return 0

@@ -159,7 +159,9 @@ class DistributedBatch:
         while True:
             # Gone records must not read as a finished batch (total 0).
             await journal.verify()
-            if read >= await journal.total():
+            # (A job can have two outcomes: "uncertain", then its task's, when the creation's
+            # late reply was attached to it. So all read, and none left to come.)
+            if read >= await journal.total() and not await self._unfinished():
                 return
             reply = cast(
                 "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
@@ -179,6 +181,10 @@ class DistributedBatch:
             # kept: it is handed out again after a crash.
             if reply:
                 await redis.xtrim(journal.outcomes_key, minid=cursor, approximate=False)
+
+    async def _unfinished(self) -> int:
+        counts = await self.journal.counts()
+        return sum(counts[state] for state in JobState if state not in _FINAL)
 
     async def outcome(self, job_id: str) -> DistributedOutcome | None:
         """The job's outcome if it has one (whether ``outcomes()`` handed it out or not), else
