@@ -150,7 +150,9 @@ class DistributedBatch:
 
         Where this batch's reading stopped is kept in Redis: a restarted driver goes on from
         there. An outcome counts as read when the next one is asked for, so the last one handed
-        out before a crash is handed out once more.
+        out before a crash is handed out once more. A job handed out "uncertain" (its worker was
+        paused past its lease while creating) is handed out again with its task's outcome when
+        the creation's late reply is recorded.
         """
         journal, redis = self.journal, self._redis
         reader = await redis.hgetall(journal.reader_key)
