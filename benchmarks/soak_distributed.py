@@ -88,6 +88,11 @@ class Workers:
         self.logs = logs
         self.started = 0
         self.running: list[subprocess.Popen[bytes]] = []
+        self.killed: set[int] = set()
+
+    def crashed(self) -> int:
+        """Workers that stopped by themselves (an error), not by a SIGKILL of the chaos."""
+        return sum(w.poll() is not None and w.pid not in self.killed for w in self.running)
 
     def start(self) -> None:
         log = (self.logs / f"worker{self.started}.log").open("wb")
@@ -147,6 +152,7 @@ def chaos(
         next_action = time.monotonic() + rng.uniform(1.5, 4.0)
         victim = rng.choice(alive)
         if rng.random() < 0.5:
+            workers.killed.add(victim.pid)
             victim.kill()
             victim.wait()
             workers.start()
@@ -213,6 +219,7 @@ def one_run(jobs: int, seed: int, burners: int = 2) -> dict[str, Any]:
                     done.set()
                     agent.join()
                     elapsed = time.monotonic() - started
+                    crashed = workers.crashed()
                     workers.stop_all()
                 book = ledger(emulator.url)
         finally:
@@ -223,6 +230,7 @@ def one_run(jobs: int, seed: int, burners: int = 2) -> dict[str, Any]:
         if os.environ.get("SOAK_KEEP_LOGS"):
             shutil.copytree(root / "logs", Path(os.environ["SOAK_KEEP_LOGS"]) / f"run-{seed}")
 
+    assert crashed == 0, f"{crashed} worker(s) stopped by an error (see SOAK_KEEP_LOGS)"
     # Every job one outcome; the only second one allowed: "uncertain" (its worker paused past
     # its lease mid-creation), then its task's, when the creation's late reply was recorded.
     by_job: dict[str | None, list[Any]] = {}

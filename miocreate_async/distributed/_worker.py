@@ -391,7 +391,13 @@ class Worker:
     async def _run(
         self, journal: RedisJournal, job_id: str, claim: Claim, until: float, done: anyio.Event
     ) -> None:
-        lease = self._owned[(journal.batch, job_id)] = _Lease(journal, claim.epoch, until)
+        key = (journal.batch, job_id)
+        superseded = self._owned.get(key)
+        if superseded is not None:
+            # This worker claimed the job again (its lease ran out unrenewed: paused, or Redis
+            # away): the older run holds a stale epoch; every change it tried would be fenced.
+            superseded.scope.cancel()
+        lease = self._owned[key] = _Lease(journal, claim.epoch, until)
         try:
             with lease.scope:
                 await _Job(self, journal, job_id, lease).run(claim.state, claim.task_id)
@@ -405,7 +411,8 @@ class Worker:
                 "job %s of %s: Redis is away (%s); left to its lease", job_id, journal.batch, error
             )
         finally:
-            del self._owned[(journal.batch, job_id)]
+            if self._owned.get(key) is lease:
+                del self._owned[key]
             done.set()
 
     def shared_uploads(self, journal: RedisJournal, ttl: float) -> SharedUploads:
