@@ -57,11 +57,13 @@ from ._emulator import EXIT_INTERRUPTED
 from ._journal import DEFAULT_NAME
 from ._spend import add_spend_options, dry_run, max_tasks_of
 from ._steps import Interrupt
-from ._worker import add_redis, check_extra
+from ._worker import add_redis, check_extra, durability
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
     from rich.progress import Progress
 
+    from ..distributed._journal import RedisJournal
     from ._args import Subcommands
 
 __all__ = ["Row", "load_jobs", "register"]
@@ -447,52 +449,166 @@ class _Run:
 
 
 async def _run_distributed(
-    client: MioCreate, rows: list[Row], options: Options, bars: Progress, output: Path
+    client: MioCreate, rows: list[Row], options: Options, bars: Progress, output: Path, run: _Run
 ) -> None:
     """The batch on the workers of a Redis (``miocreate worker``): inputs by their paths on the
-    shared file system; results downloaded here as they arrive, from whichever worker."""
+    shared file system; results downloaded here as they arrive, from whichever worker, each
+    recorded in the shared journal once saved (size and sha256, as the local journal does).
+
+    Results an earlier run read and did not save are taken from the journal's records (the
+    outcomes it read are not handed out again); an interruption lists what the workers created
+    and nobody saved."""
     check_extra()
-    from ..distributed import DistributedBatch
+    from ..distributed import DistributedBatch, DistributedOutcome
+
+    bars.update(run.uploads, visible=False)  # the workers upload, not this machine
+    name = _redis_batch(options, output)
+    _say(options, f"distributed batch {name} (miocreate journal status --batch {name} --redis ...)")
+    if not run.todo:
+        return
+    jobs = [_remote_job(row) for row in run.todo]
+    waiting = dict(zip(_remote_ids(jobs), run.todo, strict=True))
+    by_id = dict(waiting)
+
+    async with DistributedBatch(
+        options.text("redis"),
+        batch=name,
+        base_url=client.config.base_url,
+        timeout=options.number("timeout"),
+        client=client,
+        durability=durability(options),
+    ) as batch:
+
+        async def fetch(job_id: str, row: Row, outcome: DistributedOutcome) -> None:
+            result = outcome.result
+            assert result is not None
+            try:
+                target = row.target(result)
+                if not run.overwrite and _saved(target, result.size):
+                    # Saved by a run that stopped before recording it: its bytes tell.
+                    path = await _same_result(result, target, row.saved)
+                else:
+                    path = await result.download(target, overwrite=run.overwrite)
+                size, sha256 = await anyio.to_thread.run_sync(saved_file, path)
+                fields: dict[str, str | int | float] = {
+                    "path": str(path),
+                    "saved_size": size,
+                    "saved_sha256": sha256,
+                }
+                done = (JobState.SUCCEEDED, JobState.DOWNLOADED)
+                await batch.journal.move(
+                    job_id, "*", done, JobState.DOWNLOADED, lease=0, fields=fields
+                )
+                row.path = path
+            except Exception as error:
+                run._failed(row, error)
+                return
+            run.succeeded += 1
+            bars.advance(run.downloads)
+            bars.update(run.tasks, detail=_remote_tally(batch.summary(), run))
+
+        def handle(job_id: str, outcome: DistributedOutcome, group: TaskGroup) -> None:
+            row = waiting.pop(job_id)
+            row.task_id = outcome.task_id
+            row.resumed = outcome.resumed
+            bars.advance(run.tasks)
+            if outcome.result is None:
+                run._failed(row, outcome.error or RuntimeError(f"job ended {outcome.state}"))
+            else:
+                group.start_soon(fetch, job_id, row, outcome)
+
+        async def progress() -> None:
+            # Live counts from the shared journal: what every worker is doing.
+            while True:
+                bars.update(run.tasks, detail=_remote_tally(await batch.refresh(), run))
+                await anyio.sleep(1)
+
+        try:
+            async with anyio.create_task_group() as live:
+                live.start_soon(progress)
+                # The downloads end with this group: each is recorded in the journal.
+                async with anyio.create_task_group() as group:
+                    await batch.submit(jobs)
+                    for job_id in list(waiting):
+                        found = await batch.outcome(job_id)
+                        if found is not None:  # ended before: read (or not) by an earlier run
+                            handle(job_id, found, group)
+                    if waiting:
+                        async for outcome in batch.outcomes():
+                            if outcome.job_id in waiting:
+                                handle(outcome.job_id, outcome, group)
+                            if not waiting:
+                                break
+                    # (Outcomes an earlier run read of jobs it resubmitted: from the records.)
+                    while waiting:
+                        for job_id in list(waiting):
+                            found = await batch.outcome(job_id)
+                            if found is not None:
+                                handle(job_id, found, group)
+                        await anyio.sleep(1)
+                live.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await _created_unsaved(batch.journal, by_id, run.unsaved)
+
+
+def _remote_job(row: Row) -> SwapJob:
+    """The job as the workers read it: absolute paths on the shared file system."""
+    return SwapJob(row.image.resolve(), row.face.resolve(), hd=row.hd)
+
+
+def _remote_ids(jobs: list[SwapJob]) -> list[str]:
     from ..distributed._codec import encode_job
 
-    jobs = [SwapJob(row.image.resolve(), row.face.resolve(), hd=row.hd) for row in rows]
-    by_id = {encode_job(job)[0]: row for job, row in zip(jobs, rows, strict=True)}
-    name = options.optional_text("batch_name") or _batch_name(output)
-    tasks = bars.add_task("tasks", total=len(rows), detail="")
-    counts = {"ok": 0, "failed": 0}
+    return [encode_job(job)[0] for job in jobs]
 
-    async def fetch(row: Row, result: SwapResult) -> None:
-        try:
-            row.path = await result.download(row.target(result), overwrite=options.overwrite)
-            counts["ok"] += 1
-        except Exception as error:
-            row.error = error
-            counts["failed"] += 1
-        bars.update(tasks, detail=_tally(counts["ok"], counts["failed"]))
 
-    async with (
-        DistributedBatch(
-            options.text("redis"),
-            batch=name,
-            base_url=client.config.base_url,
-            timeout=options.number("timeout"),
-            client=client,
-        ) as batch,
-        anyio.create_task_group() as group,
-    ):
-        await batch.submit(jobs)
-        async for outcome in batch.outcomes():
-            row = by_id.get(outcome.job_id or "")
-            if row is None:  # a job an earlier run of this batch added
-                continue
-            row.task_id = outcome.task_id
-            bars.advance(tasks)
-            if outcome.error is not None or outcome.result is None:
-                row.error = outcome.error or RuntimeError("no result")
-                counts["failed"] += 1
-                bars.update(tasks, detail=_tally(counts["ok"], counts["failed"]))
-            else:
-                group.start_soon(fetch, row, outcome.result)
+def _redis_batch(options: Options, output: Path) -> str:
+    return options.optional_text("batch_name") or _batch_name(output)
+
+
+def _remote_tally(summary: Summary, run: _Run) -> str:
+    queued = summary[JobState.PENDING] + summary[JobState.UPLOADED]
+    busy = summary[JobState.SUBMITTING] + summary[JobState.SUBMITTED]
+    return f"{queued} queued, {busy} in flight, {_tally(run.succeeded, run.failed)}"
+
+
+async def _remote_records(
+    rows: list[Row], options: Options, output: Path, base_url: str
+) -> tuple[list[tuple[str, str]], dict[str, JobRecord]]:
+    """The ids and fingerprints of the rows as the distributed batch knows them, and the
+    batch's records of them (a batch of another host is refused, as a local journal is)."""
+    check_extra()
+    from redis.asyncio import Redis
+
+    from ..distributed._codec import encode_job
+    from ..distributed._journal import RedisJournal
+
+    keys = [encode_job(_remote_job(row))[:2] for row in rows]
+    redis = Redis.from_url(options.text("redis"), decode_responses=True)
+    try:
+        journal = RedisJournal(redis, _redis_batch(options, output))
+        meta = await journal.meta()
+        if meta is None:
+            return keys, {}
+        where = f"the distributed batch {journal.batch!r}"
+        meta.check(attrs.evolve(meta, base_url=base_url, client=""), where)
+        found = await journal.get_many([job_id for job_id, _ in keys])
+    finally:
+        await redis.aclose()
+    return keys, {record.id: record for record in found if record is not None}
+
+
+async def _created_unsaved(
+    journal: RedisJournal, by_id: dict[str, Row], unsaved: dict[int, Row]
+) -> None:
+    """The tasks the workers created for these rows whose results are not saved here."""
+    ids = [job_id for job_id, row in by_id.items() if not row.ok]
+    for record in await journal.get_many(ids):
+        if record is None or record.task_id is None:
+            continue
+        if record.state in (JobState.SUBMITTED, JobState.SUCCEEDED):
+            unsaved[record.task_id] = by_id[record.id]
 
 
 def _batch_name(output: Path) -> str:
@@ -569,7 +685,11 @@ def _journal_path(options: Options, output: Path) -> Path | None:
 
 
 async def _resume(
-    rows: list[Row], journal: Path | None, options: Options, base_url: str
+    rows: list[Row],
+    journal: Path | None,
+    options: Options,
+    base_url: str,
+    remote: tuple[list[tuple[str, str]], dict[str, JobRecord]] | None = None,
 ) -> list[Row]:
     """Match the rows to the journal's records; say what a resume finds; refuse existing
     outputs of jobs not known to be done. Returns the rows in the order to run them: results
@@ -582,7 +702,10 @@ async def _resume(
         if meta is not None:
             meta.check(attrs.evolve(meta, base_url=base_url, client=""), f"the journal {journal}")
         records = {record.id: record for record in found}
-    keys = [identify(SwapJob(image=row.image, face=row.face, hd=row.hd)) for row in rows]
+    if remote is not None:  # a distributed batch: its records in Redis
+        keys, records = remote
+    else:
+        keys = [identify(SwapJob(image=row.image, face=row.face, hd=row.hd)) for row in rows]
     ids = [job_id for job_id, _ in keys]
     mine = [records[job_id] for job_id in ids if job_id in records]
     if mine:
@@ -745,7 +868,10 @@ async def run_batch(options: Options) -> int:
         jobs = [SwapJob(media=row.image, face=row.face, hd=row.hd) for row in rows]
         return await dry_run(jobs, journal, options)
     client = make_client(options)
-    ordered = await _resume(rows, journal, options, client.config.base_url)
+    remote = None
+    if distributed:
+        remote = await _remote_records(rows, options, output, client.config.base_url)
+    ordered = await _resume(rows, journal, options, client.config.base_url, remote)
     started = time.monotonic()
     interrupted = False
     quiet = options.flag("quiet")
@@ -758,7 +884,7 @@ async def run_batch(options: Options) -> int:
             with stop.scope:
                 try:
                     if distributed:
-                        await _run_distributed(client, ordered, options, bars, output)
+                        await _run_distributed(client, ordered, options, bars, output, run)
                     else:
                         await run.swap(journal)
                 finally:
@@ -766,7 +892,7 @@ async def run_batch(options: Options) -> int:
             interrupted = stop.scope.cancel_called
     elapsed = time.monotonic() - started
     if interrupted:
-        return _interrupted(options, rows, run.unsaved, journal)
+        return _interrupted(options, rows, run.unsaved, journal, distributed=distributed)
     succeeded = sum(row.ok for row in rows)
     if options.json:
         print_json(
@@ -787,10 +913,20 @@ async def run_batch(options: Options) -> int:
 
 
 def _interrupted(
-    options: Options, rows: list[Row], unsaved: dict[int, Row], journal: Path | None
+    options: Options,
+    rows: list[Row],
+    unsaved: dict[int, Row],
+    journal: Path | None,
+    *,
+    distributed: bool = False,
 ) -> int:
     """What was paid for and not saved, and how to get it."""
-    if journal is not None:
+    if distributed:
+        advice = (
+            "the workers go on with the batch; running the same command again resumes and "
+            "downloads the results: nothing is paid twice"
+        )
+    elif journal is not None:
         advice = "running the same command again resumes: nothing is paid twice"
     else:
         advice = "no journal: collect each with `miocreate task TASK_ID --wait -o FOLDER`"

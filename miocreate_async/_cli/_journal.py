@@ -20,6 +20,8 @@ from ._console import stdout_console
 from ._spend import print_spend
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ._args import Subcommands
 
 __all__ = ["DEFAULT_NAME", "journal_file", "register"]
@@ -49,11 +51,24 @@ def register(commands: Subcommands) -> None:
         journal_status,
     )
     status.add_argument(
-        "path", metavar="PATH", help=f"the journal, or a batch's output folder (its {DEFAULT_NAME})"
+        "path",
+        metavar="PATH",
+        nargs="?",
+        help=f"the journal, or a batch's output folder (its {DEFAULT_NAME})",
+    )
+    status.add_argument(
+        "--redis", metavar="URL", help="a distributed batch's Redis (with --batch), not a file"
+    )
+    status.add_argument(
+        "--batch", metavar="NAME", help="with --redis: the distributed batch's name"
     )
 
 
 async def journal_status(options: Options) -> int:
+    if options.optional_text("redis") or options.optional_text("batch"):
+        return await _redis_status(options)
+    if not options.optional_text("path"):
+        raise CliError("give a journal PATH, or --redis URL --batch NAME", status=2)
     path = journal_file(options.text("path"))
     meta, found, uncertain, succeeded = await SQLiteJournal.inspect(path)
     summary = Summary(
@@ -78,8 +93,16 @@ async def journal_status(options: Options) -> int:
         return 0
     console = stdout_console()
     console.print(f"journal {path} ({meta.base_url}, library {meta.library_version})")
+    _report(console, summary, uncertain, expiring)
+    print_spend(spend, path)
+    return 0
+
+
+def _report(
+    console: Console, summary: Summary, uncertain: list[JobRecord], expiring: list[JobRecord]
+) -> None:
     console.print(f"  {summary}")
-    states = ", ".join(f"{state.value} {found[state]}" for state in JobState if found[state])
+    states = ", ".join(f"{state.value} {summary[state]}" for state in JobState if summary[state])
     console.print(f"  by state: {states or 'no jobs'}")
     if uncertain:
         console.print(
@@ -97,8 +120,6 @@ async def journal_status(options: Options) -> int:
         )
         for record in expiring:
             console.print(f"  task {record.task_id}  {_when(record.expires_at)}  {record.label}")
-    print_spend(spend, path)
-    return 0
 
 
 def _job(record: JobRecord) -> dict[str, Json]:
@@ -116,3 +137,51 @@ def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+async def _redis_status(options: Options) -> int:
+    """The same report for a distributed batch, read from its Redis (while it runs, too)."""
+    redis_url, name = options.optional_text("redis"), options.optional_text("batch")
+    if not redis_url or not name or options.optional_text("path"):
+        raise CliError("a distributed batch takes --redis URL and --batch NAME (no PATH)", 2)
+    from ._worker import check_extra
+
+    check_extra()
+    from redis.asyncio import Redis
+
+    from ..distributed._journal import RedisJournal
+
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        journal = RedisJournal(redis, name)
+        meta = await journal.meta()
+        if meta is None:
+            raise CliError(f"no batch {name!r} in that Redis")
+        summary = await journal.counts()
+        uncertain = [r async for r in journal.records({JobState.UNCERTAIN})]
+        soon = time.time() + _SOON
+        expiring = [
+            r
+            async for r in journal.records({JobState.SUCCEEDED})
+            if r.expires_at is not None and r.expires_at <= soon
+        ]
+    finally:
+        await redis.aclose()
+    summary = Summary(dict(summary.counts), downloads=bool(summary[JobState.DOWNLOADED]))
+    if options.json:
+        print_json(
+            {
+                "batch": name,
+                "base_url": meta.base_url,
+                "library_version": meta.library_version,
+                "schema_version": meta.schema_version,
+                "summary": dict(summary.as_dict()),
+                "uncertain": [_job(record) for record in uncertain],
+                "expiring": [_job(record) for record in expiring],
+            }
+        )
+        return 0
+    console = stdout_console()
+    console.print(f"distributed batch {name} ({meta.base_url}, library {meta.library_version})")
+    _report(console, summary, uncertain, expiring)
+    return 0

@@ -6,15 +6,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._args import Options, add_command, positive_float, positive_int
 from ._common import CliError
 
 if TYPE_CHECKING:
+    from ..distributed import Durability
     from ._args import Subcommands
 
-__all__ = ["add_redis", "check_extra", "register", "run_worker"]
+__all__ = ["add_redis", "check_extra", "durability", "register", "run_worker"]
 
 NEEDS_EXTRA = (
     "this command needs the 'distributed' extra: pip install 'miocreate-async[distributed]'"
@@ -64,11 +65,25 @@ def add_redis(parser: argparse.ArgumentParser, *, required: bool) -> None:
         "--redis", required=required, metavar="URL",
         help="the Redis of the distributed batch: redis://host:6379/0 (rediss:// for TLS)",
     )  # fmt: skip
+    parser.add_argument(
+        "--durability",
+        choices=["always", "everysec", "unchecked"],
+        default="always",
+        help="with --redis: what the Redis must guarantee, checked at start: always (default: "
+        "appendonly yes, appendfsync always, noeviction), everysec (accepts appendfsync "
+        "everysec: a crash may lose the last second and create a task twice) or unchecked",
+    )
 
 
 def check_extra() -> None:
     if importlib.util.find_spec("taskiq_redis") is None:
         raise CliError(NEEDS_EXTRA, 1)
+
+
+def durability(options: Options) -> Durability:
+    chosen = options.text("durability")
+    assert chosen in ("always", "everysec", "unchecked")  # argparse's choices
+    return cast("Durability", chosen)
 
 
 async def run_worker(options: Options) -> int:
@@ -90,6 +105,7 @@ async def run_worker(options: Options) -> int:
         lease=options.number("lease"),
         claim_idle=options.number("claim_idle"),
         url_sources=options.optional_text("url_sources"),
+        durability=durability(options),
         poll=PollPolicy(
             first=min(0.5, longest),
             minimum=min(0.1, longest),

@@ -18,14 +18,19 @@ except ImportError:  # pragma: no cover - depends on the install
     )
 
 from ._driver import DistributedBatch, DistributedOutcome
-from ._errors import TaskBudgetError
+from ._durability import Durability
+from ._errors import BatchLostError, TaskBudgetError, UnsafeRedisError
 from ._limits import SharedRateLimiter
-from ._worker import Worker
+from ._worker import Worker, register
 
 __all__ = [
+    "BatchLostError",
     "DistributedBatch",
     "DistributedOutcome",
+    "Durability",
     "SharedRateLimiter",
     "TaskBudgetError",
+    "UnsafeRedisError",
     "Worker",
+    "register",
 ]

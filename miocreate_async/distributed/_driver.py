@@ -10,15 +10,16 @@ from typing import Any, cast
 
 import anyio
 import attrs
-from redis.asyncio import Redis
+from taskiq import AsyncBroker
 
 from .._batch import SwapJob, SwapOutcome
 from .._config import Config
 from .._journal import JobState, JournalMeta, NewJob, Summary, client_fingerprint
 from .._journal._tracker import ResultFetcher, restored_result
 from .._version import __version__
-from ._broker import kick, make_broker
+from ._broker import connect, kick, make_broker
 from ._codec import decode_error, encode_job, input_of
+from ._durability import Durability, check_durability
 from ._journal import RedisJournal
 
 __all__ = ["DistributedBatch", "DistributedOutcome"]
@@ -38,7 +39,14 @@ class DistributedBatch:
     ``batch`` names it: the same name resumes it. ``timeout`` is each job's deadline from when
     a worker takes it; ``max_tasks`` caps the tasks the batch may create over all machines. The
     base URL and account (``MIOCREATE_BASE_URL``, ``MIOCREATE_CLIENT_ID`` or the arguments) are
-    recorded: workers of another host or account refuse the batch.
+    recorded: workers of another host or account refuse the batch. ``broker``: the Taskiq
+    broker the workers listen on when they run on your own (``register``).
+
+    The Redis is checked first (``UnsafeRedisError``): ``durability="always"`` (the default)
+    needs ``appendonly yes``, ``appendfsync always`` and ``maxmemory-policy noeviction``;
+    ``"everysec"`` accepts ``appendfsync everysec`` (a crash of the Redis machine may lose the
+    last second: a task may be created twice); ``"unchecked"`` checks nothing. A batch whose
+    records disappear from Redis meanwhile raises ``BatchLostError``, never ends as finished.
     """
 
     def __init__(
@@ -52,8 +60,15 @@ class DistributedBatch:
         max_tasks: int | None = None,
         upload_ttl: float = 3600.0,
         client: ResultFetcher | None = None,
+        durability: Durability = "always",
+        broker: AsyncBroker | None = None,
     ) -> None:
         self.redis_url = redis_url
+        #: A user's own Taskiq broker the workers listen on (``register``), started and shut
+        #: down by its owner; else one of this batch's own.
+        self._own_broker = broker is None
+        self._broker: AsyncBroker = broker or make_broker(redis_url)
+        self.durability: Durability = durability
         self.name = batch
         self._client = client
         config = Config.from_env() if base_url is None else Config(base_url=base_url)
@@ -74,15 +89,16 @@ class DistributedBatch:
         if self._entered:
             raise RuntimeError("a DistributedBatch can be entered once")
         self._entered = True
-        self._redis = Redis.from_url(self.redis_url, decode_responses=True)
+        self._redis = connect(self.redis_url)
         try:
+            await check_durability(self._redis, self.durability)
             self.journal: RedisJournal = RedisJournal(self._redis, self.name)
             self._summary = await self.journal.open(self._meta)
             await self.journal.set_options(self._options)
             seconds, micros = await self._redis.time()
             self._started_ms = seconds * 1000 + micros // 1000
-            self._broker = make_broker(self.redis_url)
-            await self._broker.startup()
+            if self._own_broker:
+                await self._broker.startup()
         except BaseException:
             await self._redis.aclose()
             raise
@@ -95,7 +111,8 @@ class DistributedBatch:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._broker.shutdown()
+            if self._own_broker:
+                await self._broker.shutdown()
         finally:
             await self._redis.aclose()
 
@@ -133,13 +150,21 @@ class DistributedBatch:
 
         Where this batch's reading stopped is kept in Redis: a restarted driver goes on from
         there. An outcome counts as read when the next one is asked for, so the last one handed
-        out before a crash is handed out once more.
+        out before a crash is handed out once more. A job handed out "uncertain" (its worker was
+        paused past its lease while creating) is handed out again with its task's outcome when
+        the creation's late reply is recorded.
         """
         journal, redis = self.journal, self._redis
         reader = await redis.hgetall(journal.reader_key)
         cursor = reader.get("cursor", "0-0")
         read = int(reader.get("read", "0"))
-        while read < await journal.total():
+        while True:
+            # Gone records must not read as a finished batch (total 0).
+            await journal.verify()
+            # (A job can have two outcomes: "uncertain", then its task's, when the creation's
+            # late reply was attached to it. So all read, and none left to come.)
+            if read >= await journal.total() and not await self._unfinished():
+                return
             reply = cast(
                 "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
                 await redis.xread({journal.outcomes_key: cursor}, count=100, block=1000),
@@ -147,14 +172,33 @@ class DistributedBatch:
             self._summary = await journal.counts()
             for _, entries in reply:
                 for entry_id, fields in entries:
-                    yield await self._outcome(entry_id, fields["id"])
+                    resumed = int(entry_id.split("-")[0]) < self._started_ms
+                    outcome = await self._outcome(fields["id"], resumed)
+                    if outcome is not None:
+                        yield outcome
                     read += 1
                     cursor = entry_id
                     await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
+            # Read entries are dropped (the journal's records stay the truth); the last one is
+            # kept: it is handed out again after a crash.
+            if reply:
+                await redis.xtrim(journal.outcomes_key, minid=cursor, approximate=False)
 
-    async def _outcome(self, entry_id: str, job_id: str) -> DistributedOutcome:
+    async def _unfinished(self) -> int:
+        counts = await self.journal.counts()
+        return sum(counts[state] for state in JobState if state not in _FINAL)
+
+    async def outcome(self, job_id: str) -> DistributedOutcome | None:
+        """The job's outcome if it has one (whether ``outcomes()`` handed it out or not), else
+        None: how a rerun finds the results an earlier run read and did not save."""
+        return await self._outcome(job_id, resumed=True)
+
+    async def _outcome(self, job_id: str, resumed: bool) -> DistributedOutcome | None:
         record = await self.journal.get(job_id)
-        assert record is not None  # records are never deleted
+        if record is None:
+            await self.journal.verify()  # records are deleted only with the whole batch
+        if record is None or record.state not in _FINAL:
+            return None
         spec = await self.journal.spec(job_id)
         result = None
         if record.result:
@@ -168,7 +212,7 @@ class DistributedBatch:
             index=record.index,
             job_id=job_id,
             state=record.state,
-            resumed=int(entry_id.split("-")[0]) < self._started_ms,
+            resumed=resumed,
         )
 
     def summary(self) -> Summary:
@@ -194,6 +238,17 @@ def _checked(job: object) -> SwapJob:
     if not isinstance(job, SwapJob):
         raise TypeError(f"submit takes SwapJob items, got {type(job).__name__}")
     return job
+
+
+_FINAL = frozenset(
+    {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.UNCERTAIN,
+        JobState.EXPIRED,
+        JobState.DOWNLOADED,
+    }
+)
 
 
 class _Unbound:

@@ -4,7 +4,8 @@ need (claims with fencing epochs, leases, shared stops and budgets).
 Keys of batch ``B`` share the hash tag ``{B}`` (one slot in a Redis Cluster, so each script's
 keys live together)::
 
-    miocreate:{B}:meta          base URL, client fingerprint, versions (``JournalMeta``)
+    miocreate:{B}:meta          base URL, client fingerprint, versions (``JournalMeta``), and
+                                the batch's epoch marker (random, written at its creation)
     miocreate:{B}:options       the batch's settings: job deadline, max_tasks, upload reuse
     miocreate:{B}:job:<id>      one job: the ``JobRecord`` fields, plus epoch, owner, lease, spec
     miocreate:{B}:jobs          every job id by index (zset)
@@ -23,6 +24,7 @@ once its writes are on disk, so the intent ("submitting") is durable before the 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, cast
 
@@ -41,6 +43,7 @@ from .._journal import (
     Summary,
 )
 from . import _scripts
+from ._errors import BatchLostError
 
 __all__ = ["BATCHES", "Claim", "RedisJournal"]
 
@@ -96,6 +99,8 @@ class RedisJournal:
         self._move = redis.register_script(_scripts.MOVE)
         self._reap = redis.register_script(_scripts.REAP)
         self._attach = redis.register_script(_scripts.ATTACH)
+        #: The batch's epoch marker as this process first found it (``open`` or ``check``).
+        self.epoch: str | None = None
 
     def __repr__(self) -> str:
         return f"RedisJournal(batch={self.batch!r})"
@@ -115,6 +120,8 @@ class RedisJournal:
         async with self.redis.pipeline(transaction=True) as pipe:
             for name, value in fields.items():
                 pipe.hsetnx(self.meta_key, name, str(value))
+            # A batch whose records are lost later (and recreated) has another marker.
+            pipe.hsetnx(self.meta_key, "epoch", uuid.uuid4().hex)
             pipe.sadd(BATCHES, self.batch)
             pipe.hgetall(self.meta_key)
             stored = cast(dict[str, str], (await pipe.execute())[-1])
@@ -125,13 +132,29 @@ class RedisJournal:
         """``JournalMismatchError`` unless ``meta`` (a worker's client) may work on this batch."""
         if stored is None:
             stored = cast(dict[str, str], await self.redis.hgetall(self.meta_key))
-        recorded = JournalMeta(
-            base_url=stored.get("base_url", ""),
-            client=stored.get("client", ""),
-            library_version=stored.get("library_version", ""),
-            schema_version=int(stored.get("schema_version", "0")),
-        )
-        recorded.check(meta, f"batch {self.batch!r} in Redis")
+        if not stored:
+            raise BatchLostError(
+                f"batch {self.batch!r} is not in this Redis: never created, or its records "
+                "were lost (a restart without its data, an eviction, a flush)"
+            )
+        _meta(stored).check(meta, f"batch {self.batch!r} in Redis")
+        self.epoch = stored.get("epoch")
+
+    async def verify(self) -> None:
+        """``BatchLostError`` when the batch's records are gone (or are another batch's of
+        the same name) since this process found it: never taken for a finished batch."""
+        found = cast("str | None", await self.redis.hget(self.meta_key, "epoch"))
+        if found is None or found != self.epoch:
+            raise BatchLostError(
+                f"batch {self.batch!r} was lost: its records are gone from Redis (a restart "
+                "without its data, an eviction, a flush) or were replaced. Nothing is created "
+                "again; tasks already created are in the service (`miocreate task ID`)"
+            )
+
+    async def meta(self) -> JournalMeta | None:
+        """Who the batch belongs to; None when Redis has no such batch."""
+        stored = cast(dict[str, str], await self.redis.hgetall(self.meta_key))
+        return _meta(stored) if stored else None
 
     async def close(self) -> None:
         """Nothing to commit: every change was durable when its script returned."""
@@ -146,15 +169,24 @@ class RedisJournal:
     async def add(self, jobs: Sequence[tuple[NewJob, Mapping[str, Any]]]) -> list[JobState | None]:
         """Record new jobs with their inputs (``spec``); None for each new one, else the state
         the job already has (registering twice is harmless)."""
-        keys = [self.counts_key, self.jobs_key]
+        keys = [self.counts_key, self.jobs_key, self.meta_key]
         async with self.redis.pipeline(transaction=False) as pipe:
             for job, spec in jobs:
                 await self._add(
                     keys=[self.job_key(job.id), *keys],
-                    args=[job.id, job.index, job.fingerprint, job.label, json.dumps(spec)],
+                    args=[
+                        job.id,
+                        job.index,
+                        job.fingerprint,
+                        job.label,
+                        json.dumps(spec),
+                        self.epoch or "",
+                    ],
                     client=pipe,
                 )
             replies = cast(list["str | None"], await pipe.execute())
+        if "lost" in replies:
+            await self.verify()  # raises: the batch's records are gone
         return [None if reply is None else JobState(reply) for reply in replies]
 
     async def transition(
@@ -190,6 +222,21 @@ class RedisJournal:
     async def get(self, job_id: str) -> JobRecord | None:
         fields = cast(dict[str, str], await self.redis.hgetall(self.job_key(job_id)))
         return _record(job_id, fields) if fields else None
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """The records of these jobs (None for each one the batch does not have)."""
+        found: list[JobRecord | None] = []
+        for start in range(0, len(job_ids), 500):
+            page = job_ids[start : start + 500]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in page:
+                    pipe.hgetall(self.job_key(job_id))
+                replies = cast(list[dict[str, str]], await pipe.execute())
+            found += [
+                _record(job_id, fields) if fields else None
+                for job_id, fields in zip(page, replies, strict=True)
+            ]
+        return found
 
     async def records(
         self, states: Collection[JobState], *, limit: int | None = None
@@ -329,6 +376,15 @@ def _fields(
     if path is not None:
         fields["path"] = path
     return fields
+
+
+def _meta(stored: Mapping[str, str]) -> JournalMeta:
+    return JournalMeta(
+        base_url=stored.get("base_url", ""),
+        client=stored.get("client", ""),
+        library_version=stored.get("library_version", ""),
+        schema_version=int(stored.get("schema_version", "0")),
+    )
 
 
 def _record(job_id: str, fields: Mapping[str, str]) -> JobRecord:

@@ -18,11 +18,14 @@ local function now_ms()
 end
 """
 
-#: KEYS: job, counts, jobs (zset by index). ARGV: id, index, fingerprint, label, spec.
-#: Returns nil when the job was added, else its present state (submitting twice is harmless).
+#: KEYS: job, counts, jobs (zset by index), meta. ARGV: id, index, fingerprint, label, spec,
+#: the batch's epoch marker as its driver found it ('' to skip the check).
+#: Returns nil when the job was added, else its present state (submitting twice is harmless),
+#: or 'lost' when the batch's records are gone: its jobs are never created again.
 ADD = (
     _PRELUDE
     + """
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[4], 'epoch') ~= ARGV[6] then return 'lost' end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state then return state end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'epoch', 0, 'owner', '', 'lease', 0,

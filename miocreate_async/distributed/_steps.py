@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import anyio
 import attrs
-from taskiq_redis import RedisStreamBroker
+from taskiq import AsyncBroker
 
 from .._client import MioCreate
 from .._errors import (
@@ -78,7 +78,7 @@ class JobWorker(Protocol):
     @property
     def poller(self) -> Poller: ...
     @property
-    def broker(self) -> RedisStreamBroker: ...
+    def broker(self) -> AsyncBroker: ...
     @property
     def draining(self) -> anyio.Event: ...
 

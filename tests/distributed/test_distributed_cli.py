@@ -1,0 +1,193 @@
+"""``miocreate batch --redis`` as a user runs it (a subprocess), with a ``miocreate worker``: a
+rerun resumes as a local batch does, an interruption lists what the workers created and did not
+save, and ``miocreate journal status --redis`` reads the distributed batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
+
+from miocreate_async.emulator import write_sample_face, write_sample_photo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.processes]
+
+CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
+CLIENT = {
+    "MIOCREATE_CLIENT_ID": "emulator-client-id",
+    "MIOCREATE_CLIENT_SECRET": "emulator-client-secret",
+}
+
+
+class Processes:
+    """Processes with their output in files; every one still running is stopped at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: list[subprocess.Popen[bytes]] = []
+        self.env = {**os.environ, **CLIENT, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.folder / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+        self.running.append(process)
+        return process
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", CLI, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    group = Processes(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_emulator(processes: Processes, *options: str) -> str:
+    processes.start(
+        "emulator",
+        "-m", "miocreate_async.emulator", "--port", "0", "--seed", "1",
+        "--data-dir", str(processes.folder / "emulator-data"), *options,
+    )  # fmt: skip
+    prefix = "MioCreate emulator serving at "
+    wait_for(lambda: prefix in processes.log("emulator"), 30, "the emulator")
+    url = processes.log("emulator").split(prefix, 1)[1].split()[0]
+    processes.env["MIOCREATE_BASE_URL"] = url
+    return url
+
+
+def start_worker(processes: Processes, redis_url: str, n: int) -> subprocess.Popen[bytes]:
+    return processes.start(
+        f"worker{n}",
+        "-c", CLI, "worker", "--redis", redis_url,
+        "-j", "8", "--lease", "2", "--claim-idle", "3", "--poll-maximum", "0.3",
+    )  # fmt: skip
+
+
+def ledger(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_emulator/ledger", timeout=30) as reply:
+        data: dict[str, Any] = json.load(reply)
+        return data
+
+
+def write_jobs(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    write_sample_face(folder.parent / "face.png", seed=1)
+    for i in range(count):
+        write_sample_photo(folder / f"p{i:02d}.jpg", seed=i, size=(160, 120))
+    return folder
+
+
+def test_a_rerun_of_a_redis_batch_resumes_like_a_local_one(
+    redis_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs", 5)
+    url = start_emulator(processes, "--latency", "0.1-0.3")
+    start_worker(processes, redis_url, 0)
+    out = tmp_path / "out"
+    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command += ("--redis", redis_url)
+
+    first = processes.run(*command, "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads(first.stdout)
+    assert (report["succeeded"], report["failed"]) == (5, 0)
+    saved = sorted(path.name for path in out.iterdir())
+    assert len(saved) == 5
+
+    # Run again, plain and with --overwrite: resumed from the shared journal, nothing paid.
+    for extra in ((), ("--overwrite",)):
+        again = processes.run(*command, *extra, "--json")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "resuming: 5 done" in again.stderr, again.stderr
+        report = json.loads(again.stdout)
+        assert (report["succeeded"], report["failed"], report["resumed"]) == (5, 0, 5)
+    assert len(ledger(url)["tasks"]) == 5
+    assert sorted(path.name for path in out.iterdir()) == saved
+
+    # The shared journal recorded every saved file.
+    status = processes.run(
+        "journal", "status", "--redis", redis_url, "--batch", batch_name(out), "--json"
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    data = json.loads(status.stdout)
+    assert data["batch"] == batch_name(out)
+    assert data["summary"]["downloaded"] == 5
+    text = processes.run("journal", "status", "--redis", redis_url, "--batch", batch_name(out))
+    assert text.returncode == 0
+    assert "downloaded 5" in text.stdout
+
+    missing = processes.run("journal", "status", "--redis", redis_url, "--batch", "nope")
+    assert missing.returncode == 2  # as for a missing journal file
+    assert "no batch 'nope'" in missing.stderr
+
+
+def test_an_interrupted_redis_batch_lists_the_tasks_created_and_not_saved_then_resumes(
+    redis_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs", 4)
+    # Each task takes 6-8 s: the driver is interrupted while the workers' tasks run.
+    url = start_emulator(processes, "--latency", "6-8")
+    start_worker(processes, redis_url, 0)
+    out = tmp_path / "out"
+    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command += ("--redis", redis_url)
+    driver = processes.start("driver", "-c", CLI, *command)
+    wait_for(lambda: len(ledger(url)["tasks"]) == 4, 60, "4 tasks created")
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=30) == 130, processes.log("driver")
+    log = processes.log("driver")
+    assert "0 of 4 saved; 4 task(s) created and not saved" in log, log
+    for task in ledger(url)["tasks"]:
+        assert f"task {task['id']}:" in log
+    assert "running the same command again resumes" in log
+
+    again = processes.run(*command, "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["succeeded"] == 4
+    assert len(ledger(url)["tasks"]) == 4  # nothing created twice
+
+
+def batch_name(output: Path) -> str:
+    from miocreate_async._cli._batch import _batch_name
+
+    return _batch_name(output)
