@@ -477,6 +477,7 @@ async def _run_distributed(
         timeout=options.number("timeout"),
         client=client,
         durability=durability(options),
+        max_tasks=max_tasks_of(options),
     ) as batch:
 
         async def fetch(job_id: str, row: Row, outcome: DistributedOutcome) -> None:

@@ -191,3 +191,19 @@ def batch_name(output: Path) -> str:
     from miocreate_async._cli._batch import _batch_name
 
     return _batch_name(output)
+
+
+def test_a_redis_batch_keeps_to_its_max_tasks(
+    redis_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs", 4)
+    url = start_emulator(processes, "--latency", "0.1")
+    start_worker(processes, redis_url, 0)
+    out = tmp_path / "out"
+    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command += ("--redis", redis_url, "--max-tasks", "2", "--json")
+    capped = processes.run(*command)
+    assert capped.returncode == 1, capped.stdout + capped.stderr
+    report = json.loads(capped.stdout)
+    assert (report["succeeded"], report["failed"]) == (2, 2)
+    assert len(ledger(url)["tasks"]) == 2
