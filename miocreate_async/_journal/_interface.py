@@ -195,6 +195,9 @@ class JobRecord:
     saved_sha256: str | None = None
     #: Seconds since the epoch of the last change.
     updated_at: float = 0.0
+    #: Seconds since the epoch when the creation's reply came (None: no task, or recorded by
+    #: an earlier version).
+    created_at: float | None = None
     #: The owner's fencing epoch in a shared journal; always 0 in a local one.
     epoch: int = 0
     #: True in the answer of the ``register`` call that created the record.

@@ -15,8 +15,9 @@ __all__ = ["SpendReport"]
 class SpendReport:
     """Tasks created (paid) and how they ended.
 
-    ``created`` is {day (UTC, "YYYY-MM-DD"): {kind: tasks}}, the day of the task's last recorded
-    step (for a result, the day it was made: its expiry less 7 days). ``uncertain`` creations
+    ``created`` is {day (UTC, "YYYY-MM-DD"): {kind: tasks}}, the day the task's creation was
+    recorded (in a journal of an earlier version: the day its result was made, or of its last
+    step). ``uncertain`` creations
     may have been paid too. ``expiring`` lists the task ids of results not saved that expire
     within 24 hours; ``save_command`` saves one (``{task}`` and ``{path}`` filled in).
     """

@@ -30,9 +30,13 @@ _CREATED = frozenset({S.SUBMITTED, S.SUCCEEDED, S.DOWNLOADED, S.EXPIRED})
 
 
 def _day(record: JobRecord) -> str:
-    when = record.updated_at
-    if record.expires_at is not None:
-        when = record.expires_at - RESULT_LIFETIME
+    # When the task was created; a journal of an earlier version has no such moment: the
+    # result's expiry less its lifetime, else the record's last change.
+    when = record.created_at
+    if when is None:
+        when = record.updated_at
+        if record.expires_at is not None:
+            when = record.expires_at - RESULT_LIFETIME
     return datetime.fromtimestamp(when, timezone.utc).date().isoformat()
 
 
@@ -98,7 +102,10 @@ class SpendTally:
             for name in ("kind", "task_id", "expires_at", "error", "path")
             if fields.get(name) is not None
         }
-        self._records[ident] = attrs.evolve(old, state=state, updated_at=time.time(), **changes)
+        now = time.time()
+        if state is JobState.SUBMITTED and old.created_at is None:
+            changes["created_at"] = now
+        self._records[ident] = attrs.evolve(old, state=state, updated_at=now, **changes)
 
     def report(self) -> SpendReport:
         return spend_report(self._records.values())

@@ -66,16 +66,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     path TEXT,
     updated_at REAL NOT NULL,
     saved_size INTEGER,
-    saved_sha256 TEXT
+    saved_sha256 TEXT,
+    created_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, expires_at, idx);
 """
 _COLUMNS = (
     "id, idx, state, fingerprint, label, kind, task_id, result, expires_at, error, path, "
-    "updated_at, saved_size, saved_sha256"
+    "updated_at, saved_size, saved_sha256, created_at"
 )
 #: Columns a journal written by an earlier version lacks: added when it is opened.
-_ADDED = {"saved_size": "INTEGER", "saved_sha256": "TEXT"}
+_ADDED = {"saved_size": "INTEGER", "saved_sha256": "TEXT", "created_at": "REAL"}
 #: SQLite's journal mode: a rollback journal, so that every commit lands in the file itself
 #: (benchmarks/journal.py measured it against WAL with a checkpoint after each commit).
 JOURNAL_MODE = "TRUNCATE"
@@ -493,7 +494,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
     job_id, idx, state, fingerprint, label, kind, task_id, result, expires, error, path, at = row[
         :12
     ]
-    size, sha256 = row[12:]
+    size, sha256, created = row[12:]
     return JobRecord(
         id=job_id,
         index=idx,
@@ -509,6 +510,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
         updated_at=at,
         saved_size=size,
         saved_sha256=sha256,
+        created_at=created,
     )
 
 
@@ -557,10 +559,15 @@ def _transition(
     old = JobState(row[0])
     if old not in expected or state not in TRANSITIONS[old]:
         raise JournalStateError(f"job {job_id!r} is {old.value}, it cannot become {state.value}")
-    assignments = ", ".join(f"{name} = ?" for name in changes)
+    columns = dict(changes)
+    now = time.time()
+    if state is JobState.SUBMITTED and old is not JobState.SUBMITTED:
+        # The creation's reply: when the task was paid for (the spend report's day).
+        columns["created_at"] = now
+    assignments = ", ".join(f"{name} = ?" for name in columns)
     db.execute(
         f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
-        [*changes.values(), time.time(), job_id],
+        [*columns.values(), now, job_id],
     )
     record = _get(db, job_id)
     assert record is not None

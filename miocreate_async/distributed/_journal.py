@@ -404,5 +404,6 @@ def _record(job_id: str, fields: Mapping[str, str]) -> JobRecord:
         saved_size=int(fields["saved_size"]) if fields.get("saved_size") else None,
         saved_sha256=fields.get("saved_sha256") or None,
         updated_at=float(fields.get("updated_at", "0")),
+        created_at=float(fields["created_at"]) if fields.get("created_at") else None,
         epoch=int(fields.get("epoch", "0")),
     )

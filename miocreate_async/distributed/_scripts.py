@@ -130,6 +130,9 @@ elseif state == 'submitting' and to == 'pending' then
 end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
 for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if to == 'submitted' and state ~= 'submitted' then
+  redis.call('HSET', KEYS[1], 'created_at', now_ms() / 1000)  -- paid: the spend's day
+end
 if FINAL[to] then
   finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], state, to)
 else
@@ -161,7 +164,7 @@ local state = h[1]
 if not state or (h[2] and h[2] ~= '') then return 0 end
 if state ~= 'submitting' and state ~= 'uncertain' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'task_id', ARGV[2], 'owner', '', 'lease', 0,
-           'updated_at', now_ms() / 1000)
+           'updated_at', now_ms() / 1000, 'created_at', now_ms() / 1000)
 redis.call('HDEL', KEYS[1], 'error')
 redis.call('HINCRBY', KEYS[3], state, -1)
 redis.call('HINCRBY', KEYS[3], 'submitted', 1)

@@ -52,3 +52,21 @@ def test_a_result_is_counted_on_the_day_it_was_made() -> None:
         now=NOW,
     )
     assert list(report.created) == ["2026-05-25"]
+
+
+def test_a_task_is_counted_on_the_day_it_was_created_even_if_it_ended_later() -> None:
+    # Created two days ago, its result downloaded today: the creation's day counts.
+    created = NOW - 2 * DAY
+    report = spend_report(
+        [
+            record(
+                JobState.DOWNLOADED,
+                kind="image",
+                task_id=1,
+                created_at=created,
+                expires_at=NOW + 6 * DAY,
+            )
+        ],
+        now=NOW,
+    )
+    assert list(report.created) == ["2026-05-26"]
