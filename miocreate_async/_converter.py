@@ -10,9 +10,9 @@ a hook for each optional scalar (cattrs' general union handling tripled a result
 scalar hooks that take a value already of the field's type at once. Detailed validation stays
 on: it costs little on a good reply (about 6 % of its structuring), and names the bad field
 of a bad one. A second, ``exec``-generated decoder for the hottest types was dropped (issue 22):
-callgrind counted it 4.7k instructions cheaper per poll (0.8 % of a ``get_task`` on a task in
-progress, 563k) and 26k per succeeded task (4 % of 643k); the call-overhead benchmark's spread
-on this machine (±10 %) does not show the difference.
+callgrind counted it 5-8k instructions cheaper a poll (1-1.4 % of a ``get_task`` on a task
+in progress, 563k) and 26-34k a succeeded task (4-5 % of 643k), once per task; the
+call-overhead benchmark's spread on a shared machine (±10 %) does not show the difference.
 """
 
 from __future__ import annotations
