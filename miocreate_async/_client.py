@@ -619,8 +619,18 @@ class MioCreate:
         check_timeout(timeout)
         _hd(hd)
         key, lane = check_key(key), check_lane(lane)
-        with span("miocreate.job", kind="image"):
-            result = await self._swap_once("swap_image", image, face, hd, timeout, key, lane)
+        wanted: list[Wanted] = [(image, False, "image"), (face, False, "face")]
+        created: list[int] = []
+        with span("miocreate.job", kind="image"), _naming_the_task(created, "swap_image"):
+            result = await self._swap_once(
+                lambda: self._keys(wanted),
+                video=False,
+                hd=hd,
+                timeout=timeout,
+                key=key,
+                lane=lane,
+                created=created.append,
+            )
         return cast("ImageSwapResult", result)
 
     @_public
@@ -641,32 +651,40 @@ class MioCreate:
         check_timeout(timeout)
         _hd(hd)
         key, lane = check_key(key), check_lane(lane)
-        with span("miocreate.job", kind="video"):
-            result = await self._swap_once("swap_video", video, face, hd, timeout, key, lane)
+        wanted: list[Wanted] = [(video, True, "video"), (face, False, "face")]
+        created: list[int] = []
+        with span("miocreate.job", kind="video"), _naming_the_task(created, "swap_video"):
+            result = await self._swap_once(
+                lambda: self._keys(wanted),
+                video=True,
+                hd=hd,
+                timeout=timeout,
+                key=key,
+                lane=lane,
+                created=created.append,
+            )
         return cast("VideoSwapResult", result)
 
     async def _swap_once(
         self,
-        operation: str,
-        media: MediaInput,
-        face: MediaInput,
+        keys: Callable[[], Awaitable[list[str]]],
+        *,
+        video: bool,
         hd: bool,
         timeout: float,
-        key: str | None,
-        lane: Lane,
+        key: str | None = None,
+        lane: Lane = "interactive",
+        created: Callable[[int], object] | None = None,
     ) -> ImageSwapResult | VideoSwapResult:
-        """A one-call job, run by the job runner (its at-most-once creation) with nothing
-        durable: refusals are the session's to retry, the wait counts ``timeout`` from the
-        task's creation, and an interruption after it names the task."""
+        """A one-call swap (``swap_image``, ``swap_video``, ``miocreate swap``) run by the job
+        runner, with nothing durable: ``keys`` uploads the media and the face; refusals are the
+        session's to retry; the wait counts ``timeout`` from the task's creation; ``created``
+        hears the task id as soon as the task exists (to name it if the job is interrupted)."""
         # Loaded here: the runner sits above the client (pyproject's import contracts).
         from ._runner import Inputs, Runner
 
-        video = operation == "swap_video"
-
         async def upload() -> Inputs:
-            media_key, face_key = await self._keys(
-                [(media, video, "video" if video else "image"), (face, False, "face")]
-            )
+            media_key, face_key = await keys()
             return Inputs(media_key, face_key, video)
 
         async def watch(task: TaskHandle[Any]) -> TaskInfo[Any]:
@@ -674,7 +692,7 @@ class MioCreate:
             return info
 
         async with contextlib.AsyncExitStack() as turns:
-            steps = _OneCall(self._scheduler, key, lane, timeout, turns)
+            steps = _OneCall(self._scheduler, key, lane, timeout, turns, created)
             runner = Runner(
                 steps,
                 self,
@@ -687,8 +705,7 @@ class MioCreate:
                 retry_refusals=False,
                 watch_bounded=True,
             )
-            with _naming_the_task(steps, operation):
-                outcome = await runner.run()
+            outcome = await runner.run()
         if isinstance(outcome, MioCreateError):
             raise outcome
         return outcome
@@ -1011,13 +1028,16 @@ class _OneCall:
     """A one-call job's steps for the runner: nothing durable. Once the inputs are uploaded it
     takes the job's turn from the client's scheduler (until the job ends); the creation counts
     against the key's allowance unless it was refused with nothing created (an uncertain or
-    cancelled one counts: it may be paid); the task id is kept for ``SwapInterrupted``."""
+    cancelled one counts: it may be paid); the task id goes to ``on_created`` (where
+    ``SwapInterrupted`` gets it)."""
 
     scheduler: Scheduler
     key: str | None
     lane: Lane
     timeout: float
     turns: contextlib.AsyncExitStack
+    #: Hears the task id as soon as the task exists.
+    on_created: Callable[[int], object] | None = None
     turn: Turn | None = None
     task_id: int | None = None
 
@@ -1036,6 +1056,8 @@ class _OneCall:
 
     async def created(self, task: TaskHandle[Any]) -> None:
         self.task_id = task.id
+        if self.on_created is not None:
+            self.on_created(task.id)
 
     async def refused(self, error: MioCreateError) -> None:
         self._not_spent()
@@ -1057,7 +1079,7 @@ class _OneCall:
 
 
 @contextlib.contextmanager
-def _naming_the_task(steps: _OneCall, operation: str) -> Iterator[None]:
+def _naming_the_task(created: list[int], operation: str) -> Iterator[None]:
     """A cancellation (or Ctrl-C) of a swap whose task exists goes on as itself, with a
     ``SwapInterrupted`` naming the paid task as its cause, a note, and a warning."""
     try:
@@ -1065,9 +1087,9 @@ def _naming_the_task(steps: _OneCall, operation: str) -> Iterator[None]:
     except Exception:
         raise
     except BaseException as interruption:
-        task_id = steps.task_id
-        if task_id is None:
+        if not created:
             raise
+        (task_id,) = created
         interrupted = SwapInterrupted(
             f"{operation} was interrupted after task {task_id} was created: it is paid for and "
             f"may still finish; collect it with `await client.wait({task_id})` or "
