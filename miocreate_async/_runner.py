@@ -14,8 +14,9 @@
 
 ``swap_many`` (``_batch``: the SQLite journal, or none), the distributed worker
 (``distributed._steps``: the fenced Redis journal) and the one-call jobs (``MioCreate.swap_image``
-and ``swap_video``: nothing durable) run it; each gives its own ``Steps`` and its own ways to
-upload and to watch. Downloads are not part of it: the caller saves the result.
+and ``swap_video``, which ``miocreate swap`` runs too: nothing durable) run it; each gives its
+own ``Steps`` and its own ways to upload and to watch. Downloads are not part of it: the caller
+saves the result.
 """
 
 from __future__ import annotations
