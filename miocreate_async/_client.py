@@ -6,6 +6,7 @@ import contextlib
 import enum
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import (
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -567,7 +568,8 @@ class MioCreate:
         Polls soon, then slower up to ``config.poll.maximum``. Past ``timeout`` seconds it raises
         TaskTimeoutError; the task itself goes on and can be waited for again.
         """
-        return await self._wait(task, timeout=check_timeout(timeout))
+        info: TaskInfo[Any] = await self._wait(task, timeout=check_timeout(timeout))
+        return info.result
 
     @_public
     async def _wait(self, task: TaskRef, *, timeout: float) -> Any:
@@ -580,7 +582,7 @@ class MioCreate:
             while True:
                 info = await self.get_task(task)
                 if info.succeeded:
-                    return info.result
+                    return info
                 if info.failed:
                     # With a documented code, also that code's class (602: NoFaceDetectedError).
                     raise task_failed_error(
@@ -617,13 +619,19 @@ class MioCreate:
         check_timeout(timeout)
         _hd(hd)
         key, lane = check_key(key), check_lane(lane)
-        with span("miocreate.job", kind="image"):
-            image_key, face_key = await self._keys([(image, False, "image"), (face, False, "face")])
-            deadline = anyio.current_time() + timeout
-            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
-                task = await _sent(turn, lambda: self.create_image_swap(image_key, face_key, hd=hd))
-                with _naming_the_task(task.id, "swap_image"):
-                    return await self.wait(task, timeout=timeout)
+        wanted: list[Wanted] = [(image, False, "image"), (face, False, "face")]
+        created: list[int] = []
+        with span("miocreate.job", kind="image"), _naming_the_task(created, "swap_image"):
+            result = await self._swap_once(
+                lambda: self._keys(wanted),
+                video=False,
+                hd=hd,
+                timeout=timeout,
+                key=key,
+                lane=lane,
+                created=created.append,
+            )
+        return cast("ImageSwapResult", result)
 
     @_public
     async def swap_video(
@@ -643,13 +651,64 @@ class MioCreate:
         check_timeout(timeout)
         _hd(hd)
         key, lane = check_key(key), check_lane(lane)
-        with span("miocreate.job", kind="video"):
-            video_key, face_key = await self._keys([(video, True, "video"), (face, False, "face")])
-            deadline = anyio.current_time() + timeout
-            async with self._scheduler.turn(key, lane, deadline=deadline) as turn:
-                task = await _sent(turn, lambda: self.create_video_swap(video_key, face_key, hd=hd))
-                with _naming_the_task(task.id, "swap_video"):
-                    return await self.wait(task, timeout=timeout)
+        wanted: list[Wanted] = [(video, True, "video"), (face, False, "face")]
+        created: list[int] = []
+        with span("miocreate.job", kind="video"), _naming_the_task(created, "swap_video"):
+            result = await self._swap_once(
+                lambda: self._keys(wanted),
+                video=True,
+                hd=hd,
+                timeout=timeout,
+                key=key,
+                lane=lane,
+                created=created.append,
+            )
+        return cast("VideoSwapResult", result)
+
+    async def _swap_once(
+        self,
+        keys: Callable[[], Awaitable[list[str]]],
+        *,
+        video: bool,
+        hd: bool,
+        timeout: float,
+        key: str | None = None,
+        lane: Lane = "interactive",
+        created: Callable[[int], object] | None = None,
+    ) -> ImageSwapResult | VideoSwapResult:
+        """A one-call swap (``swap_image``, ``swap_video``, ``miocreate swap``) run by the job
+        runner, with nothing durable: ``keys`` uploads the media and the face; refusals are the
+        session's to retry; the wait counts ``timeout`` from the task's creation; ``created``
+        hears the task id as soon as the task exists (to name it if the job is interrupted)."""
+        # Loaded here: the runner sits above the client (pyproject's import contracts).
+        from ._runner import Inputs, Runner
+
+        async def upload() -> Inputs:
+            media_key, face_key = await keys()
+            return Inputs(media_key, face_key, video)
+
+        async def watch(task: TaskHandle[Any]) -> TaskInfo[Any]:
+            info: TaskInfo[Any] = await self._wait(task, timeout=timeout)
+            return info
+
+        async with contextlib.AsyncExitStack() as turns:
+            steps = _OneCall(self._scheduler, key, lane, timeout, turns, created)
+            runner = Runner(
+                steps,
+                self,
+                self.config.retry,
+                upload,
+                watch,
+                deadline=math.inf,  # the wait keeps its own (watch_bounded)
+                hd=hd,
+                retries_until_deadline=False,
+                retry_refusals=False,
+                watch_bounded=True,
+            )
+            outcome = await runner.run()
+        if isinstance(outcome, MioCreateError):
+            raise outcome
+        return outcome
 
     @_public
     async def detect_faces(
@@ -964,21 +1023,63 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def _sent(turn: Turn, create: Callable[[], Awaitable[TaskHandle[R]]]) -> TaskHandle[R]:
-    """Send a creation in ``turn``: it counts against the key's allowance unless it was
-    refused with nothing created (an uncertain or cancelled one counts: it may be paid)."""
-    turn.spent = True
-    try:
-        return await create()
-    except SubmissionUncertainError:
-        raise
-    except MioCreateError:
-        turn.spent = False
-        raise
+@attrs.define(eq=False)
+class _OneCall:
+    """A one-call job's steps for the runner: nothing durable. Once the inputs are uploaded it
+    takes the job's turn from the client's scheduler (until the job ends); the creation counts
+    against the key's allowance unless it was refused with nothing created (an uncertain or
+    cancelled one counts: it may be paid); the task id goes to ``on_created`` (where
+    ``SwapInterrupted`` gets it)."""
+
+    scheduler: Scheduler
+    key: str | None
+    lane: Lane
+    timeout: float
+    turns: contextlib.AsyncExitStack
+    #: Hears the task id as soon as the task exists.
+    on_created: Callable[[int], object] | None = None
+    turn: Turn | None = None
+    task_id: int | None = None
+
+    async def begin(self) -> None:
+        pass
+
+    async def uploaded(self) -> None:
+        deadline = anyio.current_time() + self.timeout
+        turn = self.scheduler.turn(self.key, self.lane, deadline=deadline)
+        self.turn = await self.turns.enter_async_context(turn)
+
+    async def intent(self, kind: str) -> float | None:
+        assert self.turn is not None
+        self.turn.spent = True
+        return None
+
+    async def created(self, task: TaskHandle[Any]) -> None:
+        self.task_id = task.id
+        if self.on_created is not None:
+            self.on_created(task.id)
+
+    async def refused(self, error: MioCreateError) -> None:
+        self._not_spent()
+
+    async def uncertain(self, error: SubmissionUncertainError | None) -> None:
+        pass  # a task may exist: the turn stays spent
+
+    async def succeeded(self, result: R) -> R:
+        return result
+
+    async def ended(self, error: MioCreateError) -> None:
+        # Any error of the creation but a doubt created nothing (as all errors before it).
+        if self.task_id is None and not isinstance(error, SubmissionUncertainError):
+            self._not_spent()
+
+    def _not_spent(self) -> None:
+        if self.turn is not None:
+            self.turn.spent = False
 
 
 @contextlib.contextmanager
-def _naming_the_task(task_id: int, operation: str) -> Iterator[None]:
+def _naming_the_task(created: list[int], operation: str) -> Iterator[None]:
     """A cancellation (or Ctrl-C) of a swap whose task exists goes on as itself, with a
     ``SwapInterrupted`` naming the paid task as its cause, a note, and a warning."""
     try:
@@ -986,6 +1087,9 @@ def _naming_the_task(task_id: int, operation: str) -> Iterator[None]:
     except Exception:
         raise
     except BaseException as interruption:
+        if not created:
+            raise
+        (task_id,) = created
         interrupted = SwapInterrupted(
             f"{operation} was interrupted after task {task_id} was created: it is paid for and "
             f"may still finish; collect it with `await client.wait({task_id})` or "

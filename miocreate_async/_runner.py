@@ -12,9 +12,11 @@
       watch(task)                    until the task ends or the job's deadline passes
       steps.succeeded(result)  or  steps.ended(error)
 
-``swap_many`` (``_batch``: the SQLite journal, or none) and the distributed worker
-(``distributed._steps``: the fenced Redis journal) run it; each gives its own ``Steps`` and its
-own ways to upload and to watch. Downloads are not part of it: the caller saves the result.
+``swap_many`` (``_batch``: the SQLite journal, or none), the distributed worker
+(``distributed._steps``: the fenced Redis journal) and the one-call jobs (``MioCreate.swap_image``
+and ``swap_video``, which ``miocreate swap`` runs too: nothing durable) run it; each gives its
+own ``Steps`` and its own ways to upload and to watch. Downloads are not part of it: the caller
+saves the result.
 """
 
 from __future__ import annotations
@@ -151,6 +153,13 @@ class Runner:
     #: Whether retries of the creation (the runner's and the session's) must stop now: a
     #: tripped circuit breaker, where each retry would only delay the verdict.
     stop_retries: Callable[[], bool] | None = None
+    #: Whether the runner itself sends a refused creation again, until the deadline. The
+    #: one-call jobs leave refusals to the session's own attempts (their ``timeout`` is the
+    #: wait's alone).
+    retry_refusals: bool = True
+    #: Whether ``watch`` bounds itself, counted from the task's creation, with its own span and
+    #: message (the one-call jobs' ``client.wait``): then the job's deadline does not cut it.
+    watch_bounded: bool = False
 
     def remaining(self) -> float:
         return self.deadline - anyio.current_time()
@@ -208,7 +217,7 @@ class Runner:
             if self.resubmit_uncertain and isinstance(error, SubmissionUncertainError):
                 doubts += 1
                 return doubts < self.retry.attempts
-            return refused_without_effect(error)
+            return self.retry_refusals and refused_without_effect(error)
 
         kind: JobKind = "video" if inputs.video else "image"
         create = self.client.create_video_swap if inputs.video else self.client.create_image_swap
@@ -248,14 +257,20 @@ class Runner:
         """The task's result, once it succeeded (a failed task raises its error)."""
         task = self.task
         assert task is not None
-        with span("miocreate.wait", task_id=task.id), anyio.move_on_after(self.remaining()) as s:
+        if self.watch_bounded:
             info = await self.watch(task)
-        if s.cancelled_caught:
-            raise TaskTimeoutError(
-                "the job's deadline passed before the task ended; it may still finish: "
-                "wait for it again",
-                task_id=task.id,
-            )
+        else:
+            with (
+                span("miocreate.wait", task_id=task.id),
+                anyio.move_on_after(self.remaining()) as s,
+            ):
+                info = await self.watch(task)
+            if s.cancelled_caught:
+                raise TaskTimeoutError(
+                    "the job's deadline passed before the task ended; it may still finish: "
+                    "wait for it again",
+                    task_id=task.id,
+                )
         result: SwapResult | None = info.result
         assert result is not None  # a succeeded task always has one (or get_task raised)
         return result

@@ -10,7 +10,7 @@ import shlex
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -37,12 +37,16 @@ from ._common import (
 from ._console import Bars, stdout_console
 from ._emulator import EXIT_INTERRUPTED
 
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
 __all__ = [
     "Destination",
     "Interrupt",
     "check_kind",
     "parse_task_id",
     "print_saved",
+    "swap_task",
     "upload_all",
     "wait_task",
 ]
@@ -73,18 +77,45 @@ async def wait_task(
     what: str,
     submit: Awaitable[TaskHandle[R]],
     timeout: float,
-    created: Callable[[int], object] | None = None,
 ) -> tuple[int, R]:
-    """Submit a task, then wait for its result under a spinner; returns (task id, result).
-    ``created`` hears the task id as soon as the task exists."""
+    """Submit a task, then wait for its result under a spinner; returns (task id, result)."""
     step = bars.step(f"{what}: submitting")
     handle = await submit
-    if created is not None:
-        created(handle.id)
     bars.progress.update(step, description=f"{what}: task {handle.id}")
     result = await client.wait(handle, timeout=timeout)
     bars.done(step)
     return handle.id, result
+
+
+async def swap_task(
+    client: MioCreate,
+    bars: Bars,
+    sources: list[Source],
+    *,
+    video: bool,
+    hd: bool,
+    timeout: float,
+    created: Callable[[int], object],
+) -> tuple[int, SwapResult]:
+    """Upload the media and the face with bars, then swap under a spinner, as the one-call
+    jobs do (the job runner); returns (task id, result). ``created`` hears the task id as soon
+    as the task exists."""
+    steps: list[TaskID] = []
+    task_ids: list[int] = []
+
+    async def keys() -> list[str]:
+        uploaded = await upload_all(client, bars, sources)
+        steps.append(bars.step("swap: submitting"))
+        return uploaded
+
+    def named(task_id: int) -> None:
+        task_ids.append(task_id)
+        created(task_id)
+        bars.progress.update(steps[0], description=f"swap: task {task_id}")
+
+    result = await client._swap_once(keys, video=video, hd=hd, timeout=timeout, created=named)
+    bars.done(steps[0])
+    return task_ids[0], result
 
 
 class Destination:

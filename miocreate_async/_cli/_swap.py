@@ -7,14 +7,11 @@ from typing import TYPE_CHECKING
 
 from .._errors import SwapInterrupted
 from ._args import SOURCE_HELP, Options, add_command, add_hd, add_output, add_timeout
-from ._common import SwapResult, make_client, source_of
+from ._common import make_client, source_of
 from ._console import Bars
-from ._steps import Destination, Interrupt, check_kind, print_saved, upload_all, wait_task
+from ._steps import Destination, Interrupt, check_kind, print_saved, swap_task
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
-    from .._models import TaskHandle
     from ._args import Subcommands
 
 __all__ = ["register"]
@@ -56,11 +53,14 @@ async def _swap(options: Options, *, video: bool) -> int:
     created: list[int] = []
     async with make_client(options) as client:
         with Bars(disable=options.json) as bars, Interrupt() as interrupt, interrupt.scope:
-            media_key, face_key = await upload_all(client, bars, [media, face])
-            create = client.create_video_swap if video else client.create_image_swap
-            submit: Awaitable[TaskHandle[SwapResult]] = create(media_key, face_key, hd=hd)
-            task_id, result = await wait_task(
-                client, bars, "swap", submit, timeout, created=created.append
+            task_id, result = await swap_task(
+                client,
+                bars,
+                [media, face],
+                video=video,
+                hd=hd,
+                timeout=timeout,
+                created=created.append,
             )
             path = await destination.download(result, bars, task_id)
     if interrupt.scope.cancelled_caught:
