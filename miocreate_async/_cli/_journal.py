@@ -112,7 +112,9 @@ def _report(
             style="yellow",
         )
         for record in uncertain:
-            console.print(f"  {record.label}  (job {record.id})")
+            # A late creation reply recorded on the job: its task is known.
+            task = f", task {record.task_id}" if record.task_id is not None else ""
+            console.print(f"  {record.label}  (job {record.id}{task})")
     if expiring:
         console.print(
             f"expiring within 24 hours ({len(expiring)}): run the batch again to download them",

@@ -236,3 +236,12 @@ def test_an_uncertain_outcome_handed_out_stays_the_jobs_only_one(
     assert found.state is JobState.UNCERTAIN
     assert found.task_id == task["id"]
     assert record(redis_url, late_id)["state"] == "uncertain"
+    # The user sees the task to collect among the uncertain jobs.
+    status = subprocess.run(
+        [sys.executable, "-c", CLI, "journal", "status", "--redis", redis_url, "--batch", BATCH],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"(job {late_id}, task {task['id']})" in status.stdout + status.stderr
