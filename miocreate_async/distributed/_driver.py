@@ -201,14 +201,15 @@ class DistributedBatch:
             for record in sorted(
                 filter(None, await journal.get_many(sorted(held))), key=lambda r: r.index
             ):
-                # Sealed, then handed out: a late reply no longer revives it (else it ran
-                # again: its outcome comes through the stream).
-                if await journal.seal(record.id) is JobState.UNCERTAIN:
+                # Sealed, then handed out: a late reply no longer revives it. (Revived just
+                # before: it runs again, and its outcome comes through the stream.)
+                state = await journal.seal(record.id)
+                if state is JobState.UNCERTAIN:
                     resumed = record.updated_at * 1000 < self._started_ms
                     outcome = await self._outcome(record.id, resumed)
                     if outcome is not None:
                         yield outcome
-                else:
+                elif state not in _FINAL:
                     revived = True
                 await redis.srem(journal.held_key, record.id)
             if not revived:
