@@ -244,4 +244,5 @@ def test_an_uncertain_outcome_handed_out_stays_the_jobs_only_one(
         timeout=60,
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert f"(job {late_id}, task {task['id']})" in status.stdout + status.stderr
+    assert f"(job {late_id}, task {task['id']})" in status.stdout
+    assert "A distributed batch never sends them again." in status.stdout
