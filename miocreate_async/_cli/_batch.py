@@ -855,7 +855,7 @@ def register(commands: Subcommands) -> None:
         "--resubmit-uncertain",
         action="store_true",
         help="send again the jobs whose creation request may have been paid for without an "
-        "answer (may pay twice)",
+        "answer (may pay twice; not with --redis)",
     )
     add_spend_options(parser)
 
@@ -863,6 +863,13 @@ def register(commands: Subcommands) -> None:
 async def run_batch(options: Options) -> int:
     rows, output = prepare(options)
     distributed = bool(options.optional_text("redis"))
+    if distributed and options.flag("resubmit_uncertain"):
+        # Refused rather than ignored: its workers never send an uncertain job again.
+        raise CliError(
+            "--resubmit-uncertain does not work with --redis: a distributed batch never sends "
+            "an uncertain job again (list them, with the task ids known, by `miocreate journal "
+            "status --redis URL --batch NAME`)"
+        )
     # A distributed batch keeps its journal in the Redis.
     journal = None if distributed else _journal_path(options, output)
     if options.flag("dry_run"):

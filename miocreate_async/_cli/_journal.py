@@ -99,7 +99,12 @@ async def journal_status(options: Options) -> int:
 
 
 def _report(
-    console: Console, summary: Summary, uncertain: list[JobRecord], expiring: list[JobRecord]
+    console: Console,
+    summary: Summary,
+    uncertain: list[JobRecord],
+    expiring: list[JobRecord],
+    *,
+    distributed: bool = False,
 ) -> None:
     console.print(f"  {summary}")
     states = ", ".join(f"{state.value} {summary[state]}" for state in JobState if summary[state])
@@ -108,11 +113,17 @@ def _report(
         console.print(
             f"uncertain ({summary.uncertain}): a creation request may have reached the service "
             "and been paid for; the API cannot list tasks, so only you can decide. "
-            "`--resubmit-uncertain` sends them again (each may be paid twice).",
+            + (
+                "A distributed batch never sends them again."
+                if distributed
+                else "`--resubmit-uncertain` sends them again (each may be paid twice)."
+            ),
             style="yellow",
         )
         for record in uncertain:
-            console.print(f"  {record.label}  (job {record.id})")
+            # A late creation reply recorded on the job: its task is known.
+            task = f", task {record.task_id}" if record.task_id is not None else ""
+            console.print(f"  {record.label}  (job {record.id}{task})")
     if expiring:
         console.print(
             f"expiring within 24 hours ({len(expiring)}): run the batch again to download them",
@@ -183,5 +194,5 @@ async def _redis_status(options: Options) -> int:
         return 0
     console = stdout_console()
     console.print(f"distributed batch {name} ({meta.base_url}, library {meta.library_version})")
-    _report(console, summary, uncertain, expiring)
+    _report(console, summary, uncertain, expiring, distributed=True)
     return 0

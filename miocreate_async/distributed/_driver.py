@@ -146,43 +146,74 @@ class DistributedBatch:
         return sum(state is None for state in states)
 
     async def outcomes(self) -> AsyncIterator[DistributedOutcome]:
-        """Outcomes as jobs finish, on any worker, until every submitted job has one.
+        """Outcomes as jobs finish, on any worker, until every submitted job has had one: one
+        per job.
+
+        Uncertain outcomes come last, once every other job is finished: a worker paused past
+        its lease while creating (its job taken over as uncertain) may still get its
+        creation's reply, and then the job waits for its task and is handed out once, with
+        the task's outcome. An uncertain outcome handed out is the job's only one: a reply that
+        comes later is recorded on the job (its ``task_id``, for ``outcome()`` and ``miocreate
+        journal status``), never run again.
 
         Where this batch's reading stopped is kept in Redis: a restarted driver goes on from
         there. An outcome counts as read when the next one is asked for, so the last one handed
-        out before a crash is handed out once more. A job handed out "uncertain" (its worker was
-        paused past its lease while creating) is handed out again with its task's outcome when
-        the creation's late reply is recorded.
+        out before a crash is handed out once more.
         """
         journal, redis = self.journal, self._redis
         reader = await redis.hgetall(journal.reader_key)
         cursor = reader.get("cursor", "0-0")
-        read = int(reader.get("read", "0"))
         while True:
             # Gone records must not read as a finished batch (total 0).
             await journal.verify()
-            # (A job can have two outcomes: "uncertain", then its task's, when the creation's
-            # late reply was attached to it. So all read, and none left to come.)
-            if read >= await journal.total() and not await self._unfinished():
-                return
+            # Every job final before the read that finds nothing new: every outcome was read.
+            finished = not await self._unfinished()
             reply = cast(
                 "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
-                await redis.xread({journal.outcomes_key: cursor}, count=100, block=1000),
+                await redis.xread(
+                    {journal.outcomes_key: cursor}, count=100, block=None if finished else 1000
+                ),
             )
             self._summary = await journal.counts()
             for _, entries in reply:
                 for entry_id, fields in entries:
-                    resumed = int(entry_id.split("-")[0]) < self._started_ms
-                    outcome = await self._outcome(fields["id"], resumed)
-                    if outcome is not None:
-                        yield outcome
-                    read += 1
+                    job_id = fields["id"]
+                    if fields.get("state") == JobState.UNCERTAIN.value:
+                        await redis.sadd(journal.held_key, job_id)  # handed out last
+                    else:
+                        # (A held job attached to its late task: this is its one outcome.)
+                        await redis.srem(journal.held_key, job_id)
+                        resumed = int(entry_id.split("-")[0]) < self._started_ms
+                        outcome = await self._outcome(job_id, resumed)
+                        if outcome is not None:
+                            yield outcome
                     cursor = entry_id
-                    await redis.hset(journal.reader_key, mapping={"cursor": cursor, "read": read})
+                    await redis.hset(journal.reader_key, "cursor", cursor)
             # Read entries are dropped (the journal's records stay the truth); the last one is
             # kept: it is handed out again after a crash.
             if reply:
                 await redis.xtrim(journal.outcomes_key, minid=cursor, approximate=False)
+                continue
+            if not finished:
+                continue
+            held = cast("set[str]", await redis.smembers(journal.held_key))
+            revived = False
+            for record in sorted(
+                filter(None, await journal.get_many(sorted(held))), key=lambda r: r.index
+            ):
+                # Sealed, then handed out: a late reply no longer revives it. (Revived just
+                # before: it runs again, and its outcome comes through the stream.)
+                state = await journal.seal(record.id)
+                if state is JobState.UNCERTAIN:
+                    resumed = record.updated_at * 1000 < self._started_ms
+                    outcome = await self._outcome(record.id, resumed)
+                    if outcome is not None:
+                        yield outcome
+                elif state not in _FINAL:
+                    revived = True
+                await redis.srem(journal.held_key, record.id)
+            if not revived:
+                return
 
     async def _unfinished(self) -> int:
         counts = await self.journal.counts()
@@ -190,7 +221,9 @@ class DistributedBatch:
 
     async def outcome(self, job_id: str) -> DistributedOutcome | None:
         """The job's outcome if it has one (whether ``outcomes()`` handed it out or not), else
-        None: how a rerun finds the results an earlier run read and did not save."""
+        None: how a rerun finds the results an earlier run read and did not save. An uncertain
+        outcome found here is the job's only one, as in ``outcomes()``."""
+        await self.journal.seal(job_id)
         return await self._outcome(job_id, resumed=True)
 
     async def _outcome(self, job_id: str, resumed: bool) -> DistributedOutcome | None:

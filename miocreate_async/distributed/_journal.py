@@ -13,6 +13,7 @@ keys live together)::
     miocreate:{B}:leases        owned, unfinished jobs by lease end (what the reapers scan)
     miocreate:{B}:outcomes      a stream: one entry per job, appended when it finished
     miocreate:{B}:reader        where the driver stopped reading the outcomes
+    miocreate:{B}:held          uncertain jobs whose outcome the driver holds back (a set)
     miocreate:{B}:stop          set by the first 801: no worker submits any more
     miocreate:{B}:created       tasks this batch may have created (the max_tasks budget)
     miocreate:batches           every batch's name (the reapers' list)
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import attrs
 from redis.asyncio import Redis
@@ -45,9 +46,13 @@ from .._journal import (
 from . import _scripts
 from ._errors import BatchLostError
 
-__all__ = ["BATCHES", "Claim", "RedisJournal"]
+__all__ = ["BATCHES", "Attached", "Claim", "RedisJournal"]
 
 BATCHES = "miocreate:batches"
+
+#: What a late creation reply did to its job (``RedisJournal.attach``).
+Attached = Literal["attached", "recorded", "ended"]
+_ATTACHED: dict[int, Attached] = {1: "attached", 2: "recorded"}
 
 
 @attrs.frozen
@@ -90,6 +95,7 @@ class RedisJournal:
         self.leases_key: str = prefix + "leases"
         self.outcomes_key: str = prefix + "outcomes"
         self.reader_key: str = prefix + "reader"
+        self.held_key: str = prefix + "held"
         self.stop_key: str = prefix + "stop"
         self.created_key: str = prefix + "created"
         self._add = redis.register_script(_scripts.ADD)
@@ -99,6 +105,7 @@ class RedisJournal:
         self._move = redis.register_script(_scripts.MOVE)
         self._reap = redis.register_script(_scripts.REAP)
         self._attach = redis.register_script(_scripts.ATTACH)
+        self._seal = redis.register_script(_scripts.SEAL)
         #: The batch's epoch marker as this process first found it (``open`` or ``check``).
         self.epoch: str | None = None
 
@@ -310,14 +317,22 @@ class RedisJournal:
         )
         return bool(renewed)
 
-    async def attach(self, job_id: str, task_id: int) -> bool:
+    async def attach(self, job_id: str, task_id: int) -> Attached:
         """Record a created task on a job this worker no longer owns (unfenced): the job is
-        then waited for by whoever claims it, never created again. False when the job has a
-        task already or ended otherwise."""
-        attached = await self._attach(
+        then waited for by whoever claims it, never created again ("attached"); only recorded
+        on an uncertain job whose outcome its driver handed out already ("recorded"); or
+        nothing ("ended": the job has a task already or ended otherwise)."""
+        reply = await self._attach(
             keys=[self.job_key(job_id), self.leases_key, self.counts_key], args=[job_id, task_id]
         )
-        return bool(attached)
+        return _ATTACHED.get(int(reply), "ended")
+
+    async def seal(self, job_id: str) -> JobState | None:
+        """The driver hands out this job's outcome: an uncertain job keeps it as its only one
+        (a late creation reply is then recorded on it, never makes it run again). The job's
+        state (None: no such job)."""
+        state = cast(str, await self._seal(keys=[self.job_key(job_id)]))
+        return JobState(state) if state else None
 
     async def release(self, job_id: str, epoch: int) -> bool:
         """Give a job back (a draining worker): its lease ends now. Never while submitting."""

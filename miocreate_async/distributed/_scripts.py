@@ -8,7 +8,7 @@ now owns. Times come from the Redis server's clock (``TIME``), never from a work
 
 from __future__ import annotations
 
-__all__ = ["ADD", "ATTACH", "CLAIM", "GCRA", "MOVE", "REAP", "RELEASE", "RENEW"]
+__all__ = ["ADD", "ATTACH", "CLAIM", "GCRA", "MOVE", "REAP", "RELEASE", "RENEW", "SEAL"]
 
 _PRELUDE = """
 local FINAL = {succeeded=true, failed=true, uncertain=true, expired=true, downloaded=true}
@@ -155,14 +155,20 @@ return 'ok'
 #: worker which no longer owns the job (paused past its lease) is still recorded. A job without a
 #: task that is "submitting" or "uncertain" (its owner's lease ended mid-creation) becomes
 #: "submitted" with that task, owned by nobody and due now: whoever claims it next polls it.
-#: 1 if attached, 0 if the job has a task already or is elsewhere.
+#: An uncertain job its driver handed out already (``SEAL``) keeps its one outcome: the task
+#: is recorded on it, the state stays. 1 if attached, 2 if only recorded, 0 if the job has a
+#: task already or is elsewhere.
 ATTACH = (
     _PRELUDE
     + """
-local h = redis.call('HMGET', KEYS[1], 'state', 'task_id')
+local h = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'handed')
 local state = h[1]
 if not state or (h[2] and h[2] ~= '') then return 0 end
 if state ~= 'submitting' and state ~= 'uncertain' then return 0 end
+if state == 'uncertain' and h[3] == '1' then
+  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'updated_at', now_ms() / 1000)
+  return 2
+end
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'task_id', ARGV[2], 'owner', '', 'lease', 0,
            'updated_at', now_ms() / 1000, 'created_at', now_ms() / 1000)
 redis.call('HDEL', KEYS[1], 'error')
@@ -172,6 +178,16 @@ redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return 1
 """
 )
+
+#: KEYS: job. The driver hands out an uncertain job's outcome: from now on it is the job's only
+#: one (a late creation reply is recorded on it, no longer revives it). Returns the job's state
+#: ('uncertain' when sealed), or '' when there is no such job.
+SEAL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return '' end
+if state == 'uncertain' then redis.call('HSET', KEYS[1], 'handed', '1') end
+return state
+"""
 
 #: KEYS: leases. ARGV: lease_ms, limit. The ids of jobs whose lease ended; each is pushed one
 #: lease into the future so that only one reaper sends it back to the queue at a time.

@@ -257,7 +257,8 @@ class _RedisSteps:
     async def _attach(self, task_id: int) -> None:
         """The reply came after another worker took the job over: record the task anyway, and
         queue the job, so that its owner waits for the task instead of losing it."""
-        if await self.journal.attach(self.id, task_id):
+        attached = await self.journal.attach(self.id, task_id)
+        if attached == "attached":
             logger.warning(
                 "job %s of %s: its task %d was created after the job was taken over; recorded, "
                 "to be waited for",
@@ -266,6 +267,15 @@ class _RedisSteps:
                 task_id,
             )
             await kick(self.worker.broker, self.journal.batch, self.id)
+        elif attached == "recorded":
+            logger.warning(
+                "job %s of %s: its task %d was created after the job was taken over and handed "
+                "out uncertain; recorded on the job (collect it with `miocreate task %d --wait`)",
+                self.id,
+                self.journal.batch,
+                task_id,
+                task_id,
+            )
         else:
             logger.error(
                 "job %s of %s: task %d was created after the job was taken over and ended "

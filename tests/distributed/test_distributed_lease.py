@@ -26,6 +26,8 @@ pytestmark = pytest.mark.processes
 
 CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
 LEASE = 2.0
+#: How long the emulator holds the request the worker is paused on.
+HELD = 3.0
 BATCH = "paused"
 
 
@@ -35,6 +37,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def arrived(emulator: Emulator, operation: str) -> bool:
+    """The emulator holds a request of this operation (its reply delayed)."""
+    requests = emulator.ledger["requests"]
+    return any(r["operation"] == operation and r["fault"] == "slow" for r in requests)
 
 
 def the_job(redis_url: str) -> dict[str, str]:
@@ -69,14 +77,13 @@ def submit(emulator: Emulator, redis_url: str, tmp_path: Path, paused: str) -> N
         face = write_sample_face(tmp_path / "face.png", seed=1)
         async with emulator.client() as client:
             image, new_face = await client.upload(photo), await client.upload(face)
+        # Held long enough for the test to see it arrive (the ledger) and pause the worker
+        # before its reply, however loaded the machine.
         if paused == "before-sending":
-            emulator.scenario(
-                "token", fault="slow", delay=1.0
-            )  # the worker's first request: before creating
+            # The worker's first request, before creating: its token.
+            emulator.scenario("token", fault="slow", delay=HELD)
         else:
-            emulator.scenario(
-                "image_swap", fault="slow", delay=1.5
-            )  # the creation's reply comes late
+            emulator.scenario("image_swap", fault="slow", delay=HELD)
         async with DistributedBatch(
             redis_url,
             batch=BATCH,
@@ -113,7 +120,10 @@ def test_a_worker_paused_past_its_lease_pays_nothing_unrecorded(
         wait_for(lambda: ready in (tmp_path / "worker.log").read_text(), 30, "the worker")
         submit(served, redis_url, tmp_path, paused)
         wait_for(lambda: the_job(redis_url)["state"] == "submitting", 30, "the intent")
-        time.sleep(0.3)
+        # Paused once the request is at the emulator, its reply held: not after a fixed sleep
+        # (under load the worker may not have sent the creation yet, and never sends it then).
+        held = "token" if paused == "before-sending" else "image_swap"
+        wait_for(lambda: arrived(served, held), 30, f"the {held} request")
         worker.send_signal(signal.SIGSTOP)  # a pause: no renewal, no reaper, nothing
         time.sleep(LEASE + 1.0)
         (job_key,) = _job_keys(redis_url)
