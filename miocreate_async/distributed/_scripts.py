@@ -166,7 +166,8 @@ local state = h[1]
 if not state or (h[2] and h[2] ~= '') then return 0 end
 if state ~= 'submitting' and state ~= 'uncertain' then return 0 end
 if state == 'uncertain' and h[3] == '1' then
-  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'updated_at', now_ms() / 1000)
+  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'updated_at', now_ms() / 1000,
+             'created_at', now_ms() / 1000)
   return 2
 end
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'task_id', ARGV[2], 'owner', '', 'lease', 0,
