@@ -124,7 +124,14 @@ def test_a_rerun_of_a_redis_batch_resumes_like_a_local_one(
     url = start_emulator(processes, "--latency", "0.1-0.3")
     start_worker(processes, redis_url, 0)
     out = tmp_path / "out"
-    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command: tuple[str, ...] = (
+        "batch",
+        str(jobs),
+        "--face",
+        str(tmp_path / "face.png"),
+        "-o",
+        str(out),
+    )
     command += ("--redis", redis_url)
 
     first = processes.run(*command, "--json")
@@ -169,7 +176,14 @@ def test_an_interrupted_redis_batch_lists_the_tasks_created_and_not_saved_then_r
     url = start_emulator(processes, "--latency", "6-8")
     start_worker(processes, redis_url, 0)
     out = tmp_path / "out"
-    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command: tuple[str, ...] = (
+        "batch",
+        str(jobs),
+        "--face",
+        str(tmp_path / "face.png"),
+        "-o",
+        str(out),
+    )
     command += ("--redis", redis_url)
     driver = processes.start("driver", "-c", CLI, *command)
     wait_for(lambda: len(ledger(url)["tasks"]) == 4, 60, "4 tasks created")
@@ -200,7 +214,14 @@ def test_a_redis_batch_keeps_to_its_max_tasks(
     url = start_emulator(processes, "--latency", "0.1")
     start_worker(processes, redis_url, 0)
     out = tmp_path / "out"
-    command = ("batch", str(jobs), "--face", str(tmp_path / "face.png"), "-o", str(out))
+    command: tuple[str, ...] = (
+        "batch",
+        str(jobs),
+        "--face",
+        str(tmp_path / "face.png"),
+        "-o",
+        str(out),
+    )
     command += ("--redis", redis_url, "--max-tasks", "2", "--json")
     capped = processes.run(*command)
     assert capped.returncode == 1, capped.stdout + capped.stderr

@@ -73,6 +73,7 @@ async def test_the_budget_stops_creations_and_a_rerun_with_more_does_the_rest(
     assert summary.to_do == 3
     assert summary["failed"] == 0
     spend = summary.spend
+    assert spend is not None
     assert spend.tasks_created == 3
     assert spend.succeeded == 3
     assert spend.by_kind() == {"image": 3}
@@ -86,6 +87,7 @@ async def test_the_budget_stops_creations_and_a_rerun_with_more_does_the_rest(
     outcomes, summary = await run(mc, jobs, journal=journal, max_tasks=10)
     assert creations(emulator) == 6  # the three left, nothing paid twice
     assert all(o.ok for o in outcomes)
+    assert summary.spend is not None
     assert summary.spend.tasks_created == 6
 
 

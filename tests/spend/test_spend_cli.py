@@ -60,7 +60,7 @@ def test_the_dry_run_sends_nothing_and_prices_what_it_would_do(
     served: Emulator, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = served.ledger["requests_total"]
-    batch = ["batch", folder, "--face", "face.png", "-o", "out"]
+    batch: list[str | Path] = ["batch", folder, "--face", "face.png", "-o", "out"]
     status, unknown = cli(capsys, *batch, "--dry-run")
     assert status == 0
     assert unknown["by_kind"] == {"image": 3, "video": 1}
@@ -83,7 +83,7 @@ def test_max_tasks_stops_at_its_budget_and_a_rerun_does_the_rest(
     photos.mkdir()
     for path in sorted(folder.glob("*.jpg")):
         path.rename(photos / path.name)
-    batch = ["batch", photos, "--face", "face.png", "-o", "out"]
+    batch: list[str | Path] = ["batch", photos, "--face", "face.png", "-o", "out"]
 
     status, first = cli(capsys, *batch, "--max-tasks", "2")
     assert status == 1
