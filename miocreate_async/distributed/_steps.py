@@ -66,6 +66,8 @@ class Lease(Protocol):
     until: float
     #: Only polling: a draining worker may give the job back (polls are free to redo).
     waiting: bool
+    #: Its creation request is out (from the intent recorded to its answer).
+    creating: bool
 
 
 class JobWorker(Protocol):
@@ -203,10 +205,12 @@ class _RedisSteps:
             raise TaskBudgetError(
                 f"the batch's max_tasks budget ({max_tasks}) is used up: not submitted"
             )
+        self.lease.creating = True
         # Sent only while enough of the lease is left, on this worker's own clock.
         return self.lease.until - self.worker.lease * SEND_LEASE_SHARE
 
     async def created(self, task: TaskHandle[Any]) -> None:
+        self.lease.creating = False
         self.task_id = task.id
         # Paid: recorded even if the lease is found lost meanwhile (its scope cancelled).
         with anyio.CancelScope(shield=True):
@@ -217,6 +221,7 @@ class _RedisSteps:
                 raise
 
     async def refused(self, error: MioCreateError) -> None:
+        self.lease.creating = False
         await self.move(JobState.SUBMITTING, JobState.PENDING)
         if isinstance(error, NotSentError):
             logger.warning(
@@ -229,6 +234,7 @@ class _RedisSteps:
         # Refused: the runner waits, then tries again.
 
     async def uncertain(self, error: SubmissionUncertainError | None) -> None:
+        self.lease.creating = False
         if error is not None:
             info = json.dumps(attrs.asdict(ErrorInfo.of(error)))
             await self.move(JobState.SUBMITTING, JobState.UNCERTAIN, error=info)
@@ -241,6 +247,7 @@ class _RedisSteps:
         return result
 
     async def ended(self, error: MioCreateError) -> None:
+        self.lease.creating = False
         state = self.state
         if state is JobState.UNCERTAIN:
             return  # recorded as such by ``uncertain``

@@ -63,6 +63,8 @@ class _Lease:
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     #: Only polling: a draining worker may give the job back (polls are free to redo).
     waiting: bool = False
+    #: Its creation request is out: a lost lease does not cancel it (the reply is recorded).
+    creating: bool = False
     drained: bool = False
 
 
@@ -248,6 +250,16 @@ class Worker:
                 lease.until = max(lease.until, asked + self.lease)
             # A job that finished meanwhile has no lease to renew: not a loss.
             elif self._owned.get(key) is lease:
+                if lease.creating:
+                    # Cancelled now, the request's reply would be lost with the task id it
+                    # carries; once it comes it is recorded (attached for the job's new owner).
+                    logger.warning(
+                        "lost the lease of job %s of %s while its creation is out: its reply "
+                        "will be recorded",
+                        key[1],
+                        key[0],
+                    )
+                    continue
                 logger.warning("lost the lease of job %s of %s", key[1], key[0])
                 lease.scope.cancel()
 
