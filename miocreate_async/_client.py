@@ -1042,7 +1042,10 @@ class _OneCall:
     task_id: int | None = None
 
     async def begin(self) -> None:
-        pass
+        # A key whose allowance is used up is refused before its uploads (no bandwidth spent).
+        refusal = self.scheduler.refusal(self.key)
+        if refusal is not None:
+            raise refusal
 
     async def uploaded(self) -> None:
         deadline = anyio.current_time() + self.timeout

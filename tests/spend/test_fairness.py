@@ -154,3 +154,18 @@ async def test_in_one_batch_a_key_listed_last_is_not_served_last(
     # Handed out in completion order: the few's ended among the first.
     ended = [o.index >= 200 for o in outcomes if o.ok]
     assert sum(ended[: 2 * SLOTS + 5]) == 5
+
+
+async def test_a_key_past_its_allowance_uploads_nothing(
+    shared: tuple[Emulator, MioCreate], keys: tuple[Key, Key], tmp_path: Path
+) -> None:
+    emulator, client = shared
+    photo, face = keys
+    for _ in range(FLOOD_ALLOWANCE):
+        await client.swap_image(photo, face, key="flood", timeout=30)
+    before = emulator.ledger["requests_total"]
+    # Files to upload this time: refused before a byte of them leaves.
+    image = write_sample_photo(tmp_path / "another.jpg", seed=9)
+    with pytest.raises(AllowanceExceededError):
+        await client.swap_image(image, tmp_path / "face.png", key="flood", timeout=30)
+    assert emulator.ledger["requests_total"] == before
