@@ -14,8 +14,8 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, BinaryIO
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import anyio
 import attrs
@@ -25,6 +25,7 @@ from ._errors import InvalidInputError
 from ._formats import is_video_name, sniff
 from ._journal import JobRecord, JobState
 from ._journal._tracker import identify
+from ._mp4 import Read, boxes, in_file, in_memory, mvhd_seconds
 from ._operations import TaskKind
 from ._poller import Learnt
 from ._transfer._inputs import Key
@@ -181,34 +182,13 @@ def _kind(job: SwapJob) -> str | None:
     return None
 
 
-def _boxes(read: Any, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    position = start
-    while position + 8 <= end:
-        size, kind = struct.unpack(">I4s", read(position, 8))
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack(">Q", read(position + 8, 8))
-            header = 16
-        elif size == 0:
-            size = end - position
-        if size < header:
-            return
-        yield kind, position + header, min(position + size, end)
-        position += size
-
-
-def _mvhd_seconds(read: Any, size: int) -> float | None:
-    for kind, start, end in _boxes(read, 0, size):
+def _movie_seconds(read: Read, size: int) -> float | None:
+    for kind, start, end in boxes(read, 0, size):
         if kind != b"moov":
             continue
-        for inner, inner_start, inner_end in _boxes(read, start, end):
-            if inner == b"mvhd" and inner_end - inner_start >= 20:
-                body = read(inner_start, 32)
-                if body[0] == 1:
-                    timescale, length = struct.unpack_from(">IQ", body, 20)
-                else:
-                    timescale, length = struct.unpack_from(">II", body, 12)
-                return length / timescale if timescale else None
+        for inner, inner_start, inner_end in boxes(read, start, end):
+            if inner == b"mvhd":
+                return mvhd_seconds(read(inner_start, min(32, inner_end - inner_start)))
     return None
 
 
@@ -217,21 +197,13 @@ def video_seconds(source: object) -> float | None:
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            return _mvhd_seconds(lambda offset, n: data[offset : offset + n], len(data))
+            return _movie_seconds(in_memory(data), len(data))
         if isinstance(source, (str, os.PathLike)) and not isinstance(source, Key):
             with open(source, "rb") as file:
-                return _mvhd_seconds(_reader(file), os.fstat(file.fileno()).st_size)
+                return _movie_seconds(in_file(file), os.fstat(file.fileno()).st_size)
     except (OSError, ValueError, struct.error):
         return None
     return None
-
-
-def _reader(file: BinaryIO) -> Any:
-    def read(offset: int, length: int) -> bytes:
-        file.seek(offset)
-        return file.read(length)
-
-    return read
 
 
 @attrs.frozen
