@@ -15,6 +15,7 @@ from typing import Literal, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from .._errors import InvalidInputError
 from ._errors import UnsafeRedisError
 
 __all__ = ["DURABILITY", "Durability", "check_durability"]
@@ -31,7 +32,7 @@ _ADVICE = (
 async def check_durability(redis: Redis, durability: Durability) -> None:
     """``UnsafeRedisError`` naming each setting that could lose the batch's records."""
     if durability not in DURABILITY:
-        raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
+        raise InvalidInputError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
     if durability == "unchecked":
         return
     try:
