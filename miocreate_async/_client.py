@@ -616,21 +616,9 @@ class MioCreate:
 
         ``key`` (a user of your app) puts the job under the client's per-key limits, in
         ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
-        check_timeout(timeout)
-        _hd(hd)
-        key, lane = check_key(key), check_lane(lane)
-        wanted: list[Wanted] = [(image, False, "image"), (face, False, "face")]
-        created: list[int] = []
-        with span("miocreate.job", kind="image"), _naming_the_task(created, "swap_image"):
-            result = await self._swap_once(
-                lambda: self._keys(wanted),
-                video=False,
-                hd=hd,
-                timeout=timeout,
-                key=key,
-                lane=lane,
-                created=created.append,
-            )
+        result = await self._swap_one(
+            image, face, video=False, hd=hd, timeout=timeout, key=key, lane=lane
+        )
         return cast("ImageSwapResult", result)
 
     @_public
@@ -648,22 +636,40 @@ class MioCreate:
 
         ``key`` (a user of your app) puts the job under the client's per-key limits, in
         ``lane`` ("interactive" by default: before the batches' "bulk" jobs)."""
+        result = await self._swap_one(
+            video, face, video=True, hd=hd, timeout=timeout, key=key, lane=lane
+        )
+        return cast("VideoSwapResult", result)
+
+    async def _swap_one(
+        self,
+        media: MediaInput,
+        face: MediaInput,
+        *,
+        video: bool,
+        hd: bool,
+        timeout: float,
+        key: str | None,
+        lane: Lane,
+    ) -> ImageSwapResult | VideoSwapResult:
+        """``swap_image`` or ``swap_video``: the inputs checked, uploaded concurrently, swapped
+        by the runner; a cancellation once the task exists names it (``SwapInterrupted``)."""
         check_timeout(timeout)
         _hd(hd)
         key, lane = check_key(key), check_lane(lane)
-        wanted: list[Wanted] = [(video, True, "video"), (face, False, "face")]
+        kind = "video" if video else "image"
+        wanted: list[Wanted] = [(media, video, kind), (face, False, "face")]
         created: list[int] = []
-        with span("miocreate.job", kind="video"), _naming_the_task(created, "swap_video"):
-            result = await self._swap_once(
+        with span("miocreate.job", kind=kind), _naming_the_task(created, f"swap_{kind}"):
+            return await self._swap_once(
                 lambda: self._keys(wanted),
-                video=True,
+                video=video,
                 hd=hd,
                 timeout=timeout,
                 key=key,
                 lane=lane,
                 created=created.append,
             )
-        return cast("VideoSwapResult", result)
 
     async def _swap_once(
         self,
@@ -691,8 +697,8 @@ class MioCreate:
             info: TaskInfo[Any] = await self._wait(task, timeout=timeout)
             return info
 
-        async with contextlib.AsyncExitStack() as turns:
-            steps = _OneCall(self._scheduler, key, lane, timeout, turns, created)
+        steps = _OneCall(self._scheduler, key, lane, timeout, created)
+        try:
             runner = Runner(
                 steps,
                 self,
@@ -706,6 +712,9 @@ class MioCreate:
                 watch_bounded=True,
             )
             outcome = await runner.run()
+        finally:
+            if steps.turn is not None:
+                self._scheduler.release(steps.turn)  # spent or not, as its steps said
         if isinstance(outcome, MioCreateError):
             raise outcome
         return outcome
@@ -1035,7 +1044,6 @@ class _OneCall:
     key: str | None
     lane: Lane
     timeout: float
-    turns: contextlib.AsyncExitStack
     #: Hears the task id as soon as the task exists.
     on_created: Callable[[int], object] | None = None
     turn: Turn | None = None
@@ -1049,8 +1057,7 @@ class _OneCall:
 
     async def uploaded(self) -> None:
         deadline = anyio.current_time() + self.timeout
-        turn = self.scheduler.turn(self.key, self.lane, deadline=deadline)
-        self.turn = await self.turns.enter_async_context(turn)
+        self.turn = await self.scheduler.acquire(self.key, self.lane, deadline=deadline)
 
     async def intent(self, kind: str) -> float | None:
         assert self.turn is not None

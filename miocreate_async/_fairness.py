@@ -22,7 +22,6 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -30,7 +29,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -313,18 +311,6 @@ class Scheduler:
             if allowance is not None:
                 allowance.give_back(turn.key)
         self._dispatch()
-
-    @asynccontextmanager
-    async def turn(
-        self, key: str | None, lane: Lane, *, deadline: float | None = None
-    ) -> AsyncIterator[Turn]:
-        """A turn for the block; set ``turn.spent`` once a creation may have been sent. A
-        cancellation with the creation out counts as spent (a task may exist)."""
-        turn = await self.acquire(key, lane, deadline=deadline)
-        try:
-            yield turn
-        finally:
-            self.release(turn)
 
 
 @attrs.define
