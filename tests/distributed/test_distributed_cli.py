@@ -5,15 +5,9 @@ save, and ``miocreate journal status --redis`` reads the distributed batch."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,48 +15,16 @@ pytest.importorskip("taskiq_redis", reason="needs the distributed extra")
 
 from miocreate_async.emulator import write_sample_face, write_sample_photo
 
+from .test_distributed_processes import (
+    CLI,
+    Processes,
+    ledger,
+    start_emulator,
+    start_worker,
+    wait_for,
+)
+
 pytestmark = [pytest.mark.e2e, pytest.mark.processes]
-
-CLI = "import sys; from miocreate_async._cli import main; sys.exit(main())"
-CLIENT = {
-    "MIOCREATE_CLIENT_ID": "emulator-client-id",
-    "MIOCREATE_CLIENT_SECRET": "emulator-client-secret",
-}
-
-
-class Processes:
-    """Processes with their output in files; every one still running is stopped at the end."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: list[subprocess.Popen[bytes]] = []
-        self.env = {**os.environ, **CLIENT, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.folder / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=self.env
-            )
-        self.running.append(process)
-        return process
-
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", CLI, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-        )
-
-    def log(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -72,41 +34,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield group
     finally:
         group.stop_all()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def start_emulator(processes: Processes, *options: str) -> str:
-    processes.start(
-        "emulator",
-        "-m", "miocreate_async.emulator", "--port", "0", "--seed", "1",
-        "--data-dir", str(processes.folder / "emulator-data"), *options,
-    )  # fmt: skip
-    prefix = "MioCreate emulator serving at "
-    wait_for(lambda: prefix in processes.log("emulator"), 30, "the emulator")
-    url = processes.log("emulator").split(prefix, 1)[1].split()[0]
-    processes.env["MIOCREATE_BASE_URL"] = url
-    return url
-
-
-def start_worker(processes: Processes, redis_url: str, n: int) -> subprocess.Popen[bytes]:
-    return processes.start(
-        f"worker{n}",
-        "-c", CLI, "worker", "--redis", redis_url,
-        "-j", "8", "--lease", "2", "--claim-idle", "3", "--poll-maximum", "0.3",
-    )  # fmt: skip
-
-
-def ledger(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/_emulator/ledger", timeout=30) as reply:
-        data: dict[str, Any] = json.load(reply)
-        return data
 
 
 def write_jobs(folder: Path, count: int) -> Path:

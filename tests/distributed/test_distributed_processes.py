@@ -38,7 +38,7 @@ class Processes:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.running: list[subprocess.Popen[bytes]] = []
-        self.env = {**os.environ, **CLIENT, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **CLIENT, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{name}.log").open("ab")
@@ -48,6 +48,16 @@ class Processes:
         log.close()
         self.running.append(process)
         return process
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the command line to its end; its output captured."""
+        return subprocess.run(
+            [sys.executable, "-c", CLI, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
 
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
